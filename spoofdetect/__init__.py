@@ -1,0 +1,1 @@
+"""Spoofed-speech detection: features, models and metrics, free of TFX."""

@@ -1,0 +1,157 @@
+"""The one configuration object that every runner, component and CLI command reads.
+
+A `PipelineConfig` is built from defaults, then a JSON/YAML file, then `KEY=VALUE` overrides
+(dotted keys reach nested sections: `features.segment_mode=all`). Components receive their
+section as a JSON string execution parameter, so Kubeflow and the local runners see the same
+values and TFX's cache key changes whenever a value does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import yaml
+
+from spoofdetect.errors import UserError
+
+SPLITS = ("train", "dev", "eval")
+LABELS = {"real": 0, "fake": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """Audio decoding, segmentation and log-Mel settings (defaults reproduce the seed)."""
+
+    sample_rate: int = 16000
+    segment_seconds: float = 4.0
+    # 'first': one 4 s segment per clip (the seed); 'all': consecutive 4 s windows.
+    segment_mode: str = "first"
+    # With 'all', a final partial window shorter than this is not used (it is mostly padding).
+    min_last_segment_seconds: float = 1.0
+    n_mels: int = 80
+    n_fft: int = 2048
+    hop_length: int = 512
+    peak_normalise: bool = True
+    # Floor of the dB scale below the clip's maximum (librosa's power_to_db default); null: none.
+    top_db: float | None = 80.0
+    standardise: bool = True
+    # A clip whose peak is below this (about -100 dBFS) carries no signal and is rejected.
+    silence_peak: float = 1e-5
+    # Files above this size are rejected before they are read into memory.
+    max_file_megabytes: float = 512.0
+    # Files per batch handed to the TensorFlow feature function.
+    batch_size: int = 32
+
+    @property
+    def segment_samples(self) -> int:
+        return round(self.segment_seconds * self.sample_rate)
+
+    @property
+    def num_frames(self) -> int:
+        # Centred frames: one frame per hop, plus one.
+        return self.segment_samples // self.hop_length + 1
+
+    def validate(self) -> None:
+        if self.segment_mode not in ("first", "all"):
+            raise UserError(
+                f"features.segment_mode is {self.segment_mode!r}; use 'first' or 'all'."
+            )
+        for name in ("sample_rate", "n_mels", "n_fft", "hop_length", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"features.{name} must be positive, got {getattr(self, name)}.")
+        if self.segment_seconds <= 0:
+            raise UserError("features.segment_seconds must be positive.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a pipeline run needs; one instance feeds every runner."""
+
+    pipeline_name: str = "spoof-detection"
+    data_root: str = ""
+    workdir: str = "workdir"
+    enable_cache: bool = True
+    # DirectRunner on every core by default; pass Dataflow/Flink/Spark options here instead.
+    beam_pipeline_args: tuple[str, ...] = (
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=0",
+    )
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.workdir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.workdir, "metadata.sqlite")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Nested sections of PipelineConfig, by key.
+_SECTIONS: dict[str, type] = {"features": FeatureConfig}
+
+
+def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            known = ", ".join(sorted(prefix + name for name in fields))
+            raise UserError(f"Unknown config key {prefix + key!r}. Known keys: {known}.")
+        if key in _SECTIONS:
+            kwargs[key] = _from_dict(_SECTIONS[key], value or {}, f"{key}.")
+        elif isinstance(value, list):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def feature_config_from_json(text: str) -> FeatureConfig:
+    config = _from_dict(FeatureConfig, json.loads(text) if text else {}, "features.")
+    config.validate()
+    return config
+
+
+def feature_config_to_json(config: FeatureConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+def _parse_value(text: str) -> Any:
+    # YAML's scalar rules: 3 -> int, 2.5 -> float, true -> bool, null -> None, else a string.
+    return yaml.safe_load(text)
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None,
+                **values: Any) -> PipelineConfig:
+    """Defaults <- config file (JSON or YAML) <- keyword values <- KEY=VALUE overrides."""
+    merged: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                merged = yaml.safe_load(handle) or {}
+        except OSError as error:
+            raise UserError(f"Cannot read config file {path}: {error.strerror}.") from error
+        except yaml.YAMLError as error:
+            raise UserError(f"Config file {path} is not valid YAML/JSON: {error}") from error
+        if not isinstance(merged, dict):
+            raise UserError(f"Config file {path} must hold a mapping of keys to values.")
+    merged.update({key: value for key, value in values.items() if value is not None})
+    for override in overrides or []:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise UserError(f"--set takes KEY=VALUE, got {override!r}.")
+        section = merged
+        *parents, leaf = key.strip().split(".")
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[leaf] = _parse_value(raw)
+    config = _from_dict(PipelineConfig, merged)
+    config.features.validate()
+    return config

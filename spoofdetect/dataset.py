@@ -1,0 +1,110 @@
+"""Finding the clips of a dataset laid out as ROOT/{train,dev,eval}/{real,fake}/*.
+
+Listing goes through Beam's FileSystems, so ROOT may be a local folder or a gs:// (or other
+Beam-supported) URI. Every file found becomes a `ClipSource`: the extraction job either turns it
+into examples or reports it as rejected, so no file is dropped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+
+from apache_beam.io.filesystems import FileSystems
+
+from spoofdetect.config import LABELS, SPLITS
+from spoofdetect.errors import UserError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+LAYOUT = "ROOT/{train,dev,eval}/{real,fake}/*.wav"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSource:
+    split: str
+    label: str  # 'real' or 'fake'
+    relative_path: str  # to the dataset root, '/'-separated
+    size_bytes: int
+    attack: str = ""
+    speaker: str = ""
+
+    @property
+    def label_id(self) -> int:
+        return LABELS[self.label]
+
+    @property
+    def clip_id(self) -> str:
+        stem = posixpath.splitext(self.relative_path)[0]
+        return stem.replace("/", "_")
+
+
+def join(root: str, relative_path: str) -> str:
+    return FileSystems.join(root, *relative_path.split("/"))
+
+
+def _list_folder(root: str, split: str, label: str) -> list[tuple[str, int]] | None:
+    """(relative path, size) of every file in ROOT/split/label, or None if the folder is absent."""
+    folder = FileSystems.join(root, split, label)
+    pattern = FileSystems.join(folder, "*")
+    try:
+        matches = FileSystems.match([pattern])[0].metadata_list
+    except Exception as error:  # Beam raises BeamIOError and others for unreadable locations
+        raise UserError(f"Cannot list {folder}: {error}") from error
+    if not matches and not _folder_exists(folder):
+        return None
+    files = []
+    prefix = folder.rstrip("/") + "/"
+    for metadata in matches:
+        name = metadata.path[len(prefix):] if metadata.path.startswith(prefix) else (
+            posixpath.basename(metadata.path))
+        if not name or name.endswith("/"):
+            continue
+        files.append((f"{split}/{label}/{name}", int(metadata.size_in_bytes)))
+    return sorted(files)
+
+
+def _folder_exists(folder: str) -> bool:
+    if "://" in folder:
+        # Object stores have no folders: an empty prefix and a missing one look the same.
+        return False
+    return os.path.isdir(folder)
+
+
+def scan_dataset(root: str) -> list[ClipSource]:
+    """Every file under the six class folders. Raises UserError for a layout that cannot work.
+
+    Fatal: a missing root, a missing split or class folder, no audio at all, or a split without
+    one of the two classes (the classifier and the metrics need both everywhere).
+    """
+    if not root:
+        raise UserError("No dataset given: pass --data-root DIR laid out as " + LAYOUT + ".")
+    if "://" not in root and not os.path.isdir(root):
+        raise UserError(f"Dataset root {root} does not exist or is not a folder. "
+                        f"Expected the layout {LAYOUT}.")
+    sources: list[ClipSource] = []
+    missing = []
+    for split in SPLITS:
+        for label in LABELS:
+            files = _list_folder(root, split, label)
+            if files is None:
+                missing.append(f"{split}/{label}")
+                continue
+            sources.extend(ClipSource(split, label, path, size) for path, size in files)
+    if missing:
+        raise UserError(
+            f"Dataset {root} is missing the folder(s) {', '.join(missing)}. Expected the layout "
+            f"{LAYOUT}; create each folder and put that split's clips of that class in it.")
+    audio = [source for source in sources if source.relative_path.lower().endswith(
+        AUDIO_EXTENSIONS)]
+    if not audio:
+        raise UserError(f"No audio files ({', '.join(AUDIO_EXTENSIONS)}) found under {root}. "
+                        f"Expected the layout {LAYOUT}.")
+    for split in SPLITS:
+        for label in LABELS:
+            if not any(s.split == split and s.label == label for s in audio):
+                raise UserError(
+                    f"The {split} split has no {label} clips ({root}/{split}/{label} holds no "
+                    f"audio files). Every split needs both classes: training needs both to "
+                    f"learn, dev and eval need both to measure EER. Add {label} clips there.")
+    return sources

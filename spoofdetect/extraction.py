@@ -1,0 +1,305 @@
+"""The Beam job that turns a dataset of audio files into TFRecords of log-Mel examples.
+
+Used as is by the TFX FeatureExtractor component and by `spoofdetect features`. Per file:
+read (size-checked first) -> decode to 16 kHz mono -> reject unusable audio with a reason ->
+cut into segments; then batches of segments go through the TensorFlow feature function and
+become tf.Examples, written per split as gzipped TFRecords under `Split-{split}/`, the layout
+TFX's Examples artifact uses. Rejected files and per-split/label counts are written beside
+them and summarised by `read_summary`. Only file paths are ever held in one place: the
+audio streams through the workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import posixpath
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import StandardOptions
+
+from spoofdetect import examples
+from spoofdetect.audio import AudioRejected, check_not_silent, decode_audio, segment_waveform
+from spoofdetect.config import LABELS, SPLITS, FeatureConfig
+from spoofdetect.dataset import AUDIO_EXTENSIONS, ClipSource, join, scan_dataset
+from spoofdetect.errors import UserError
+
+REPORT_FILE = "feature_report.json"
+_SUMMARY_DIR = "_summary"
+_REJECTED = "rejected"
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    source: ClipSource
+    index: int
+    samples: np.ndarray
+    original_sample_rate: int
+    duration_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedExample:
+    split: str
+    label: str
+    segment_index: int
+    serialized: bytes
+
+
+def split_folder(output_dir: str, split: str) -> str:
+    return FileSystems.join(output_dir, f"Split-{split}")
+
+
+class DecodeAndSegment(beam.DoFn):
+    """ClipSource -> Segments, or a rejection record on the `rejected` output."""
+
+    def __init__(self, data_root: str, config: FeatureConfig, progress_path: str | None):
+        self._data_root = data_root
+        self._config = config
+        self._progress_path = progress_path
+
+    def process(self, source: ClipSource) -> Iterator[Any]:
+        try:
+            yield from self._segments(source)
+        except AudioRejected as rejection:
+            yield beam.pvalue.TaggedOutput(_REJECTED, {
+                "path": source.relative_path, "split": source.split, "label": source.label,
+                "reason": str(rejection)})
+        finally:
+            if self._progress_path:
+                # One byte per file: the driver polls the file's size to show progress.
+                with open(self._progress_path, "ab") as progress:
+                    progress.write(b".")
+
+    def _segments(self, source: ClipSource) -> Iterator[Segment]:
+        config = self._config
+        extension = posixpath.splitext(source.relative_path)[1].lower()
+        if extension not in AUDIO_EXTENSIONS:
+            raise AudioRejected(f"unsupported file type '{extension or '(none)'}': audio files "
+                                f"must end in {', '.join(AUDIO_EXTENSIONS)}")
+        limit = config.max_file_megabytes * 1e6
+        if source.size_bytes > limit:
+            raise AudioRejected(
+                f"file is {source.size_bytes / 1e6:.0f} MB, above features.max_file_megabytes "
+                f"= {config.max_file_megabytes:g}; raise the limit to use it")
+        try:
+            with FileSystems.open(join(self._data_root, source.relative_path),
+                                  compression_type="uncompressed") as handle:
+                data = handle.read(int(limit) + 1)
+        except OSError as error:
+            raise AudioRejected(f"cannot read the file ({error})") from error
+        decoded = decode_audio(data, config.sample_rate)
+        check_not_silent(decoded.samples, config.silence_peak)
+        for index, samples in enumerate(segment_waveform(decoded.samples, config)):
+            yield Segment(source, index, samples, decoded.original_sample_rate,
+                          decoded.duration_seconds)
+
+
+class ComputeFeatures(beam.DoFn):
+    """A batch of Segments -> serialised tf.Examples, through the one feature function."""
+
+    def __init__(self, config: FeatureConfig):
+        self._config = config
+        self._function = None
+
+    def setup(self) -> None:
+        from spoofdetect.features import feature_function
+
+        self._function = feature_function(self._config)
+
+    def process(self, batch: list[Segment]) -> Iterator[EncodedExample]:
+        waveforms = np.stack([segment.samples for segment in batch])
+        features = self._function(waveforms).numpy()
+        for segment, log_mel in zip(batch, features, strict=True):
+            source = segment.source
+            yield EncodedExample(source.split, source.label, segment.index, examples.make_example(
+                log_mel, source.label_id, source.relative_path, source.clip_id, segment.index,
+                segment.original_sample_rate, segment.duration_seconds, source.attack,
+                source.speaker))
+
+
+def _count_key(example: EncodedExample) -> tuple[str, tuple[int, int]]:
+    return f"{example.split}/{example.label}", (1, int(example.segment_index == 0))
+
+
+def _sum_pairs(pairs: Any) -> tuple[int, int]:
+    examples_total, clips_total = 0, 0
+    for examples_count, clips_count in pairs:
+        examples_total += examples_count
+        clips_total += clips_count
+    return examples_total, clips_total
+
+
+def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_root: str,
+                     output_dir: str, config: FeatureConfig,
+                     progress_path: str | None = None) -> None:
+    """Adds the extraction transforms to `pipeline`; running the pipeline writes the output."""
+    summary_dir = FileSystems.join(output_dir, _SUMMARY_DIR)
+    decoded = (
+        pipeline
+        | "ListFiles" >> beam.Create(sources)
+        # Spread files over workers: Create alone can leave them on one.
+        | "Spread" >> beam.Reshuffle()
+        | "DecodeAndSegment" >> beam.ParDo(
+            DecodeAndSegment(data_root, config, progress_path)).with_outputs(
+                _REJECTED, main="segments"))
+    encoded = (
+        decoded.segments
+        | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=config.batch_size)
+        | "ComputeFeatures" >> beam.ParDo(ComputeFeatures(config)))
+    by_split = encoded | "BySplit" >> beam.Partition(
+        lambda example, _: SPLITS.index(example.split), len(SPLITS))
+    for split, split_examples in zip(SPLITS, by_split, strict=True):
+        _ = (
+            split_examples
+            | f"Serialized[{split}]" >> beam.Map(lambda example: example.serialized)
+            | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                FileSystems.join(split_folder(output_dir, split), "data_tfrecord"),
+                file_name_suffix=".gz"))
+    _ = (
+        encoded
+        | "CountKeys" >> beam.Map(_count_key)
+        | "Count" >> beam.CombinePerKey(_sum_pairs)
+        | "CountsToJson" >> beam.MapTuple(
+            lambda key, pair: json.dumps({"key": key, "examples": pair[0], "clips": pair[1]}))
+        | "WriteCounts" >> beam.io.WriteToText(
+            FileSystems.join(summary_dir, "counts.jsonl"), shard_name_template=""))
+    _ = (
+        decoded[_REJECTED]
+        | "RejectedToJson" >> beam.Map(json.dumps, sort_keys=True)
+        | "WriteRejected" >> beam.io.WriteToText(
+            FileSystems.join(summary_dir, "rejected.jsonl"), shard_name_template=""))
+
+
+@dataclasses.dataclass
+class ExtractionSummary:
+    data_root: str
+    num_files: int
+    counts: dict[str, dict[str, dict[str, int]]]  # split -> label -> {clips, examples}
+    rejected: list[dict[str, str]]
+    seconds: float = 0.0
+
+    @property
+    def num_rejected(self) -> int:
+        return len(self.rejected)
+
+    @property
+    def num_clips(self) -> int:
+        return sum(c["clips"] for split in self.counts.values() for c in split.values())
+
+    @property
+    def num_examples(self) -> int:
+        return sum(c["examples"] for split in self.counts.values() for c in split.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"data_root": self.data_root, "num_files": self.num_files,
+                "num_clips": self.num_clips, "num_examples": self.num_examples,
+                "num_rejected": self.num_rejected, "seconds": round(self.seconds, 3),
+                "counts": self.counts, "rejected": self.rejected}
+
+    def missing_classes(self) -> list[str]:
+        return [f"{split}/{label}" for split in SPLITS for label in LABELS
+                if self.counts[split][label]["clips"] == 0]
+
+
+def _read_lines(path: str) -> list[str]:
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        return [line for line in handle.read().decode().splitlines() if line.strip()]
+
+
+def read_summary(output_dir: str, data_root: str, num_files: int,
+                 seconds: float) -> ExtractionSummary:
+    """Collects the counts and rejections the job wrote, writes the JSON report, cleans up."""
+    summary_dir = FileSystems.join(output_dir, _SUMMARY_DIR)
+    counts = {split: {label: {"clips": 0, "examples": 0} for label in LABELS}
+              for split in SPLITS}
+    for line in _read_lines(FileSystems.join(summary_dir, "counts.jsonl")):
+        record = json.loads(line)
+        split, label = record["key"].split("/")
+        counts[split][label] = {"clips": record["clips"], "examples": record["examples"]}
+    rejected = sorted((json.loads(line) for line in _read_lines(
+        FileSystems.join(summary_dir, "rejected.jsonl"))), key=lambda r: r["path"])
+    summary = ExtractionSummary(data_root, num_files, counts, rejected, seconds)
+    with FileSystems.create(FileSystems.join(output_dir, REPORT_FILE)) as handle:
+        handle.write(json.dumps(summary.to_json(), indent=2).encode())
+    FileSystems.delete([summary_dir])
+    return summary
+
+
+class ProgressPrinter:
+    """Prints files done / total while the job runs, from the byte count of the progress file.
+
+    Works where the workers share the driver's disk (the DirectRunner); elsewhere the runner's
+    own monitoring (Dataflow's console, Flink's UI) shows progress.
+    """
+
+    def __init__(self, path: str, total: int, stream: Any = sys.stderr, interval: float = 1.0):
+        self._path, self._total, self._stream, self._interval = path, total, stream, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._start = time.monotonic()
+
+    def __enter__(self) -> ProgressPrinter:
+        open(self._path, "wb").close()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._print()
+        self._stream.write("\n")
+        os.remove(self._path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._print()
+
+    def _print(self) -> None:
+        done = os.path.getsize(self._path) if os.path.exists(self._path) else 0
+        elapsed = time.monotonic() - self._start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        self._stream.write(f"\r[features] {done}/{self._total} files "
+                           f"({rate:.0f} files/s, {elapsed:.0f} s)")
+        self._stream.flush()
+
+
+def _runs_locally(pipeline: beam.Pipeline) -> bool:
+    runner = pipeline.options.view_as(StandardOptions).runner
+    return runner in (None, "DirectRunner", "direct")
+
+
+def run_extraction(pipeline: beam.Pipeline, data_root: str, output_dir: str,
+                   config: FeatureConfig, show_progress: bool = True) -> ExtractionSummary:
+    """Scans the dataset, runs the Beam job on `pipeline`, returns (and reports) the summary.
+
+    Raises UserError for a dataset that cannot be used; unusable files are only reported.
+    """
+    sources = scan_dataset(data_root)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        progress_path = (os.path.join(scratch, "progress")
+                         if show_progress and _runs_locally(pipeline) else None)
+        with ProgressPrinter(progress_path, len(sources)) if progress_path else (
+                contextlib.nullcontext()):
+            with pipeline:
+                build_extraction(pipeline, sources, data_root, output_dir, config,
+                                 progress_path)
+    summary = read_summary(output_dir, data_root, len(sources), time.monotonic() - start)
+    missing = summary.missing_classes()
+    if missing:
+        raise UserError(
+            f"After rejecting unusable files, no usable clips are left in {', '.join(missing)} "
+            f"of {data_root}; see {FileSystems.join(output_dir, REPORT_FILE)} for the reasons. "
+            "Every split needs usable clips of both classes.")
+    return summary

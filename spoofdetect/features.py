@@ -1,0 +1,120 @@
+"""The log-Mel feature function: ONE implementation, in TensorFlow ops, batched.
+
+The Beam feature job, the exported model's serving signatures and the scoring CLI all call
+`log_mel_spectrogram`, so training and serving compute identical features. It reproduces the
+seed's librosa chain for a 4 s, 16 kHz segment:
+
+    y = y / max|y|                                     (peak normalisation)
+    S = melspectrogram(y, n_fft=2048, hop=512)         (Hann, centred with zero padding,
+                                                        power 2, Slaney mel filterbank)
+    S_db = power_to_db(S, ref=max, top_db=80)          (dB below the clip's maximum)
+    x = (S_db - mean) / std                            (per-clip standardisation)
+
+tests/test_features.py shows the match with librosa 0.11.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from spoofdetect.config import FeatureConfig
+
+# power_to_db's amin: the smallest power represented, so log10 never sees zero.
+_AMIN = 1e-10
+# Below this standard deviation a clip is constant (silence): standardising must not divide by 0.
+_MIN_STD = 1e-6
+
+
+def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mels = frequencies / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    above = frequencies >= min_log_hz
+    mels[above] = min_log_mel + np.log(frequencies[above] / min_log_hz) / logstep
+    return mels
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3
+    frequencies = f_sp * mels
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    above = mels >= min_log_mel
+    frequencies[above] = min_log_hz * np.exp(logstep * (mels[above] - min_log_mel))
+    return frequencies
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape [n_mels, n_fft // 2 + 1], float32.
+
+    Each filter spans three adjacent points equally spaced on the mel scale from 0 Hz to
+    Nyquist, and is scaled by 2 / bandwidth so that every filter has the same area.
+    """
+    fft_frequencies = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    edges_mel = np.linspace(_hz_to_mel(np.array([0.0]))[0],
+                            _hz_to_mel(np.array([sample_rate / 2.0]))[0], n_mels + 2)
+    edges_hz = _mel_to_hz(edges_mel)
+    widths = np.diff(edges_hz)
+    distance = edges_hz[:, None] - fft_frequencies[None, :]
+    rising = -distance[:-2] / widths[:-1, None]
+    falling = distance[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """[batch, samples] float32 waveforms -> [batch, n_mels, frames] standardised log-Mel.
+
+    Safe on silence: an all-zero segment gives all-zero features, never NaN.
+    """
+    waveforms = tf.convert_to_tensor(waveforms, dtype=tf.float32)
+    if config.peak_normalise:
+        peak = tf.reduce_max(tf.abs(waveforms), axis=-1, keepdims=True)
+        waveforms = tf.math.divide_no_nan(waveforms, peak)
+    half_window = config.n_fft // 2
+    padded = tf.pad(waveforms, [[0, 0], [half_window, half_window]])
+    stft = tf.signal.stft(
+        padded,
+        frame_length=config.n_fft,
+        frame_step=config.hop_length,
+        fft_length=config.n_fft,
+        window_fn=tf.signal.hann_window,  # periodic Hann, as scipy's get_window('hann')
+        pad_end=False,
+    )
+    power = tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft))
+    filters = tf.constant(mel_filterbank(config.sample_rate, config.n_fft, config.n_mels).T)
+    mel = tf.transpose(tf.matmul(power, filters), [0, 2, 1])  # [batch, n_mels, frames]
+    features = mel
+    if config.top_db is not None:
+        log_mel = 10.0 * _log10(tf.maximum(mel, _AMIN))
+        reference = tf.reduce_max(mel, axis=[1, 2], keepdims=True)
+        log_mel -= 10.0 * _log10(tf.maximum(reference, _AMIN))
+        features = tf.maximum(
+            log_mel, tf.reduce_max(log_mel, axis=[1, 2], keepdims=True) - config.top_db)
+    if config.standardise:
+        mean, variance = tf.nn.moments(features, axes=[1, 2], keepdims=True)
+        features = (features - mean) / tf.maximum(tf.sqrt(variance), _MIN_STD)
+    return features
+
+
+def _log10(values: tf.Tensor) -> tf.Tensor:
+    return tf.math.log(values) / tf.math.log(tf.constant(10.0, dtype=values.dtype))
+
+
+def feature_function(config: FeatureConfig) -> tf.types.experimental.GenericFunction:
+    """`log_mel_spectrogram` compiled for any batch size of `config`'s segment length."""
+    return tf.function(
+        functools.partial(log_mel_spectrogram, config=config),
+        input_signature=[tf.TensorSpec([None, config.segment_samples], tf.float32)],
+    )
