@@ -1,0 +1,1 @@
+"""The TFX pipeline definition and its runners (local and Kubeflow)."""

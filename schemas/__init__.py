@@ -1,0 +1,1 @@
+"""The schema of the feature Examples, checked by ExampleValidator on every run."""

@@ -8,6 +8,7 @@ into examples or reports it as rejected, so no file is dropped silently.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import posixpath
 
@@ -43,8 +44,8 @@ def join(root: str, relative_path: str) -> str:
     return FileSystems.join(root, *relative_path.split("/"))
 
 
-def _list_folder(root: str, split: str, label: str) -> list[tuple[str, int]] | None:
-    """(relative path, size) of every file in ROOT/split/label, or None if the folder is absent."""
+def _list_folder(root: str, split: str, label: str) -> list[tuple[str, int, float]] | None:
+    """(relative path, size, mtime) of each file in ROOT/split/label; None: no such folder."""
     folder = FileSystems.join(root, split, label)
     pattern = FileSystems.join(folder, "*")
     try:
@@ -60,7 +61,8 @@ def _list_folder(root: str, split: str, label: str) -> list[tuple[str, int]] | N
             posixpath.basename(metadata.path))
         if not name or name.endswith("/"):
             continue
-        files.append((f"{split}/{label}/{name}", int(metadata.size_in_bytes)))
+        files.append((f"{split}/{label}/{name}", int(metadata.size_in_bytes),
+                      float(metadata.last_updated_in_seconds or 0.0)))
     return sorted(files)
 
 
@@ -90,7 +92,7 @@ def scan_dataset(root: str) -> list[ClipSource]:
             if files is None:
                 missing.append(f"{split}/{label}")
                 continue
-            sources.extend(ClipSource(split, label, path, size) for path, size in files)
+            sources.extend(ClipSource(split, label, path, size) for path, size, _ in files)
     if missing:
         raise UserError(
             f"Dataset {root} is missing the folder(s) {', '.join(missing)}. Expected the layout "
@@ -108,3 +110,16 @@ def scan_dataset(root: str) -> list[ClipSource]:
                     f"audio files). Every split needs both classes: training needs both to "
                     f"learn, dev and eval need both to measure EER. Add {label} clips there.")
     return sources
+
+
+def dataset_fingerprint(root: str) -> str:
+    """A digest of every file's name, size and modification time under the class folders.
+
+    It changes when the dataset does, so a pipeline's cache is reused only for the same files.
+    """
+    digest = hashlib.sha256(root.encode())
+    for split in SPLITS:
+        for label in LABELS:
+            for path, size, mtime in _list_folder(root, split, label) or []:
+                digest.update(f"{path}\t{size}\t{mtime}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""FeatureExtractor: a custom ExampleGen that turns audio folders into log-Mel Examples."""

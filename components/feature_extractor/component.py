@@ -1,0 +1,41 @@
+"""FeatureExtractor component: audio dataset -> Examples (train/dev/eval log-Mel TFRecords).
+
+Outputs:
+  examples: Examples with splits train, dev, eval (gzipped tf.Example TFRecords under
+    Split-*/) and feature_report.json listing counts and every rejected file with its reason.
+    MLMD custom properties: num_files, num_clips, num_examples, num_rejected,
+    {split}_{label}_clips and _examples, rejected_files (JSON), segment_mode, report_uri.
+Parameters:
+  data_root: ROOT of ROOT/{train,dev,eval}/{real,fake}/*.wav (local path or URI).
+  feature_config: FeatureConfig as JSON (spoofdetect.config.feature_config_to_json).
+  dataset_fingerprint: changes when the files under data_root change, so TFX's cache is not
+    reused for a different dataset; the local runner computes it from names, sizes and times.
+"""
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from spoofdetect.components.feature_extractor import executor
+
+
+class FeatureExtractorSpec(ComponentSpec):
+    PARAMETERS = {
+        "data_root": ExecutionParameter(type=str),
+        "feature_config": ExecutionParameter(type=str),
+        "dataset_fingerprint": ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {}
+    OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class FeatureExtractor(base_beam_component.BaseBeamComponent):
+    SPEC_CLASS = FeatureExtractorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(self, data_root: str, feature_config: str, dataset_fingerprint: str = ""):
+        super().__init__(spec=FeatureExtractorSpec(
+            data_root=data_root, feature_config=feature_config,
+            dataset_fingerprint=dataset_fingerprint,
+            examples=types.Channel(type=standard_artifacts.Examples)))

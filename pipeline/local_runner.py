@@ -1,0 +1,118 @@
+"""Runs the pipeline on this machine: TFX BeamDagRunner (default) or LocalDagRunner, with a
+SQLite ML Metadata store and caching under the config's work directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ml_metadata.metadata_store import metadata_store
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+from spoofdetect.config import LABELS, SPLITS, PipelineConfig
+from spoofdetect.dataset import scan_dataset
+from spoofdetect.errors import UserError
+from spoofdetect.pipeline.pipeline import create_pipeline
+
+RUNNERS = ("beam", "local")
+
+
+def _user_error_in(error: BaseException) -> UserError | None:
+    """The UserError that caused `error`, if any (runners wrap executor exceptions)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def run_local(config: PipelineConfig, runner: str = "beam") -> int:
+    """Runs the whole pipeline; prints a summary. Returns 0, or 1 if validation found anomalies."""
+    if runner not in RUNNERS:
+        raise UserError(f"Unknown runner {runner!r}; use one of {', '.join(RUNNERS)}.")
+    scan_dataset(config.data_root)  # fail fast, before TFX starts, on an unusable layout
+    os.makedirs(config.workdir, exist_ok=True)
+    metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        config.metadata_path)
+    pipeline = create_pipeline(config, metadata_config)
+    start = time.monotonic()
+    dag_runner = BeamDagRunner() if runner == "beam" else tfx.orchestration.LocalDagRunner()
+    try:
+        dag_runner.run(pipeline)
+    except Exception as error:
+        user_error = _user_error_in(error)
+        if user_error is not None:
+            raise user_error from None
+        raise
+    print(f"Pipeline {config.pipeline_name} finished in {time.monotonic() - start:.0f} s "
+          f"({runner} runner); work directory {config.workdir}")
+    summary = latest_run_summary(config)
+    print(format_run_summary(summary))
+    return 1 if summary["anomalies"] else 0
+
+
+def _latest_artifact(store: metadata_store.MetadataStore, type_name: str) -> object | None:
+    artifacts = store.get_artifacts_by_type(type_name)
+    return max(artifacts, key=lambda artifact: artifact.id) if artifacts else None
+
+
+def _custom(artifact: object, name: str) -> object:
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return None
+    return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
+    """split -> human-readable anomaly descriptions, from an ExampleAnomalies artifact."""
+    found: dict[str, list[str]] = {}
+    for split in SPLITS:
+        path = os.path.join(anomalies_uri, f"Split-{split}", "SchemaDiff.pb")
+        if not os.path.exists(path):
+            continue
+        anomalies = anomalies_pb2.Anomalies()
+        with open(path, "rb") as handle:
+            anomalies.ParseFromString(handle.read())
+        for feature, info in anomalies.anomaly_info.items():
+            found.setdefault(split, []).append(f"{feature}: {info.description}")
+    return found
+
+
+def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        config.metadata_path)
+    store = metadata_store.MetadataStore(connection)
+    examples = _latest_artifact(store, "Examples")
+    anomalies = _latest_artifact(store, "ExampleAnomalies")
+    counts = {f"{split}/{label}": _custom(examples, f"{split}_{label}_clips")
+              for split in SPLITS for label in LABELS}
+    return {
+        "examples_uri": examples.uri,
+        "num_clips": _custom(examples, "num_clips"),
+        "num_examples": _custom(examples, "num_examples"),
+        "num_rejected": _custom(examples, "num_rejected"),
+        "rejected_files": json.loads(_custom(examples, "rejected_files") or "[]"),
+        "clips": counts,
+        "anomalies": read_anomalies(anomalies.uri) if anomalies else {},
+    }
+
+
+def format_run_summary(summary: dict[str, object]) -> str:
+    lines = [f"Examples: {summary['examples_uri']}",
+             "  clips per split/label: " + ", ".join(
+                 f"{key} {value}" for key, value in summary["clips"].items()),
+             f"  {summary['num_clips']} clips, {summary['num_examples']} examples, "
+             f"{summary['num_rejected']} rejected files"]
+    lines += [f"    rejected {entry}" for entry in summary["rejected_files"]]
+    if summary["anomalies"]:
+        lines.append("Schema validation found anomalies:")
+        for split, descriptions in summary["anomalies"].items():
+            lines += [f"  {split}: {description}" for description in descriptions]
+    else:
+        lines.append("Schema validation: no anomalies in train, dev or eval.")
+    return "\n".join(lines)
