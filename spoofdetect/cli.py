@@ -18,8 +18,8 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
 
-from spoofdetect.config import SPLITS, PipelineConfig, load_config  # noqa: E402
-from spoofdetect.errors import UserError  # noqa: E402
+from spoofdetect.config import SPLITS, PipelineConfig, load_config
+from spoofdetect.errors import UserError
 
 EXIT_USER_ERROR = 2
 

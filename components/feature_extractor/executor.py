@@ -40,7 +40,7 @@ def record_summary(examples: types.Artifact, summary: ExtractionSummary,
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
