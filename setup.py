@@ -23,7 +23,9 @@ INSTALL_REQUIRES = [
     "ml-metadata==1.16.0",
     "kfp==2.5.0",
     "protobuf==3.20.3",
-    "apache-beam[gcp]",
+    # Beam 2.61 is the newest that keeps protobuf 3.20 (needed by kfp 2.5) and ships dill;
+    # naming it also spares pip a long backtracking search.
+    "apache-beam[gcp]==2.61.0",
     "dill",
     "numpy",
     "soundfile",
