@@ -1,0 +1,52 @@
+"""Shared fixtures: every test makes its own small audio."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile  # noqa: E402
+
+from spoofdetect.config import LABELS, SPLITS  # noqa: E402
+from spoofdetect.demo_data import make_demo_dataset  # noqa: E402
+
+
+def tone(seconds: float = 1.0, sample_rate: int = 16000, frequency: float = 440.0,
+         amplitude: float = 0.5, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    mono = (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    return mono if channels == 1 else np.stack([mono] * channels, axis=1)
+
+
+def write_layout(root: str, per_class: int = 2, seconds: float = 1.0) -> list[str]:
+    """A tiny valid dataset: `per_class` tones per split and class, 16-bit WAV at 16 kHz."""
+    paths = []
+    for split in SPLITS:
+        for label in LABELS:
+            folder = os.path.join(root, split, label)
+            os.makedirs(folder, exist_ok=True)
+            for index in range(per_class):
+                frequency = 300.0 + 50 * index + (500 if label == "fake" else 0)
+                path = os.path.join(folder, f"{label}_{index}.wav")
+                soundfile.write(path, tone(seconds, frequency=frequency), 16000,
+                                subtype="PCM_16")
+                paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def small_layout(tmp_path):
+    root = str(tmp_path / "data")
+    write_layout(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """A small demo dataset (4/2/2 clips per class) made once per test session."""
+    root = str(tmp_path_factory.mktemp("demo"))
+    make_demo_dataset(root, {"train": 4, "dev": 2, "eval": 2}, seed=1)
+    return root

@@ -1,0 +1,153 @@
+"""Decoding: which decoder reads each format, sample equality, resampling, bad input."""
+
+import dataclasses
+import io
+
+import librosa
+import numpy as np
+import pytest
+import soundfile
+
+from spoofdetect.audio import (
+    SOUNDFILE,
+    TFIO,
+    AudioRejected,
+    check_not_silent,
+    decode_audio,
+    segment_waveform,
+)
+from spoofdetect.config import FeatureConfig
+from tests.conftest import tone
+
+
+def encode(samples: np.ndarray, sample_rate: int, subtype: str, container: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, subtype=subtype, format=container)
+    return buffer.getvalue()
+
+
+# The decoder each format takes; tests below show why (tensorflow-io's failures).
+FORMAT_PATHS = [
+    ("WAV", "PCM_U8", TFIO),
+    ("WAV", "PCM_16", TFIO),
+    ("WAV", "FLOAT", TFIO),
+    ("FLAC", "PCM_16", TFIO),
+    ("OGG", "VORBIS", TFIO),
+    ("WAV", "PCM_24", SOUNDFILE),
+    ("WAV", "PCM_32", SOUNDFILE),
+    ("WAV", "DOUBLE", SOUNDFILE),
+    ("FLAC", "PCM_24", SOUNDFILE),
+]
+
+
+@pytest.mark.parametrize(("container", "subtype", "decoder"), FORMAT_PATHS)
+def test_format_takes_pinned_decoder_and_matches_libsndfile(container, subtype, decoder):
+    # An odd number of frames, stereo with different channels: the cases decoders get wrong.
+    left = tone(0.5001, frequency=440.0, amplitude=0.6)
+    right = tone(0.5001, frequency=660.0, amplitude=0.3)
+    data = encode(np.stack([left, right], axis=1), 16000, subtype, container)
+    decoded = decode_audio(data, 16000)
+    assert decoded.decoder == decoder
+    assert decoded.audio_format == f"{container}/{subtype}"
+    assert decoded.channels == 2
+    reference, _ = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(decoded.samples, reference.mean(axis=1), atol=1e-6)
+    tolerance = 0.05 if subtype in ("PCM_U8", "VORBIS") else 1e-3
+    np.testing.assert_allclose(decoded.samples[:8000], ((left + right) / 2)[:8000],
+                               atol=tolerance)
+
+
+def test_tfio_misreads_the_formats_routed_to_soundfile():
+    """Why PCM_24 and PCM_32 do not take the in-graph path (tensorflow-io 0.37.1)."""
+    import tensorflow as tf
+    import tensorflow_io as tfio
+
+    odd_24bit = encode(tone(0.5001), 16000, "PCM_24")
+    with pytest.raises(tf.errors.OutOfRangeError):
+        tfio.audio.decode_wav(odd_24bit, dtype=tf.int32)
+    pcm_32 = encode(tone(0.5), 16000, "PCM_32")
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tfio.audio.decode_wav(pcm_32, dtype=tf.int32)
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 22050, 44100, 48000])
+def test_resampling_to_16k_keeps_the_tone_and_matches_librosa_load(sample_rate):
+    data = encode(tone(1.0, sample_rate, frequency=1000.0), sample_rate, "PCM_16")
+    decoded = decode_audio(data, 16000)
+    assert decoded.original_sample_rate == sample_rate
+    assert len(decoded.samples) == 16000
+    spectrum = np.abs(np.fft.rfft(decoded.samples))
+    assert np.argmax(spectrum) == 1000  # 1 Hz bins over one second
+    reference, _ = librosa.load(io.BytesIO(data), sr=16000, mono=True)
+    np.testing.assert_allclose(decoded.samples, reference, atol=1e-5)
+
+
+def test_duration_is_the_original_length():
+    decoded = decode_audio(encode(tone(2.5, 22050), 22050, "PCM_16"), 16000)
+    assert decoded.duration_seconds == pytest.approx(2.5, abs=1e-4)
+
+
+def _nan_wav() -> bytes:
+    samples = tone(0.5)
+    samples[10] = np.nan
+    return encode(samples, 16000, "FLOAT")
+
+
+def _inf_wav() -> bytes:
+    samples = tone(0.5)
+    samples[10] = -np.inf
+    return encode(samples, 16000, "FLOAT")
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"", "empty file"),
+    (b"this is a text file, not audio\n" * 10, "not a readable audio file"),
+    (b"RIFF\xff\xff\xff\xffWAVEfmt " + bytes(range(256)), "not a readable audio file"),
+    (encode(np.zeros(0, np.float32), 16000, "PCM_16"), "no audio samples"),
+    (_nan_wav(), "NaN or infinite"),
+    (_inf_wav(), "NaN or infinite"),
+])
+def test_bad_input_is_rejected_with_a_reason(data, reason):
+    with pytest.raises(AudioRejected, match=reason):
+        decode_audio(data, 16000)
+
+
+def test_truncated_file_is_rejected_or_decoded_never_crashes():
+    data = encode(tone(1.0), 16000, "PCM_16")
+    for cut in (10, 44, 45, 1000):
+        try:
+            decoded = decode_audio(data[:cut], 16000)
+        except AudioRejected as rejection:
+            assert str(rejection)
+        else:
+            assert np.isfinite(decoded.samples).all()
+
+
+def test_silence_is_rejected_and_quiet_audio_is_not():
+    with pytest.raises(AudioRejected, match="all-silent"):
+        check_not_silent(np.zeros(16000, np.float32), 1e-5)
+    check_not_silent(tone(1.0, amplitude=1e-3), 1e-5)
+
+
+CONFIG = FeatureConfig()
+
+
+def test_first_segment_is_padded_or_cut():
+    short = segment_waveform(np.ones(16000, np.float32), CONFIG)
+    assert len(short) == 1 and short[0].shape == (64000,)
+    assert short[0][:16000].min() == 1.0 and short[0][16000:].max() == 0.0
+    long = segment_waveform(np.arange(200000, dtype=np.float32), CONFIG)
+    assert len(long) == 1 and long[0][-1] == 63999
+
+
+def test_all_segments_are_consecutive_windows():
+    config = dataclasses.replace(CONFIG, segment_mode="all", min_last_segment_seconds=1.0)
+    samples = np.arange(64000 * 2 + 20000, dtype=np.float32)  # 2 windows + 1.25 s
+    windows = segment_waveform(samples, config)
+    assert len(windows) == 3
+    assert windows[1][0] == 64000 and windows[2][0] == 128000
+    assert windows[2][20000:].max() == 0.0
+    # A tail shorter than min_last_segment_seconds is not a window of its own.
+    assert len(segment_waveform(samples[:64000 + 8000], config)) == 1
+    # A clip shorter than one window still gives one (padded) window.
+    assert len(segment_waveform(samples[:8000], config)) == 1

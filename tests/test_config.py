@@ -1,0 +1,53 @@
+"""The one config object: defaults, files, overrides, validation."""
+
+import json
+
+import pytest
+
+from spoofdetect.config import (
+    FeatureConfig,
+    feature_config_from_json,
+    feature_config_to_json,
+    load_config,
+)
+from spoofdetect.errors import UserError
+
+
+def test_defaults_are_the_seed():
+    config = load_config()
+    assert config.features.segment_samples == 64000
+    assert (config.features.n_mels, config.features.num_frames) == (80, 126)
+    assert config.features.segment_mode == "first"
+    assert "--direct_running_mode=multi_processing" in config.beam_pipeline_args
+
+
+def test_file_then_keywords_then_overrides(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("workdir: from_file\nfeatures:\n  top_db: 60\n  n_mels: 64\n")
+    config = load_config(str(path), ["features.n_mels=40", "features.top_db=null"],
+                         workdir="from_keyword")
+    assert config.workdir == "from_keyword"
+    assert config.features.n_mels == 40
+    assert config.features.top_db is None
+
+
+def test_json_round_trip_for_components():
+    config = FeatureConfig(segment_mode="all", top_db=None)
+    assert feature_config_from_json(feature_config_to_json(config)) == config
+    assert json.loads(feature_config_to_json(config))["segment_mode"] == "all"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["features.n_mel=3"], "Unknown config key 'features.n_mel'"),
+    (["features.segment_mode=some"], "segment_mode"),
+    (["features.hop_length=0"], "hop_length must be positive"),
+    (["no_equals_sign"], "KEY=VALUE"),
+])
+def test_bad_values_are_user_errors(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load_config(None, overrides)
+
+
+def test_missing_config_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="Cannot read config file"):
+        load_config(str(tmp_path / "absent.yaml"))

@@ -1,0 +1,147 @@
+"""The Beam extraction job end to end on real files: examples, counts, rejects, report."""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from spoofdetect import examples
+from spoofdetect.audio import decode_audio, segment_waveform
+from spoofdetect.config import FeatureConfig
+from spoofdetect.demo_data import write_broken_files
+from spoofdetect.errors import UserError
+from spoofdetect.extraction import REPORT_FILE, run_extraction
+from spoofdetect.features import feature_function
+from tests.conftest import tone
+
+IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+CONFIG = FeatureConfig()
+
+
+def read_split(output_dir: str, split: str, config: FeatureConfig = CONFIG) -> dict:
+    folder = os.path.join(output_dir, f"Split-{split}")
+    files = sorted(os.path.join(folder, name) for name in os.listdir(folder))
+    assert files and all(name.endswith(".gz") for name in files)
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    if not records:
+        return {}
+    parsed = examples.parse_examples(tf.constant(records), config)
+    return {key: value.numpy() for key, value in parsed.items()}
+
+
+def extract(data_root: str, output_dir: str, config: FeatureConfig = CONFIG,
+            args: list[str] = IN_PROCESS):
+    return run_extraction(beam.Pipeline(options=PipelineOptions(args)), data_root, output_dir,
+                          config, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def demo_with_broken(demo_root, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("with_broken"))
+    for split in ("train", "dev", "eval"):
+        shutil.copytree(os.path.join(demo_root, split), os.path.join(root, split))
+    broken = write_broken_files(os.path.join(root, "_broken"))
+    for path in broken:
+        shutil.move(path, os.path.join(root, "train", "real", os.path.basename(path)))
+    output = str(tmp_path_factory.mktemp("features"))
+    return root, output, extract(root, output)
+
+
+EXPECTED_REJECTS = {
+    "train/real/empty.wav": "empty file (0 bytes)",
+    "train/real/text_named_as.wav": "not a readable audio file",
+    "train/real/corrupt_header.wav": "not a readable audio file",
+    "train/real/zero_samples.wav": "no audio samples",
+    "train/real/all_silent.wav": "all-silent audio",
+    "train/real/nan_samples.wav": "NaN or infinite",
+    "train/real/inf_samples.wav": "NaN or infinite",
+    "train/real/notes.txt": "unsupported file type '.txt'",
+}
+
+
+def test_every_bad_file_is_named_with_its_reason(demo_with_broken):
+    _, output, summary = demo_with_broken
+    reasons = {entry["path"]: entry["reason"] for entry in summary.rejected}
+    assert set(reasons) == set(EXPECTED_REJECTS)
+    for path, reason in EXPECTED_REJECTS.items():
+        assert reason in reasons[path], (path, reasons[path])
+    with open(os.path.join(output, REPORT_FILE)) as handle:
+        report = json.load(handle)
+    assert report["num_rejected"] == len(EXPECTED_REJECTS)
+    assert {entry["path"] for entry in report["rejected"]} == set(EXPECTED_REJECTS)
+    assert not os.path.exists(os.path.join(output, "_summary"))
+
+
+def test_counts_per_split_and_label(demo_with_broken):
+    _, output, summary = demo_with_broken
+    expected = {"train": 4, "dev": 2, "eval": 2}
+    for split, per_class in expected.items():
+        for label in ("real", "fake"):
+            assert summary.counts[split][label] == {"clips": per_class, "examples": per_class}
+    assert summary.num_files == 16 + len(EXPECTED_REJECTS)
+    for split, per_class in expected.items():
+        labels = read_split(output, split)[examples.LABEL]
+        assert sorted(labels.tolist()) == [0] * per_class + [1] * per_class
+
+
+def test_examples_hold_the_feature_function_of_the_decoded_audio(demo_with_broken):
+    root, output, _ = demo_with_broken
+    parsed = read_split(output, "dev")
+    function = feature_function(CONFIG)
+    for index, path in enumerate(parsed[examples.PATH]):
+        path = path.decode()
+        with open(os.path.join(root, path), "rb") as handle:
+            decoded = decode_audio(handle.read(), 16000)
+        expected = function(np.stack(segment_waveform(decoded.samples, CONFIG))).numpy()[0]
+        np.testing.assert_allclose(parsed[examples.LOG_MEL][index], expected, atol=1e-5)
+        info = soundfile.info(os.path.join(root, path))
+        assert parsed[examples.SAMPLE_RATE][index] == info.samplerate
+        assert parsed[examples.DURATION][index] == pytest.approx(info.duration, rel=1e-5)
+        assert parsed[examples.LABEL][index] == (1 if "/fake/" in path else 0)
+        assert parsed[examples.CLIP_ID][index].decode() == path[:-len(os.path.splitext(
+            path)[1])].replace("/", "_")
+        assert parsed[examples.SEGMENT_INDEX][index] == 0
+
+
+def test_all_segments_mode_shares_the_clip_id(tmp_path):
+    root = str(tmp_path / "data")
+    for split in ("train", "dev", "eval"):
+        for label in ("real", "fake"):
+            os.makedirs(os.path.join(root, split, label))
+            soundfile.write(os.path.join(root, split, label, "long.wav"),
+                            tone(9.5, frequency=500 if label == "real" else 900), 16000)
+    config = dataclasses.replace(CONFIG, segment_mode="all")
+    summary = extract(root, str(tmp_path / "out"), config)
+    assert summary.counts["train"]["real"] == {"clips": 1, "examples": 3}
+    parsed = read_split(str(tmp_path / "out"), "eval")
+    assert sorted(parsed[examples.SEGMENT_INDEX].tolist()) == [0, 0, 1, 1, 2, 2]
+    assert len(set(parsed[examples.CLIP_ID].tolist())) == 2
+
+
+def test_a_split_left_without_a_class_after_rejects_is_fatal(small_layout, tmp_path):
+    for name in os.listdir(os.path.join(small_layout, "train", "fake")):
+        with open(os.path.join(small_layout, "train", "fake", name), "w") as handle:
+            handle.write("not audio")
+    with pytest.raises(UserError, match="no usable clips are left in train/fake"):
+        extract(small_layout, str(tmp_path / "out"))
+    # The report still names each rejected file.
+    with open(tmp_path / "out" / REPORT_FILE) as handle:
+        assert len(json.load(handle)["rejected"]) == 2
+
+
+def test_multi_processing_runner_gives_the_same_examples(small_layout, tmp_path):
+    single = extract(small_layout, str(tmp_path / "single"))
+    multi = extract(small_layout, str(tmp_path / "multi"),
+                    args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert single.counts == multi.counts
+    a, b = read_split(str(tmp_path / "single"), "train"), read_split(str(tmp_path / "multi"),
+                                                                      "train")
+    order_a, order_b = np.argsort(a[examples.PATH]), np.argsort(b[examples.PATH])
+    np.testing.assert_array_equal(a[examples.LOG_MEL][order_a], b[examples.LOG_MEL][order_b])
