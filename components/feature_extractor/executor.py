@@ -8,6 +8,8 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
+from tfx.components.util import examples_utils
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from spoofdetect.config import LABELS, SPLITS, feature_config_from_json
@@ -46,6 +48,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+        # What ExampleGen records, so StatisticsGen and Trainer read the files without guessing.
+        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(examples, "tfrecords_gzip")
         config = feature_config_from_json(exec_properties["feature_config"])
         summary = run_extraction(self._make_beam_pipeline(), exec_properties["data_root"],
                                  examples.uri, config)
