@@ -37,6 +37,7 @@ from spoofdetect.errors import UserError
 REPORT_FILE = "feature_report.json"
 _SUMMARY_DIR = "_summary"
 _REJECTED = "rejected"
+_COUNTS = "counts"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +52,6 @@ class Segment:
 @dataclasses.dataclass(frozen=True)
 class EncodedExample:
     split: str
-    label: str
-    segment_index: int
     serialized: bytes
 
 
@@ -60,28 +59,59 @@ def split_folder(output_dir: str, split: str) -> str:
     return FileSystems.join(output_dir, f"Split-{split}")
 
 
-class DecodeAndSegment(beam.DoFn):
-    """ClipSource -> Segments, or a rejection record on the `rejected` output."""
+def chunked(sources: list[ClipSource], size: int) -> list[list[ClipSource]]:
+    return [sources[start:start + size] for start in range(0, len(sources), size)]
+
+
+class ExtractChunk(beam.DoFn):
+    """A chunk of files -> serialised tf.Examples; rejected files and per-chunk counts go to
+    the `rejected` and `counts` outputs.
+
+    Files travel in chunks so that the feature function sees whole batches and Beam's
+    per-element cost is paid once per chunk, not once per step per file.
+    """
 
     def __init__(self, data_root: str, config: FeatureConfig, progress_path: str | None):
         self._data_root = data_root
         self._config = config
         self._progress_path = progress_path
+        self._function = None
 
-    def process(self, source: ClipSource) -> Iterator[Any]:
-        try:
-            yield from self._segments(source)
-        except AudioRejected as rejection:
-            yield beam.pvalue.TaggedOutput(_REJECTED, {
-                "path": source.relative_path, "split": source.split, "label": source.label,
-                "reason": str(rejection)})
-        finally:
-            if self._progress_path:
-                # One byte per file: the driver polls the file's size to show progress.
-                with open(self._progress_path, "ab") as progress:
-                    progress.write(b".")
+    def setup(self) -> None:
+        from spoofdetect.features import feature_function
 
-    def _segments(self, source: ClipSource) -> Iterator[Segment]:
+        self._function = feature_function(self._config)
+
+    def process(self, chunk: list[ClipSource]) -> Iterator[Any]:
+        segments: list[Segment] = []
+        for source in chunk:
+            try:
+                segments.extend(self._segments(source))
+            except AudioRejected as rejection:
+                yield beam.pvalue.TaggedOutput(_REJECTED, {
+                    "path": source.relative_path, "split": source.split,
+                    "label": source.label, "reason": str(rejection)})
+        counts: dict[str, list[int]] = {}
+        for batch in chunked(segments, self._config.batch_size):
+            features = self._function(np.stack([segment.samples for segment in batch])).numpy()
+            for segment, log_mel in zip(batch, features, strict=True):
+                source = segment.source
+                key = f"{source.split}/{source.label}"
+                examples_and_clips = counts.setdefault(key, [0, 0])
+                examples_and_clips[0] += 1
+                examples_and_clips[1] += int(segment.index == 0)
+                yield EncodedExample(source.split, examples.make_example(
+                    log_mel, source.label_id, source.relative_path, source.clip_id,
+                    segment.index, segment.original_sample_rate, segment.duration_seconds,
+                    source.attack, source.speaker))
+        for key, (examples_count, clips_count) in counts.items():
+            yield beam.pvalue.TaggedOutput(_COUNTS, (key, (examples_count, clips_count)))
+        if self._progress_path:
+            # One byte per file: the driver polls the file's size to show progress.
+            with open(self._progress_path, "ab") as progress:
+                progress.write(b"." * len(chunk))
+
+    def _segments(self, source: ClipSource) -> list[Segment]:
         config = self._config
         extension = posixpath.splitext(source.relative_path)[1].lower()
         if extension not in AUDIO_EXTENSIONS:
@@ -98,38 +128,13 @@ class DecodeAndSegment(beam.DoFn):
                 data = handle.read(int(limit) + 1)
         except OSError as error:
             raise AudioRejected(f"cannot read the file ({error})") from error
-        decoded = decode_audio(data, config.sample_rate)
+        first_only = config.segment_mode == "first"
+        decoded = decode_audio(data, config.sample_rate,
+                               config.segment_seconds if first_only else None)
         check_not_silent(decoded.samples, config.silence_peak)
-        for index, samples in enumerate(segment_waveform(decoded.samples, config)):
-            yield Segment(source, index, samples, decoded.original_sample_rate,
-                          decoded.duration_seconds)
-
-
-class ComputeFeatures(beam.DoFn):
-    """A batch of Segments -> serialised tf.Examples, through the one feature function."""
-
-    def __init__(self, config: FeatureConfig):
-        self._config = config
-        self._function = None
-
-    def setup(self) -> None:
-        from spoofdetect.features import feature_function
-
-        self._function = feature_function(self._config)
-
-    def process(self, batch: list[Segment]) -> Iterator[EncodedExample]:
-        waveforms = np.stack([segment.samples for segment in batch])
-        features = self._function(waveforms).numpy()
-        for segment, log_mel in zip(batch, features, strict=True):
-            source = segment.source
-            yield EncodedExample(source.split, source.label, segment.index, examples.make_example(
-                log_mel, source.label_id, source.relative_path, source.clip_id, segment.index,
-                segment.original_sample_rate, segment.duration_seconds, source.attack,
-                source.speaker))
-
-
-def _count_key(example: EncodedExample) -> tuple[str, tuple[int, int]]:
-    return f"{example.split}/{example.label}", (1, int(example.segment_index == 0))
+        return [Segment(source, index, samples, decoded.original_sample_rate,
+                        decoded.duration_seconds)
+                for index, samples in enumerate(segment_waveform(decoded.samples, config))]
 
 
 def _sum_pairs(pairs: Any) -> tuple[int, int]:
@@ -145,19 +150,14 @@ def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_ro
                      progress_path: str | None = None) -> None:
     """Adds the extraction transforms to `pipeline`; running the pipeline writes the output."""
     summary_dir = FileSystems.join(output_dir, _SUMMARY_DIR)
-    decoded = (
+    extracted = (
         pipeline
-        | "ListFiles" >> beam.Create(sources)
-        # Spread files over workers: Create alone can leave them on one.
+        | "ListFiles" >> beam.Create(chunked(sources, config.batch_size))
+        # Spread chunks over workers: Create alone can leave them all on one.
         | "Spread" >> beam.Reshuffle()
-        | "DecodeAndSegment" >> beam.ParDo(
-            DecodeAndSegment(data_root, config, progress_path)).with_outputs(
-                _REJECTED, main="segments"))
-    encoded = (
-        decoded.segments
-        | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=config.batch_size)
-        | "ComputeFeatures" >> beam.ParDo(ComputeFeatures(config)))
-    by_split = encoded | "BySplit" >> beam.Partition(
+        | "Extract" >> beam.ParDo(ExtractChunk(data_root, config, progress_path)).with_outputs(
+            _REJECTED, _COUNTS, main="examples"))
+    by_split = extracted.examples | "BySplit" >> beam.Partition(
         lambda example, _: SPLITS.index(example.split), len(SPLITS))
     for split, split_examples in zip(SPLITS, by_split, strict=True):
         _ = (
@@ -167,15 +167,14 @@ def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_ro
                 FileSystems.join(split_folder(output_dir, split), "data_tfrecord"),
                 file_name_suffix=".gz"))
     _ = (
-        encoded
-        | "CountKeys" >> beam.Map(_count_key)
+        extracted[_COUNTS]
         | "Count" >> beam.CombinePerKey(_sum_pairs)
         | "CountsToJson" >> beam.MapTuple(
             lambda key, pair: json.dumps({"key": key, "examples": pair[0], "clips": pair[1]}))
         | "WriteCounts" >> beam.io.WriteToText(
             FileSystems.join(summary_dir, "counts.jsonl"), shard_name_template=""))
     _ = (
-        decoded[_REJECTED]
+        extracted[_REJECTED]
         | "RejectedToJson" >> beam.Map(json.dumps, sort_keys=True)
         | "WriteRejected" >> beam.io.WriteToText(
             FileSystems.join(summary_dir, "rejected.jsonl"), shard_name_template=""))

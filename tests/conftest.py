@@ -6,12 +6,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import soundfile  # noqa: E402
+import numpy as np
+import pytest
+import soundfile
 
-from spoofdetect.config import LABELS, SPLITS  # noqa: E402
-from spoofdetect.demo_data import make_demo_dataset  # noqa: E402
+from spoofdetect.config import LABELS, SPLITS
+from spoofdetect.demo_data import make_demo_dataset
 
 
 def tone(seconds: float = 1.0, sample_rate: int = 16000, frequency: float = 440.0,

@@ -82,6 +82,17 @@ def test_resampling_to_16k_keeps_the_tone_and_matches_librosa_load(sample_rate):
     np.testing.assert_allclose(decoded.samples, reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 44100])
+def test_decoding_only_the_first_seconds_equals_the_prefix_of_the_whole(sample_rate):
+    rng = np.random.default_rng(sample_rate)
+    noise = (0.3 * rng.standard_normal(6 * sample_rate)).astype(np.float32)
+    data = encode(noise, sample_rate, "FLOAT")
+    whole = decode_audio(data, 16000).samples
+    first = decode_audio(data, 16000, max_seconds=4.0)
+    np.testing.assert_array_equal(first.samples, whole[:64000])
+    assert first.duration_seconds == pytest.approx(6.0)
+
+
 def test_duration_is_the_original_length():
     decoded = decode_audio(encode(tone(2.5, 22050), 22050, "PCM_16"), 16000)
     assert decoded.duration_seconds == pytest.approx(2.5, abs=1e-4)

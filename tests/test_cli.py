@@ -50,7 +50,7 @@ def test_make_demo_data_is_deterministic_and_mixed(tmp_path):
         assert main(["make-demo-data", str(tmp_path / name), "--scale", "0.05"]) == 0
     files = sorted(os.path.relpath(os.path.join(d, f), tmp_path / "a")
                    for d, _, fs in os.walk(tmp_path / "a") for f in fs)
-    assert len([f for f in files if not f.startswith("broken")]) == 12  # (4 + 1 + 1) per class, 2 classes
+    assert len([f for f in files if not f.startswith("broken")]) == 12  # (4 + 1 + 1) x 2 classes
     for relative in files:
         with open(tmp_path / "a" / relative, "rb") as x, open(tmp_path / "b" / relative,
                                                               "rb") as y:

@@ -29,7 +29,7 @@ def test_missing_root(tmp_path):
 def test_missing_split_or_class_folder(small_layout):
     shutil.rmtree(os.path.join(small_layout, "eval"))
     shutil.rmtree(os.path.join(small_layout, "train", "fake"))
-    with pytest.raises(UserError, match="missing the folder.*train/fake.*eval/real.*eval/fake"):
+    with pytest.raises(UserError, match=r"missing the folder.*train/fake.*eval/real.*eval/fake"):
         scan_dataset(small_layout)
 
 

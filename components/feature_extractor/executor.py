@@ -7,8 +7,8 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 from tfx import types
-from tfx.dsl.components.base import base_beam_executor
 from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 

@@ -1,0 +1,178 @@
+"""Feature extraction throughput: the seed's per-file librosa loop vs this project's Beam job.
+
+Generates one set of WAV files (16, 22.05 and 44.1 kHz, 3 to 6 s, laid out as a dataset), then
+in the same run times, end to end as separate processes:
+  (a) the seed loop: librosa.load (resampling to 16 kHz), first 4 s, peak normalisation,
+      melspectrogram, power_to_db, standardisation, one file after another;
+  (b) `spoofdetect features` (the Beam job, DirectRunner on every core) writing TFRecords.
+Prints clips/s of each, the ratio (b)/(a), and the peak memory of each process tree; (b) runs
+with the default Beam options (multi-processing, every core) and again multi-threaded. Then, in
+one process on the same files, the CPU cost per clip of each step, to show where time goes.
+
+    python benchmarks/feature_extraction.py [--files 1200] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+import soundfile
+
+SAMPLE_RATES = (16000, 22050, 44100)
+SPLIT_SHARES = (("train", 0.8), ("dev", 0.1), ("eval", 0.1))
+
+
+def make_files(root: str, count: int) -> None:
+    rng = np.random.default_rng(0)
+    index = 0
+    for split, share in SPLIT_SHARES:
+        for label in ("real", "fake"):
+            folder = os.path.join(root, split, label)
+            os.makedirs(folder, exist_ok=True)
+            for _ in range(max(1, int(count * share / 2))):
+                sample_rate = int(rng.choice(SAMPLE_RATES))
+                n = int(rng.uniform(3.0, 6.0) * sample_rate)
+                t = np.arange(n) / sample_rate
+                signal = np.sin(2 * np.pi * rng.uniform(80, 300) * t * (1 + 0.01 * np.sin(t)))
+                signal += 0.05 * rng.standard_normal(n)
+                soundfile.write(os.path.join(folder, f"{index:05d}.wav"),
+                                (0.3 * signal).astype(np.float32), sample_rate,
+                                subtype="PCM_16")
+                index += 1
+
+
+def seed_loop(root: str) -> int:
+    """The seed's feature loop, as it was: one file at a time through librosa."""
+    import librosa
+
+    count = 0
+    for folder, _, names in sorted(os.walk(root)):
+        for name in sorted(names):
+            y, _ = librosa.load(os.path.join(folder, name), sr=16000)
+            y = librosa.util.fix_length(y[:64000], size=64000)
+            y = y / np.max(np.abs(y))
+            spectrogram = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=2048,
+                                                         hop_length=512, n_mels=80)
+            spectrogram = librosa.power_to_db(spectrogram, ref=np.max)
+            _ = (spectrogram - spectrogram.mean()) / spectrogram.std()
+            count += 1
+    return count
+
+
+def stage_costs(root: str, limit: int = 300) -> dict[str, float]:
+    """Milliseconds per clip of each step of the job, single process, on `limit` files."""
+    import zlib
+
+    from spoofdetect.audio import decode_audio, segment_waveform
+    from spoofdetect.config import FeatureConfig
+    from spoofdetect.examples import make_example
+    from spoofdetect.features import feature_function
+
+    config = FeatureConfig()
+    paths = sorted(os.path.join(folder, name) for folder, _, names in os.walk(root)
+                   for name in names)[:limit]
+    blobs = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            blobs.append(handle.read())
+    function = feature_function(config)
+    function(np.zeros((config.batch_size, config.segment_samples), np.float32))
+    costs = {}
+    start = time.perf_counter()
+    decoded = [decode_audio(blob, config.sample_rate) for blob in blobs]
+    costs["decode + resample"] = time.perf_counter() - start
+    segments = np.stack([segment_waveform(d.samples, config)[0] for d in decoded])
+    start = time.perf_counter()
+    features = np.concatenate([function(segments[i:i + config.batch_size]).numpy()
+                               for i in range(0, len(segments), config.batch_size)])
+    costs["log-Mel (TF, batched)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    serialized = [make_example(f, 0, "a/b.wav", "a_b", 0, 16000, 4.0) for f in features]
+    costs["tf.Example serialisation"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for record in serialized:
+        zlib.compressobj(6, zlib.DEFLATED, 31).compress(record)
+    costs["gzip of the records"] = time.perf_counter() - start
+    return {name: seconds / len(paths) * 1000 for name, seconds in costs.items()}
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of a command's whole process tree."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        parent = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree) / 1e6)
+            except psutil.Error:
+                pass
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{stderr.decode()[-2000:]}")
+    return time.perf_counter() - start, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=1200)
+    parser.add_argument("--keep", help="write the files here and keep them")
+    parser.add_argument("--seed-loop", help=argparse.SUPPRESS)  # internal: run (a) on DIR
+    args = parser.parse_args()
+    if args.seed_loop:
+        seed_loop(args.seed_loop)
+        return
+    root = args.keep or tempfile.mkdtemp(prefix="bench_features_")
+    try:
+        make_files(root, args.files)
+        count = sum(len(names) for _, _, names in os.walk(root))
+        print(f"{count} files (16/22.05/44.1 kHz, 3-6 s) on {os.cpu_count()} cores")
+        seed_seconds, seed_peak = timed([sys.executable, __file__, "--seed-loop", root])
+        cli = os.path.join(os.path.dirname(sys.executable), "spoofdetect")
+        command = [cli, "features", "--data-root", root, "--output", root + "_out"]
+        beam_seconds, beam_peak = timed(command)
+        shutil.rmtree(root + "_out", ignore_errors=True)
+        threads_seconds, threads_peak = timed([
+            *command, "--beam-arg=--direct_running_mode=multi_threading",
+            f"--beam-arg=--direct_num_workers={os.cpu_count()}"])
+        seed_rate, beam_rate = count / seed_seconds, count / beam_seconds
+        threads_rate = count / threads_seconds
+        print(f"(a) seed librosa loop:          {seed_rate:7.1f} clips/s  ({seed_seconds:.1f} s,"
+              f" peak {seed_peak:.0f} MB)")
+        print(f"(b) Beam job, multi-processing: {beam_rate:7.1f} clips/s  ({beam_seconds:.1f} s,"
+              f" peak {beam_peak:.0f} MB)")
+        print(f"    Beam job, multi-threading:  {threads_rate:7.1f} clips/s  "
+              f"({threads_seconds:.1f} s, peak {threads_peak:.0f} MB)")
+        print(f"ratio (b)/(a): {beam_rate / seed_rate:.2f}x (multi-threading: "
+              f"{threads_rate / seed_rate:.2f}x); target >= 3x")
+        print("CPU cost per clip of each step (one process, ms):")
+        for name, milliseconds in stage_costs(root).items():
+            print(f"    {name:<26} {milliseconds:6.2f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root + "_out", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
