@@ -3,7 +3,8 @@
 It is NOT speech: "real" clips are voice-like harmonic signals (a glottal pulse train with
 natural jitter and shimmer, shaped by vowel formants, in syllables), and "fake" clips are the
 same kind of signal passed through a vocoder-like process: a channel vocoder whose band
-envelope is quantised in 3 dB steps, resynthesised with phase-vocoder (smoothed) phase. Levels,
+envelope is quantised in 3 dB steps and held for about 25 ms, resynthesised with smooth
+phase-vocoder phase below 4 kHz and noise excitation above. Levels,
 pitch ranges, durations and file formats are drawn from the same distributions for both
 classes, so no loudness or pitch statistic gives the label away, but the spectrogram does.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import struct
 from collections.abc import Iterator
 
 import numpy as np
@@ -85,25 +87,32 @@ def _voice_like(rng: np.random.Generator, sample_rate: int, seconds: float) -> n
     return out
 
 
-def _vocode(signal: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Channel-vocoder resynthesis: quantised band envelope, phase-vocoder phase."""
+def _vocode(signal: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Channel-vocoder resynthesis, with the artefacts of low-rate parametric vocoders.
+
+    The band envelope is quantised in 3 dB steps and updated only every few frames (about
+    25 ms), phases advance smoothly (phase vocoder) below 4 kHz and are random above it
+    (noise excitation, as WORLD-style vocoders model aperiodicity).
+    """
     n_fft = 1024 if sample_rate > 24000 else 512
     hop = n_fft // 4
     _, _, spectrum = scipy.signal.stft(signal, nperseg=n_fft, noverlap=n_fft - hop)
     magnitude = np.abs(spectrum) + 1e-9
-    num_bins = magnitude.shape[0]
+    num_bins, num_frames = magnitude.shape
+    hold = max(1, round(0.025 * sample_rate / hop))
+    held_frames = (np.arange(num_frames) // hold) * hold
     edges = np.unique(np.geomspace(2, num_bins, 33).astype(int))
-    quantised = magnitude.copy()
+    shaped = magnitude.copy()
     for low, high in itertools.pairwise(edges):
         band = magnitude[low:high].mean(axis=0)
-        band_db = 20 * np.log10(band)
         step_db = 3.0
-        target = 10 ** ((np.round(band_db / step_db) * step_db) / 20)
-        quantised[low:high] *= target / band
-    # Phase advances by each bin's centre frequency every hop: smooth, "phasey" resynthesis.
+        target = 10 ** (np.round(20 * np.log10(band[held_frames]) / step_db) * step_db / 20)
+        shaped[low:high] *= target / band
     advance = 2 * np.pi * hop * np.arange(num_bins) / n_fft
-    phase = np.cumsum(np.repeat(advance[:, None], magnitude.shape[1], axis=1), axis=1)
-    _, out = scipy.signal.istft(quantised * np.exp(1j * phase), nperseg=n_fft,
+    phase = np.cumsum(np.repeat(advance[:, None], num_frames, axis=1), axis=1)
+    noisy = np.arange(num_bins) * sample_rate / n_fft > 4000
+    phase[noisy] = rng.uniform(0, 2 * np.pi, (int(noisy.sum()), num_frames))
+    _, out = scipy.signal.istft(shaped * np.exp(1j * phase), nperseg=n_fft,
                                 noverlap=n_fft - hop)
     out = out[: len(signal)]
     return np.pad(out, (0, len(signal) - len(out)))
@@ -113,9 +122,32 @@ def synthesise_clip(rng: np.random.Generator, fake: bool) -> tuple[np.ndarray, i
     sample_rate = int(rng.choice(_SAMPLE_RATES))
     clip = _voice_like(rng, sample_rate, rng.uniform(1.5, 6.0))
     if fake:
-        clip = _vocode(clip, sample_rate)
+        clip = _vocode(clip, sample_rate, rng)
     clip = clip / (np.max(np.abs(clip)) + 1e-12) * 10 ** (rng.uniform(-24, -1) / 20)
     return clip.astype(np.float32), sample_rate
+
+
+def write_float_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
+    """32-bit float WAV without libsndfile's PEAK chunk, whose timestamp would make the demo
+    data differ from run to run."""
+    frames = np.asarray(samples, dtype="<f4")
+    channels = 1 if frames.ndim == 1 else frames.shape[1]
+    data = frames.tobytes()
+    block_align = 4 * channels
+    fmt = struct.pack("<HHIIHH", 3, channels, sample_rate, sample_rate * block_align,
+                      block_align, 32)  # 3: WAVE_FORMAT_IEEE_FLOAT
+    with open(path, "wb") as handle:
+        handle.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE")
+        handle.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt)
+        handle.write(b"data" + struct.pack("<I", len(data)) + data)
+
+
+def _write_clip(path: str, clip: np.ndarray, sample_rate: int, container: str,
+                subtype: str) -> None:
+    if (container, subtype) == ("WAV", "FLOAT"):
+        write_float_wav(path, clip, sample_rate)
+    else:
+        soundfile.write(path, clip, sample_rate, subtype=subtype, format=container)
 
 
 def _choose_format(rng: np.random.Generator) -> tuple[str, str]:
@@ -146,7 +178,7 @@ def make_demo_dataset(root: str, clips_per_class: dict[str, int] | None = None,
         os.makedirs(folder, exist_ok=True)
         extension = ".flac" if container == "FLAC" else ".wav"
         path = os.path.join(folder, f"{split}_{label}_{index:04d}{extension}")
-        soundfile.write(path, clip, sample_rate, subtype=subtype, format=container)
+        _write_clip(path, clip, sample_rate, container, subtype)
         count += 1
     write_broken_files(os.path.join(root, "broken"))
     return count
@@ -176,10 +208,10 @@ def write_broken_files(root: str) -> list[str]:
     soundfile.write(path("all_silent.wav"), np.zeros(32000, np.float32), 16000, subtype="PCM_16")
     with_nan = tone.copy()
     with_nan[100:200] = np.nan
-    soundfile.write(path("nan_samples.wav"), with_nan, 16000, subtype="FLOAT")
+    write_float_wav(path("nan_samples.wav"), with_nan, 16000)
     with_inf = tone.copy()
     with_inf[50] = np.inf
-    soundfile.write(path("inf_samples.wav"), with_inf, 16000, subtype="FLOAT")
+    write_float_wav(path("inf_samples.wav"), with_inf, 16000)
     with open(path("notes.txt"), "w", encoding="utf-8") as handle:
         handle.write("Not an audio file extension.\n")
     return written
