@@ -4,9 +4,9 @@ Used as is by the TFX FeatureExtractor component and by `spoofdetect features`. 
 read (size-checked first) -> decode to 16 kHz mono -> reject unusable audio with a reason ->
 cut into segments; then batches of segments go through the TensorFlow feature function and
 become tf.Examples, written per split as gzipped TFRecords under `Split-{split}/`, the layout
-TFX's Examples artifact uses. Rejected files and per-split/label counts are written beside
-them and summarised by `read_summary`. Only file paths are ever held in one place: the
-audio streams through the workers.
+TFX's Examples artifact uses. Each chunk of files writes its counts and rejected files to a
+small JSON file, which `read_summary` folds into the report. Only file paths are ever held in
+one place: the audio streams through the workers.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import StandardOptions
 
-from spoofdetect import examples
 from spoofdetect.audio import AudioRejected, check_not_silent, decode_audio, segment_waveform
 from spoofdetect.config import LABELS, SPLITS, FeatureConfig
 from spoofdetect.dataset import AUDIO_EXTENSIONS, ClipSource, join, scan_dataset
@@ -36,8 +35,6 @@ from spoofdetect.errors import UserError
 
 REPORT_FILE = "feature_report.json"
 _SUMMARY_DIR = "_summary"
-_REJECTED = "rejected"
-_COUNTS = "counts"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,41 +68,51 @@ class ExtractChunk(beam.DoFn):
     per-element cost is paid once per chunk, not once per step per file.
     """
 
-    def __init__(self, data_root: str, config: FeatureConfig, progress_path: str | None):
+    def __init__(self, data_root: str, config: FeatureConfig, summary_dir: str,
+                 progress_path: str | None):
         self._data_root = data_root
         self._config = config
         self._progress_path = progress_path
+        self._summary_dir = summary_dir
         self._function = None
+        self._make_example = None
 
     def setup(self) -> None:
+        # TensorFlow is imported here, in the workers, not when the driver builds the job.
+        from spoofdetect.examples import make_example
         from spoofdetect.features import feature_function
 
         self._function = feature_function(self._config)
+        self._make_example = make_example
 
-    def process(self, chunk: list[ClipSource]) -> Iterator[Any]:
+    def process(self, numbered_chunk: tuple[int, list[ClipSource]]) -> Iterator[EncodedExample]:
+        number, chunk = numbered_chunk
         segments: list[Segment] = []
+        rejected = []
         for source in chunk:
             try:
                 segments.extend(self._segments(source))
             except AudioRejected as rejection:
-                yield beam.pvalue.TaggedOutput(_REJECTED, {
-                    "path": source.relative_path, "split": source.split,
-                    "label": source.label, "reason": str(rejection)})
-        counts: dict[str, list[int]] = {}
+                rejected.append({"path": source.relative_path, "split": source.split,
+                                 "label": source.label, "reason": str(rejection)})
+        counts: dict[str, dict[str, int]] = {}
         for batch in chunked(segments, self._config.batch_size):
             features = self._function(np.stack([segment.samples for segment in batch])).numpy()
             for segment, log_mel in zip(batch, features, strict=True):
                 source = segment.source
-                key = f"{source.split}/{source.label}"
-                examples_and_clips = counts.setdefault(key, [0, 0])
-                examples_and_clips[0] += 1
-                examples_and_clips[1] += int(segment.index == 0)
-                yield EncodedExample(source.split, examples.make_example(
+                key = counts.setdefault(f"{source.split}/{source.label}",
+                                        {"clips": 0, "examples": 0})
+                key["examples"] += 1
+                key["clips"] += int(segment.index == 0)
+                yield EncodedExample(source.split, self._make_example(
                     log_mel, source.label_id, source.relative_path, source.clip_id,
                     segment.index, segment.original_sample_rate, segment.duration_seconds,
                     source.attack, source.speaker))
-        for key, (examples_count, clips_count) in counts.items():
-            yield beam.pvalue.TaggedOutput(_COUNTS, (key, (examples_count, clips_count)))
+        # One summary file per chunk, named by its number: a retried bundle rewrites the same
+        # file, so counts are never doubled, and no sink has to be finalised.
+        path = FileSystems.join(self._summary_dir, f"chunk-{number:07d}.json")
+        with FileSystems.create(path) as handle:
+            handle.write(json.dumps({"counts": counts, "rejected": rejected}).encode())
         if self._progress_path:
             # One byte per file: the driver polls the file's size to show progress.
             with open(self._progress_path, "ab") as progress:
@@ -137,14 +144,6 @@ class ExtractChunk(beam.DoFn):
                 for index, samples in enumerate(segment_waveform(decoded.samples, config))]
 
 
-def _sum_pairs(pairs: Any) -> tuple[int, int]:
-    examples_total, clips_total = 0, 0
-    for examples_count, clips_count in pairs:
-        examples_total += examples_count
-        clips_total += clips_count
-    return examples_total, clips_total
-
-
 def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_root: str,
                      output_dir: str, config: FeatureConfig,
                      progress_path: str | None = None) -> None:
@@ -152,12 +151,11 @@ def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_ro
     summary_dir = FileSystems.join(output_dir, _SUMMARY_DIR)
     extracted = (
         pipeline
-        | "ListFiles" >> beam.Create(chunked(sources, config.batch_size))
+        | "ListFiles" >> beam.Create(list(enumerate(chunked(sources, config.batch_size))))
         # Spread chunks over workers: Create alone can leave them all on one.
         | "Spread" >> beam.Reshuffle()
-        | "Extract" >> beam.ParDo(ExtractChunk(data_root, config, progress_path)).with_outputs(
-            _REJECTED, _COUNTS, main="examples"))
-    by_split = extracted.examples | "BySplit" >> beam.Partition(
+        | "Extract" >> beam.ParDo(ExtractChunk(data_root, config, summary_dir, progress_path)))
+    by_split = extracted | "BySplit" >> beam.Partition(
         lambda example, _: SPLITS.index(example.split), len(SPLITS))
     for split, split_examples in zip(SPLITS, by_split, strict=True):
         _ = (
@@ -166,18 +164,6 @@ def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_ro
             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
                 FileSystems.join(split_folder(output_dir, split), "data_tfrecord"),
                 file_name_suffix=".gz"))
-    _ = (
-        extracted[_COUNTS]
-        | "Count" >> beam.CombinePerKey(_sum_pairs)
-        | "CountsToJson" >> beam.MapTuple(
-            lambda key, pair: json.dumps({"key": key, "examples": pair[0], "clips": pair[1]}))
-        | "WriteCounts" >> beam.io.WriteToText(
-            FileSystems.join(summary_dir, "counts.jsonl"), shard_name_template=""))
-    _ = (
-        extracted[_REJECTED]
-        | "RejectedToJson" >> beam.Map(json.dumps, sort_keys=True)
-        | "WriteRejected" >> beam.io.WriteToText(
-            FileSystems.join(summary_dir, "rejected.jsonl"), shard_name_template=""))
 
 
 @dataclasses.dataclass
@@ -211,23 +197,23 @@ class ExtractionSummary:
                 if self.counts[split][label]["clips"] == 0]
 
 
-def _read_lines(path: str) -> list[str]:
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        return [line for line in handle.read().decode().splitlines() if line.strip()]
-
-
 def read_summary(output_dir: str, data_root: str, num_files: int,
                  seconds: float) -> ExtractionSummary:
-    """Collects the counts and rejections the job wrote, writes the JSON report, cleans up."""
+    """Folds the per-chunk summaries into one, writes the JSON report, removes the pieces."""
     summary_dir = FileSystems.join(output_dir, _SUMMARY_DIR)
     counts = {split: {label: {"clips": 0, "examples": 0} for label in LABELS}
               for split in SPLITS}
-    for line in _read_lines(FileSystems.join(summary_dir, "counts.jsonl")):
-        record = json.loads(line)
-        split, label = record["key"].split("/")
-        counts[split][label] = {"clips": record["clips"], "examples": record["examples"]}
-    rejected = sorted((json.loads(line) for line in _read_lines(
-        FileSystems.join(summary_dir, "rejected.jsonl"))), key=lambda r: r["path"])
+    rejected = []
+    pieces = FileSystems.match([FileSystems.join(summary_dir, "chunk-*.json")])[0]
+    for metadata in pieces.metadata_list:
+        with FileSystems.open(metadata.path, compression_type="uncompressed") as handle:
+            piece = json.loads(handle.read())
+        for key, piece_counts in piece["counts"].items():
+            split, label = key.split("/")
+            for name, value in piece_counts.items():
+                counts[split][label][name] += value
+        rejected.extend(piece["rejected"])
+    rejected.sort(key=lambda entry: entry["path"])
     summary = ExtractionSummary(data_root, num_files, counts, rejected, seconds)
     with FileSystems.create(FileSystems.join(output_dir, REPORT_FILE)) as handle:
         handle.write(json.dumps(summary.to_json(), indent=2).encode())
