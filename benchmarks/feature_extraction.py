@@ -166,6 +166,24 @@ def main() -> None:
               f"({threads_seconds:.1f} s, peak {threads_peak:.0f} MB)")
         print(f"ratio (b)/(a): {beam_rate / seed_rate:.2f}x (multi-threading: "
               f"{threads_rate / seed_rate:.2f}x); target >= 3x")
+        # The job's fixed cost (imports, worker start, sink finalisation) does not grow with
+        # the dataset: a quarter of the files again gives the rate beyond it.
+        quarter = root + "_quarter"
+        make_files(quarter, args.files // 4)
+        quarter_count = sum(len(names) for _, _, names in os.walk(quarter))
+        seed_quarter, _ = timed([sys.executable, __file__, "--seed-loop", quarter])
+        beam_quarter, _ = timed([cli, "features", "--data-root", quarter, "--output",
+                                 quarter + "_out"])
+        shutil.rmtree(quarter, ignore_errors=True)
+        shutil.rmtree(quarter + "_out", ignore_errors=True)
+        extra = count - quarter_count
+        seed_marginal = extra / (seed_seconds - seed_quarter)
+        beam_marginal = extra / (beam_seconds - beam_quarter)
+        print(f"beyond fixed start-up costs ({quarter_count} vs {count} files): seed "
+              f"{seed_marginal:.1f} clips/s, Beam {beam_marginal:.1f} clips/s, ratio "
+              f"{beam_marginal / seed_marginal:.2f}x; Beam's fixed cost "
+              f"{beam_seconds - count / beam_marginal:.1f} s, the seed loop's "
+              f"{seed_seconds - count / seed_marginal:.1f} s")
         print("CPU cost per clip of each step (one process, ms):")
         for name, milliseconds in stage_costs(root).items():
             print(f"    {name:<26} {milliseconds:6.2f}")
