@@ -47,7 +47,8 @@ def join(root: str, relative_path: str) -> str:
 def _list_folder(root: str, split: str, label: str) -> list[tuple[str, int, float]] | None:
     """(relative path, size, mtime) of each file in ROOT/split/label; None: no such folder."""
     folder = FileSystems.join(root, split, label)
-    pattern = FileSystems.join(folder, "*")
+    # '**' reaches into subfolders too (per-speaker folders are common): no file is skipped.
+    pattern = FileSystems.join(folder, "**")
     try:
         matches = FileSystems.match([pattern])[0].metadata_list
     except Exception as error:  # Beam raises BeamIOError and others for unreadable locations

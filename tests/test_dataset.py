@@ -21,6 +21,17 @@ def test_every_file_of_the_six_folders_is_a_source(small_layout):
     assert real.size_bytes == os.path.getsize(os.path.join(small_layout, real.relative_path))
 
 
+def test_files_in_subfolders_of_a_class_folder_count(small_layout):
+    nested = os.path.join(small_layout, "train", "real", "speaker_7")
+    os.makedirs(nested)
+    shutil.copy(os.path.join(small_layout, "train", "real", "real_0.wav"), nested)
+    sources = scan_dataset(small_layout)
+    paths = {s.relative_path: s for s in sources}
+    assert "train/real/speaker_7/real_0.wav" in paths
+    assert paths["train/real/speaker_7/real_0.wav"].clip_id == "train_real_speaker_7_real_0"
+    assert paths["train/real/real_0.wav"].clip_id == "train_real_real_0"
+
+
 def test_missing_root(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         scan_dataset(str(tmp_path / "nowhere"))
