@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 
 import numpy as np
 import soundfile
@@ -133,8 +134,10 @@ def decode_audio(data: bytes, target_sample_rate: int,
 
 def _describe(error: Exception) -> str:
     text = " ".join(str(error).split())
-    # TensorFlow prefixes its messages with the op's wrapped function name.
+    # TensorFlow prefixes its messages with the op's wrapped function name; libsndfile names
+    # the in-memory buffer it was given, which says nothing to the user.
     text = text.split("}} ")[-1]
+    text = re.sub(r"Error opening <[^>]*>: ", "", text)
     return f"{type(error).__name__}: {text[:200]}"
 
 
