@@ -12,7 +12,7 @@ from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from spoofdetect.components.feature_extractor.component import FeatureExtractor
-from spoofdetect.config import PipelineConfig, feature_config_to_json
+from spoofdetect.config import PipelineConfig, section_to_json
 from spoofdetect.dataset import dataset_fingerprint
 from spoofdetect.pipeline.schema import schema_path_for
 
@@ -21,7 +21,7 @@ def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: object | None = None) -> tfx_pipeline.Pipeline:
     feature_extractor = FeatureExtractor(
         data_root=config.data_root,
-        feature_config=feature_config_to_json(config.features),
+        feature_config=section_to_json(config.features),
         dataset_fingerprint=dataset_fingerprint(config.data_root),
     )
     statistics_gen = tfx.components.StatisticsGen(

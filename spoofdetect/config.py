@@ -67,6 +67,66 @@ class FeatureConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class GanConfig:
+    """Stage 1: WGAN-GP pre-training of the self-attention critic (defaults: the seed's)."""
+
+    noise_dim: int = 128
+    critic_widths: tuple[int, ...] = (64, 128, 256)
+    generator_widths: tuple[int, ...] = (256, 128, 64, 32)
+    gradient_penalty_weight: float = 10.0
+    critic_steps_per_generator_step: int = 5
+    learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.9
+    batch_size: int = 32
+    epochs: int = 20
+    # The critic's data side: 'fake' (the training split's fake clips, as in the seed) or 'all'.
+    critic_data: str = "fake"
+    checkpoint_every_steps: int = 50
+    shuffle_buffer: int = 1024
+    jit_compile: bool = False
+    # float16 compute with loss scaling; only takes effect on a GPU.
+    mixed_precision: bool = False
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.critic_data not in ("fake", "all"):
+            raise UserError(f"gan.critic_data is {self.critic_data!r}; use 'fake' or 'all'.")
+        for name in ("noise_dim", "critic_steps_per_generator_step", "batch_size",
+                     "checkpoint_every_steps"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"gan.{name} must be positive, got {getattr(self, name)}.")
+        if self.epochs < 0:
+            raise UserError("gan.epochs must be 0 or more.")
+        if len(self.critic_widths) != 3:
+            raise UserError("gan.critic_widths takes three widths, e.g. [64, 128, 256].")
+        if len(self.generator_widths) != 4:
+            raise UserError("gan.generator_widths takes four widths, e.g. [256, 128, 64, 32].")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """Stage 2: fine-tuning the pre-trained critic as a real/fake classifier."""
+
+    # Train the same classifier without stage 1 (the ablation).
+    from_scratch: bool = False
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 30
+    early_stopping_patience: int = 5
+    reduce_lr_patience: int = 2
+    reduce_lr_factor: float = 0.5
+    shuffle_buffer: int = 1024
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) <= 0:
+                raise UserError(
+                    f"classifier.{name} must be positive, got {getattr(self, name)}.")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything a pipeline run needs; one instance feeds every runner."""
 
@@ -80,6 +140,13 @@ class PipelineConfig:
         "--direct_num_workers=0",
     )
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    gan: GanConfig = dataclasses.field(default_factory=GanConfig)
+    classifier: ClassifierConfig = dataclasses.field(default_factory=ClassifierConfig)
+
+    def validate(self) -> None:
+        self.features.validate()
+        self.gan.validate()
+        self.classifier.validate()
 
     @property
     def pipeline_root(self) -> str:
@@ -94,7 +161,8 @@ class PipelineConfig:
 
 
 # Nested sections of PipelineConfig, by key.
-_SECTIONS: dict[str, type] = {"features": FeatureConfig}
+_SECTIONS: dict[str, type] = {
+    "features": FeatureConfig, "gan": GanConfig, "classifier": ClassifierConfig}
 
 
 def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
@@ -113,14 +181,17 @@ def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def feature_config_from_json(text: str) -> FeatureConfig:
-    config = _from_dict(FeatureConfig, json.loads(text) if text else {}, "features.")
+def section_from_json(cls: type, text: str) -> Any:
+    """A config section (FeatureConfig, GanConfig, ...) from the JSON a component receives."""
+    prefix = {cls_: name for name, cls_ in _SECTIONS.items()}[cls]
+    config = _from_dict(cls, json.loads(text) if text else {}, f"{prefix}.")
     config.validate()
     return config
 
 
-def feature_config_to_json(config: FeatureConfig) -> str:
+def section_to_json(config: Any) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
 
 
 def _parse_value(text: str) -> Any:
@@ -153,5 +224,5 @@ def load_config(path: str | None = None, overrides: list[str] | None = None,
             section = section.setdefault(parent, {})
         section[leaf] = _parse_value(raw)
     config = _from_dict(PipelineConfig, merged)
-    config.features.validate()
+    config.validate()
     return config

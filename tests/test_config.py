@@ -6,9 +6,9 @@ import pytest
 
 from spoofdetect.config import (
     FeatureConfig,
-    feature_config_from_json,
-    feature_config_to_json,
     load_config,
+    section_from_json,
+    section_to_json,
 )
 from spoofdetect.errors import UserError
 
@@ -33,8 +33,8 @@ def test_file_then_keywords_then_overrides(tmp_path):
 
 def test_json_round_trip_for_components():
     config = FeatureConfig(segment_mode="all", top_db=None)
-    assert feature_config_from_json(feature_config_to_json(config)) == config
-    assert json.loads(feature_config_to_json(config))["segment_mode"] == "all"
+    assert section_from_json(FeatureConfig, section_to_json(config)) == config
+    assert json.loads(section_to_json(config))["segment_mode"] == "all"
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -7,7 +7,7 @@ Outputs:
     {split}_{label}_clips and _examples, rejected_files (JSON), segment_mode, report_uri.
 Parameters:
   data_root: ROOT of ROOT/{train,dev,eval}/{real,fake}/*.wav (local path or URI).
-  feature_config: FeatureConfig as JSON (spoofdetect.config.feature_config_to_json).
+  feature_config: FeatureConfig as JSON (spoofdetect.config.section_to_json).
   dataset_fingerprint: changes when the files under data_root change, so TFX's cache is not
     reused for a different dataset; the local runner computes it from names, sizes and times.
 """

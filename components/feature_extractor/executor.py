@@ -12,7 +12,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from spoofdetect.config import LABELS, SPLITS, feature_config_from_json
+from spoofdetect.config import LABELS, SPLITS, FeatureConfig, section_from_json
 from spoofdetect.extraction import REPORT_FILE, ExtractionSummary, run_extraction
 
 # MLMD string properties are not meant for unbounded lists: beyond this many, the property
@@ -51,7 +51,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         # What ExampleGen records, so StatisticsGen and Trainer read the files without guessing.
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
-        config = feature_config_from_json(exec_properties["feature_config"])
+        config = section_from_json(FeatureConfig, exec_properties["feature_config"])
         summary = run_extraction(self._make_beam_pipeline(), exec_properties["data_root"],
                                  examples.uri, config)
         record_summary(examples, summary, config.segment_mode)

@@ -1,0 +1,130 @@
+"""The networks: SAGAN self-attention, the WGAN critic, the generator, the classifier.
+
+Plain Keras 3; no TFX. Every custom layer is registered and has `get_config`, so a saved
+`.keras` file loads wherever `spoofdetect` is importable, and the exported SavedModel needs no
+project code at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from spoofdetect.config import FeatureConfig, GanConfig
+
+PACKAGE = "spoofdetect"
+CRITIC_SCORE = "critic_score"
+CLASSIFIER_OUTPUT = "p_fake"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SelfAttention(layers.Layer):
+    """SAGAN self-attention over the positions of a [batch, height, width, channels] map.
+
+    1x1 query and key projections to channels/8, a 1x1 value projection, softmax over
+    positions, a 1x1 output projection, and a residual add scaled by a learnable gamma that
+    starts at 0, so the layer begins as the identity and learns how much attention to use.
+    """
+
+    def __init__(self, key_divisor: int = 8, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.key_divisor = key_divisor
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        channels = int(input_shape[-1])
+        key_channels = max(1, channels // self.key_divisor)
+        self.query = layers.Conv2D(key_channels, 1, name="query")
+        self.key = layers.Conv2D(key_channels, 1, name="key")
+        self.value = layers.Conv2D(channels, 1, name="value")
+        self.output_projection = layers.Conv2D(channels, 1, name="output_projection")
+        for projection, width in ((self.query, channels), (self.key, channels),
+                                  (self.value, channels), (self.output_projection, channels)):
+            projection.build((None, None, None, width))
+        self.gamma = self.add_weight(name="gamma", shape=(), initializer="zeros")
+
+    def call(self, inputs: Any) -> Any:
+        shape = ops.shape(inputs)
+        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+        positions = height * width
+        query = ops.reshape(self.query(inputs), (batch, positions, -1))
+        key = ops.reshape(self.key(inputs), (batch, positions, -1))
+        value = ops.reshape(self.value(inputs), (batch, positions, channels))
+        attention = ops.softmax(ops.matmul(query, ops.transpose(key, (0, 2, 1))), axis=-1)
+        attended = ops.reshape(ops.matmul(attention, value), (batch, height, width, channels))
+        return inputs + ops.cast(self.gamma, inputs.dtype) * self.output_projection(attended)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "key_divisor": self.key_divisor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Standardise(layers.Layer):
+    """Per-example mean 0, std 1: makes generated maps look like the standardised features."""
+
+    def call(self, inputs: Any) -> Any:
+        axes = tuple(range(1, len(inputs.shape)))
+        mean = ops.mean(inputs, axis=axes, keepdims=True)
+        std = ops.sqrt(ops.mean(ops.square(inputs - mean), axis=axes, keepdims=True))
+        return (inputs - mean) / ops.maximum(std, 1e-6)
+
+
+def build_critic(features: FeatureConfig, gan: GanConfig) -> keras.Model:
+    """The seed's critic: [batch, n_mels, frames] -> one unbounded score per example.
+
+    Layer normalisation, not batch normalisation: the gradient penalty needs each example's
+    score to depend on that example alone.
+    """
+    first, second, third = gan.critic_widths
+    spectrogram = keras.Input((features.n_mels, features.num_frames), name="log_mel")
+    x = layers.Reshape((features.n_mels, features.num_frames, 1))(spectrogram)
+    x = layers.Conv2D(first, 4, strides=2, padding="same", name="conv1")(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.Conv2D(second, 4, strides=2, padding="same", use_bias=False, name="conv2")(x)
+    x = layers.LayerNormalization(name="norm2")(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = SelfAttention(name="attention")(x)
+    x = layers.Conv2D(third, 4, strides=2, padding="same", use_bias=False, name="conv3")(x)
+    x = layers.LayerNormalization(name="norm3")(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.Flatten(name="flatten")(x)
+    score = layers.Dense(1, name=CRITIC_SCORE, dtype="float32")(x)
+    return keras.Model(spectrogram, score, name="critic")
+
+
+def build_generator(features: FeatureConfig, gan: GanConfig) -> keras.Model:
+    """Noise -> [batch, n_mels, frames], standardised like the features.
+
+    Four stride-2 transposed convolutions grow a (n_mels/16 x frames/16) seed map to full size,
+    with self-attention after the second (a quarter of the final resolution).
+    """
+    widths = gan.generator_widths
+    seed_height = -(-features.n_mels // 16)
+    seed_width = -(-features.num_frames // 16)
+    noise = keras.Input((gan.noise_dim,), name="noise")
+    x = layers.Dense(seed_height * seed_width * widths[0], name="project")(noise)
+    x = layers.Reshape((seed_height, seed_width, widths[0]))(x)
+    x = layers.LayerNormalization(name="norm0")(x)
+    x = layers.ReLU()(x)
+    for index, width in enumerate(widths[1:], start=1):
+        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
+                                   name=f"up{index}")(x)
+        x = layers.LayerNormalization(name=f"norm{index}")(x)
+        x = layers.ReLU()(x)
+        if index == 2:
+            x = SelfAttention(name="attention")(x)
+    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", name="to_spectrogram",
+                               dtype="float32")(x)
+    x = layers.Cropping2D(((0, seed_height * 16 - features.n_mels),
+                           (0, seed_width * 16 - features.num_frames)))(x)
+    x = layers.Reshape((features.n_mels, features.num_frames))(x)
+    spectrogram = Standardise(name="standardise", dtype="float32")(x)
+    return keras.Model(noise, spectrogram, name="generator")
+
+
+def classifier_from_critic(critic: keras.Model) -> keras.Model:
+    """The critic without its last Dense, topped by Dense(1, sigmoid): p(fake)."""
+    body = critic.get_layer("flatten").output
+    p_fake = layers.Dense(1, activation="sigmoid", name=CLASSIFIER_OUTPUT, dtype="float32")(body)
+    return keras.Model(critic.inputs, p_fake, name="classifier")
