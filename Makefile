@@ -27,7 +27,7 @@ $(DEMO_DIR)/.complete: | $(INSTALLED)
 	@touch $@
 
 demo: $(INSTALLED) $(DEMO_DIR)/.complete
-	$(BIN)/spoofdetect run --data-root $(DEMO_DIR) --workdir $(WORKDIR)
+	$(BIN)/spoofdetect run --data-root $(DEMO_DIR) --workdir $(WORKDIR) --config pipeline/demo.yaml
 
 # The bad-input demo: the demo dataset plus its broken files, through the feature stage alone.
 demo-bad-input: $(INSTALLED) $(DEMO_DIR)/.complete

@@ -11,6 +11,7 @@ PACKAGE_DIRS = {
     "spoofdetect": "spoofdetect",
     "spoofdetect.components": "components",
     "spoofdetect.components.feature_extractor": "components/feature_extractor",
+    "spoofdetect.components.wgan_pretrainer": "components/wgan_pretrainer",
     "spoofdetect.pipeline": "pipeline",
     "spoofdetect.schemas": "schemas",
 }
@@ -42,7 +43,7 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=list(PACKAGE_DIRS),
     package_dir=PACKAGE_DIRS,
-    package_data={"spoofdetect.schemas": ["*.pbtxt"]},
+    package_data={"spoofdetect.schemas": ["*.pbtxt"], "spoofdetect.pipeline": ["*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest", "pytest-timeout", "ruff"]},
     entry_points={"console_scripts": ["spoofdetect=spoofdetect.cli:main"]},

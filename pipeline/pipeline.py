@@ -2,6 +2,13 @@
 
     FeatureExtractor ──> StatisticsGen ──> ExampleValidator <── ImportSchemaGen
       (Beam: audio → log-Mel Examples)      (checks every run against schemas/)
+            │                                    │ (runs after)
+            ├──────────> WganPretrainer <────────┘   stage 1: WGAN-GP critic
+            │                  │ base_model
+            └──────────> Trainer (pipeline/trainer_module.py)   stage 2: fine-tune, export
+
+With classifier.from_scratch the WganPretrainer is left out and the Trainer starts from a
+fresh critic: the ablation.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from spoofdetect.components.feature_extractor.component import FeatureExtractor
+from spoofdetect.components.wgan_pretrainer.component import WganPretrainer
 from spoofdetect.config import PipelineConfig, section_to_json
 from spoofdetect.dataset import dataset_fingerprint
+from spoofdetect.pipeline import trainer_module
 from spoofdetect.pipeline.schema import schema_path_for
 
 
@@ -31,11 +40,36 @@ def create_pipeline(config: PipelineConfig,
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"])
+    components = [feature_extractor, statistics_gen, schema_importer, example_validator]
+
+    pretrainer = None
+    if not config.classifier.from_scratch:
+        pretrainer = WganPretrainer(
+            examples=feature_extractor.outputs["examples"],
+            gan_config=section_to_json(config.gan),
+            feature_config=section_to_json(config.features))
+        pretrainer.add_upstream_node(example_validator)
+        components.append(pretrainer)
+
+    trainer = tfx.components.Trainer(
+        run_fn=trainer_module.__name__ + ".run_fn",
+        examples=feature_extractor.outputs["examples"],
+        schema=schema_importer.outputs["schema"],
+        base_model=pretrainer.outputs["model"] if pretrainer else None,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["dev"]),
+        custom_config={
+            trainer_module.FEATURES: section_to_json(config.features),
+            trainer_module.GAN: section_to_json(config.gan),
+            trainer_module.CLASSIFIER: section_to_json(config.classifier),
+        })
+    trainer.add_upstream_node(example_validator)
+    components.append(trainer)
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[feature_extractor, statistics_gen, schema_importer, example_validator],
+        components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

@@ -19,6 +19,16 @@ def split_files(examples_uri: str, split: str) -> list[str]:
     return files
 
 
+def expand_patterns(files: list[str]) -> list[str]:
+    """Files, with glob patterns (TFX's FnArgs give `Split-train/*`) expanded, sorted."""
+    expanded = []
+    for entry in files:
+        expanded.extend(sorted(tf.io.gfile.glob(entry)) if "*" in entry else [entry])
+    if not expanded:
+        raise FileNotFoundError(f"No files match {files}")
+    return expanded
+
+
 def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
                     shuffle_buffer: int = 0, seed: int | None = None,
                     label: int | None = None, repeat: bool = False,
@@ -28,7 +38,7 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
     `label` keeps only examples of that class. With a seed, the order (shuffle included) is
     the same on every run, so training can be reproduced and resumed exactly.
     """
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    dataset = tf.data.TFRecordDataset(expand_patterns(files), compression_type="GZIP")
     if label is not None:
         spec = {examples.LABEL: examples.feature_spec(config)[examples.LABEL]}
         dataset = dataset.filter(

@@ -16,6 +16,7 @@ from spoofdetect.config import FeatureConfig, GanConfig
 
 PACKAGE = "spoofdetect"
 CRITIC_SCORE = "critic_score"
+CLASSIFIER_LOGIT = "logit"
 CLASSIFIER_OUTPUT = "p_fake"
 
 
@@ -124,7 +125,12 @@ def build_generator(features: FeatureConfig, gan: GanConfig) -> keras.Model:
 
 
 def classifier_from_critic(critic: keras.Model) -> keras.Model:
-    """The critic without its last Dense, topped by Dense(1, sigmoid): p(fake)."""
+    """The critic without its last Dense, topped by Dense(1) and a sigmoid: p(fake).
+
+    The logit stays a named layer so the export can report log-odds without the loss of
+    precision of inverting a saturated sigmoid.
+    """
     body = critic.get_layer("flatten").output
-    p_fake = layers.Dense(1, activation="sigmoid", name=CLASSIFIER_OUTPUT, dtype="float32")(body)
+    logit = layers.Dense(1, name=CLASSIFIER_LOGIT, dtype="float32")(body)
+    p_fake = layers.Activation("sigmoid", name=CLASSIFIER_OUTPUT, dtype="float32")(logit)
     return keras.Model(critic.inputs, p_fake, name="classifier")

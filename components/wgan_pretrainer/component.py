@@ -1,0 +1,39 @@
+"""WganPretrainer component: Examples -> Model (critic and generator).
+
+Inputs:
+  examples: the FeatureExtractor's Examples; the train split feeds the critic.
+Outputs:
+  model: Model. Format-Serving/critic.keras (the base model for fine-tuning) and
+    generator.keras; history.json, losses.png, samples.png (generated next to real) and
+    logs/ (TensorBoard) beside it. MLMD custom properties: steps, epochs, critic_loss,
+    generator_loss, wasserstein, gradient_penalty (final epoch means), wall_seconds, device,
+    resumed_from_step, critic_examples.
+Parameters:
+  gan_config, feature_config: the GanConfig and FeatureConfig sections as JSON.
+"""
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from spoofdetect.components.wgan_pretrainer import executor
+
+
+class WganPretrainerSpec(ComponentSpec):
+    PARAMETERS = {
+        "gan_config": ExecutionParameter(type=str),
+        "feature_config": ExecutionParameter(type=str),
+    }
+    INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}
+
+
+class WganPretrainer(base_component.BaseComponent):
+    SPEC_CLASS = WganPretrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, examples: types.BaseChannel, gan_config: str, feature_config: str):
+        super().__init__(spec=WganPretrainerSpec(
+            examples=examples, gan_config=gan_config, feature_config=feature_config,
+            model=types.Channel(type=standard_artifacts.Model)))

@@ -1,0 +1,55 @@
+"""WganPretrainer executor: trains stage 1 on the train split, writes the Model artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import tensorflow as tf
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
+from spoofdetect.pretraining import run_pretraining
+
+
+def checkpoint_dir_for(model_uri: str, examples_uri: str, gan_json: str,
+                       feature_json: str) -> str:
+    """Where this training run keeps its checkpoints.
+
+    TFX gives every execution a new output folder, so a run started again after a crash
+    would not find its checkpoints there. This folder is keyed by what determines the run
+    (the input examples and both configs) and sits beside the component's outputs.
+    """
+    key = hashlib.sha256("\n".join((examples_uri, gan_json, feature_json)).encode())
+    component_dir = os.path.dirname(os.path.dirname(model_uri.rstrip("/")))
+    return os.path.join(component_dir, ".checkpoints", key.hexdigest()[:16])
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
+           output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        model = artifact_utils.get_single_instance(output_dict["model"])
+        features = section_from_json(FeatureConfig, exec_properties["feature_config"])
+        gan = section_from_json(GanConfig, exec_properties["gan_config"])
+        checkpoint_dir = checkpoint_dir_for(model.uri, examples.uri,
+                                            exec_properties["gan_config"],
+                                            exec_properties["feature_config"])
+        summary = run_pretraining(examples.uri, features, gan, checkpoint_dir,
+                                  serving_dir=path_utils.serving_model_path(model.uri),
+                                  output_dir=model.uri)
+        for name, value in summary.items():
+            if isinstance(value, int):
+                model.set_int_custom_property(name, value)
+            elif isinstance(value, float):
+                model.set_float_custom_property(name, value)
+            else:
+                model.set_string_custom_property(name, str(value))
+        # Finished: a later run with the same inputs starts afresh.
+        tf.io.gfile.rmtree(checkpoint_dir)

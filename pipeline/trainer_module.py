@@ -1,0 +1,35 @@
+"""The stock TFX Trainer's module: stage 2, fine-tuning and export.
+
+Trainer calls `run_fn` with FnArgs: the Examples' files, `base_model` (the WganPretrainer's
+Format-Serving folder holding critic.keras, absent with from_scratch), `custom_config` (the
+config sections as JSON, recorded on the execution in ML Metadata), and the folders for the
+serving model and the run's logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig, section_from_json
+from spoofdetect.export import export_serving_model
+from spoofdetect.finetune import summarise, train_classifier
+
+# custom_config keys, one per config section.
+FEATURES, GAN, CLASSIFIER = "features", "gan", "classifier"
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    custom = fn_args.custom_config
+    features = section_from_json(FeatureConfig, custom[FEATURES])
+    gan = section_from_json(GanConfig, custom[GAN])
+    config = section_from_json(ClassifierConfig, custom[CLASSIFIER])
+    model, history = train_classifier(
+        fn_args.train_files, fn_args.eval_files, features, config, gan,
+        base_model_dir=None if config.from_scratch else fn_args.base_model,
+        run_dir=fn_args.model_run_dir)
+    export_serving_model(model, features, fn_args.serving_model_dir)
+    with open(os.path.join(fn_args.model_run_dir, "summary.json"), "w") as handle:
+        json.dump(summarise(history), handle, indent=1)

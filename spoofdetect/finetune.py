@@ -1,0 +1,93 @@
+"""Stage 2: the pre-trained critic (or a fresh one: `from_scratch`) fine-tuned as a real/fake
+classifier. Plain Keras; the TFX Trainer's run_fn and the tests call `train_classifier`."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from spoofdetect import examples
+from spoofdetect.config import LABELS, ClassifierConfig, FeatureConfig, GanConfig
+from spoofdetect.data import count_examples, example_dataset
+from spoofdetect.errors import UserError
+from spoofdetect.models import build_critic, classifier_from_critic
+from spoofdetect.plots import plot_classifier_history
+from spoofdetect.pretraining import CRITIC_FILE
+
+
+def class_weights(num_real: int, num_fake: int) -> dict[int, float]:
+    """Balanced weights: each class contributes half of the loss whatever its count."""
+    total = num_real + num_fake
+    return {LABELS["real"]: total / (2.0 * num_real), LABELS["fake"]: total / (2.0 * num_fake)}
+
+
+def _pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    return dataset.map(lambda batch: (batch[examples.LOG_MEL],
+                                      tf.cast(batch[examples.LABEL], tf.float32)))
+
+
+def load_critic(base_model_dir: str) -> keras.Model:
+    path = os.path.join(base_model_dir, CRITIC_FILE)
+    if not tf.io.gfile.exists(path):
+        raise UserError(f"No pre-trained critic at {path}: run stage 1 first, or set "
+                        "classifier.from_scratch=true.")
+    return keras.saving.load_model(path)
+
+
+def train_classifier(train_files: list[str], dev_files: list[str], features: FeatureConfig,
+                     config: ClassifierConfig, gan: GanConfig, base_model_dir: str | None,
+                     run_dir: str) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fits the classifier; keeps the weights of the epoch with the best dev AUC.
+
+    Writes run_dir/{history.json, training.png, logs/ (TensorBoard)}.
+    """
+    keras.utils.set_random_seed(config.seed)
+    if config.from_scratch:
+        critic = build_critic(features, gan)
+    elif base_model_dir:
+        critic = load_critic(base_model_dir)
+    else:
+        raise UserError("Fine-tuning needs the pre-trained critic (stage 1), or "
+                        "classifier.from_scratch=true.")
+    model = classifier_from_critic(critic)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+    num_real = count_examples(train_files, features, LABELS["real"])
+    num_fake = count_examples(train_files, features, LABELS["fake"])
+    if not num_real or not num_fake:
+        raise UserError(f"The train split has {num_real} real and {num_fake} fake examples; "
+                        "the classifier needs both.")
+    train = _pairs(example_dataset(train_files, features, config.batch_size,
+                                   shuffle_buffer=config.shuffle_buffer, seed=config.seed))
+    dev = _pairs(example_dataset(dev_files, features, config.batch_size))
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
+                                      patience=config.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max",
+                                          patience=config.reduce_lr_patience,
+                                          factor=config.reduce_lr_factor),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
+    ]
+    fit = model.fit(train, validation_data=dev, epochs=config.epochs, callbacks=callbacks,
+                    class_weight=class_weights(num_real, num_fake), verbose=2)
+    history = {name: [float(value) for value in values] for name, values in fit.history.items()}
+    tf.io.gfile.makedirs(run_dir)
+    with tf.io.gfile.GFile(os.path.join(run_dir, "history.json"), "w") as handle:
+        json.dump(history, handle, indent=1)
+    plot_classifier_history(history, os.path.join(run_dir, "training.png"))
+    return model, history
+
+
+def summarise(history: dict[str, list[float]]) -> dict[str, Any]:
+    best = max(range(len(history["val_auc"])), key=lambda epoch: history["val_auc"][epoch])
+    return {"epochs_run": len(history["val_auc"]), "best_epoch": best + 1,
+            "best_dev_auc": history["val_auc"][best],
+            "best_dev_accuracy": history["val_accuracy"][best]}
