@@ -56,8 +56,12 @@ def run_local(config: PipelineConfig, runner: str = "beam") -> int:
     return 1 if summary["anomalies"] else 0
 
 
-def _latest_artifact(store: metadata_store.MetadataStore, type_name: str) -> object | None:
-    artifacts = store.get_artifacts_by_type(type_name)
+def _latest_artifact(store: metadata_store.MetadataStore, type_name: str,
+                     producer: str | None = None) -> object | None:
+    """The newest artifact of a type; with `producer`, among those whose URI shows that
+    component made them (TFX lays outputs out as pipeline_root/<component>/<output>/<id>)."""
+    artifacts = [artifact for artifact in store.get_artifacts_by_type(type_name)
+                 if producer is None or f"/{producer}/" in artifact.uri]
     return max(artifacts, key=lambda artifact: artifact.id) if artifacts else None
 
 
@@ -65,7 +69,8 @@ def _custom(artifact: object, name: str) -> object:
     value = artifact.custom_properties.get(name)
     if value is None:
         return None
-    return value.int_value if value.HasField("int_value") else value.string_value
+    field = value.WhichOneof("value")
+    return getattr(value, field) if field else None
 
 
 def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
@@ -91,7 +96,19 @@ def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
     anomalies = _latest_artifact(store, "ExampleAnomalies")
     counts = {f"{split}/{label}": _custom(examples, f"{split}_{label}_clips")
               for split in SPLITS for label in LABELS}
+    pretrained = _latest_artifact(store, "Model", producer="WganPretrainer")
+    trained = _latest_artifact(store, "Model", producer="Trainer")
+    model_run = _latest_artifact(store, "ModelRun")
+    classifier = {}
+    if model_run and os.path.exists(os.path.join(model_run.uri, "summary.json")):
+        with open(os.path.join(model_run.uri, "summary.json")) as handle:
+            classifier = json.load(handle)
     return {
+        "pretrained": ({name: _custom(pretrained, name) for name in (
+            "steps", "wall_seconds", "wasserstein", "device")} | {"uri": pretrained.uri}
+            if pretrained else None),
+        "model_uri": trained.uri if trained else None,
+        "classifier": classifier,
         "examples_uri": examples.uri,
         "num_clips": _custom(examples, "num_clips"),
         "num_examples": _custom(examples, "num_examples"),
@@ -109,6 +126,17 @@ def format_run_summary(summary: dict[str, object]) -> str:
              f"  {summary['num_clips']} clips, {summary['num_examples']} examples, "
              f"{summary['num_rejected']} rejected files"]
     lines += [f"    rejected {entry}" for entry in summary["rejected_files"]]
+    pretrained = summary.get("pretrained")
+    if pretrained:
+        lines.append(f"Stage 1 (WGAN-GP): {pretrained['steps']} steps in "
+                     f"{pretrained['wall_seconds']:.0f} s on {pretrained['device']}, final "
+                     f"Wasserstein estimate {pretrained['wasserstein']:.3f}; {pretrained['uri']}")
+    classifier = summary.get("classifier")
+    if classifier:
+        lines.append(f"Stage 2 (fine-tuning): best dev AUC {classifier['best_dev_auc']:.3f}, "
+                     f"accuracy {classifier['best_dev_accuracy']:.3f} at epoch "
+                     f"{classifier['best_epoch']}/{classifier['epochs_run']}; SavedModel "
+                     f"{summary['model_uri']}/Format-Serving")
     if summary["anomalies"]:
         lines.append("Schema validation found anomalies:")
         for split, descriptions in summary["anomalies"].items():

@@ -4,6 +4,7 @@ classifier. Plain Keras; the TFX Trainer's run_fn and the tests call `train_clas
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -64,8 +65,11 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
     if not num_real or not num_fake:
         raise UserError(f"The train split has {num_real} real and {num_fake} fake examples; "
                         "the classifier needs both.")
+    # Endless, with a fixed number of steps per epoch: Keras then knows the epoch's length.
     train = _pairs(example_dataset(train_files, features, config.batch_size,
-                                   shuffle_buffer=config.shuffle_buffer, seed=config.seed))
+                                   shuffle_buffer=config.shuffle_buffer, seed=config.seed,
+                                   repeat=True))
+    steps_per_epoch = math.ceil((num_real + num_fake) / config.batch_size)
     dev = _pairs(example_dataset(dev_files, features, config.batch_size))
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
@@ -76,7 +80,8 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
                                           factor=config.reduce_lr_factor),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
     ]
-    fit = model.fit(train, validation_data=dev, epochs=config.epochs, callbacks=callbacks,
+    fit = model.fit(train, validation_data=dev, epochs=config.epochs,
+                    steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                     class_weight=class_weights(num_real, num_fake), verbose=2)
     history = {name: [float(value) for value in values] for name, values in fit.history.items()}
     tf.io.gfile.makedirs(run_dir)

@@ -50,3 +50,18 @@ def demo_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("demo"))
     make_demo_dataset(root, {"train": 4, "dev": 2, "eval": 2}, seed=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_examples(demo_root, tmp_path_factory):
+    """The demo dataset's feature TFRecords (Split-*/), extracted in-process once."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from spoofdetect.config import FeatureConfig
+    from spoofdetect.extraction import run_extraction
+
+    output = str(tmp_path_factory.mktemp("demo_examples"))
+    run_extraction(beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])),
+                   demo_root, output, FeatureConfig(), show_progress=False)
+    return output

@@ -1,0 +1,73 @@
+"""The networks: self-attention, critic, generator, classifier head, serialisation."""
+
+import keras
+import numpy as np
+import pytest
+
+from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.models import (
+    SelfAttention,
+    build_critic,
+    build_generator,
+    classifier_from_critic,
+)
+
+FEATURES, GAN = FeatureConfig(), GanConfig()
+
+
+def test_self_attention_starts_as_identity_and_attends_once_gamma_moves():
+    layer = SelfAttention()
+    x = np.random.default_rng(0).standard_normal((2, 5, 7, 16)).astype("float32")
+    np.testing.assert_allclose(layer(x), x, atol=1e-6)
+    assert layer.query.filters == 2 and layer.key.filters == 2  # C/8
+    assert layer.value.filters == 16 and layer.output_projection.filters == 16
+    layer.gamma.assign(1.0)
+    moved = np.asarray(layer(x))
+    assert np.abs(moved - x).max() > 1e-3
+    # Attention mixes positions: changing one position changes the output at another.
+    x2 = x.copy()
+    x2[:, 0, 0, :] += 5.0
+    assert np.abs(np.asarray(layer(x2))[:, 4, 6] - moved[:, 4, 6]).max() > 1e-4
+
+
+def test_critic_matches_the_seed_architecture():
+    critic = build_critic(FEATURES, GAN)
+    kinds = [type(layer).__name__ for layer in critic.layers]
+    assert "BatchNormalization" not in kinds
+    convs = [layer for layer in critic.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [64, 128, 256]
+    assert [c.use_bias for c in convs] == [True, False, False]
+    assert all(c.kernel_size == (4, 4) and c.strides == (2, 2) for c in convs)
+    assert kinds.index("SelfAttention") == kinds.index("LayerNormalization") + 2
+    assert critic.output_shape == (None, 1)
+    narrow = build_critic(FEATURES, GanConfig(critic_widths=(8, 16, 32)))
+    assert narrow.count_params() < critic.count_params() / 20
+
+
+def test_generator_outputs_standardised_spectrograms():
+    generator = build_generator(FEATURES, GAN)
+    out = np.asarray(generator(np.random.default_rng(1).standard_normal((3, 128)).astype(
+        "float32")))
+    assert out.shape == (3, 80, 126)
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, atol=1e-3)
+    assert any(isinstance(layer, SelfAttention) for layer in generator.layers)
+
+
+def test_classifier_reuses_the_critic_body_with_a_sigmoid_head():
+    critic = build_critic(FEATURES, GAN)
+    classifier = classifier_from_critic(critic)
+    assert classifier.get_layer("conv2") is critic.get_layer("conv2")
+    assert "critic_score" not in [layer.name for layer in classifier.layers]
+    p = np.asarray(classifier(np.zeros((2, 80, 126), "float32")))
+    assert p.shape == (2, 1) and ((p > 0) & (p < 1)).all()
+
+
+@pytest.mark.parametrize("build", [build_critic, build_generator])
+def test_saved_models_load_with_identical_outputs(build, tmp_path):
+    model = build(FEATURES, GAN)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(2).standard_normal((2, *model.input_shape[1:])).astype("float32")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)

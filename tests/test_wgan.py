@@ -1,0 +1,146 @@
+"""Stage 1: the WGAN-GP losses, determinism, divergence and resuming a killed run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.pretraining import CRITIC_FILE, GENERATOR_FILE, run_pretraining
+from spoofdetect.wgan import TrainingDiverged, WganTrainer, train_wgan
+
+FEATURES = FeatureConfig()
+# Narrow networks and tiny batches: the tests check the mechanics, not the quality.
+SMALL = GanConfig(critic_widths=(8, 16, 32), generator_widths=(32, 16, 8, 8), batch_size=2,
+                  epochs=6, critic_data="all", checkpoint_every_steps=1, shuffle_buffer=8)
+
+
+def test_gradient_penalty_is_per_example_norm_minus_one_squared():
+    trainer = WganTrainer(FEATURES, SMALL)
+    weights = np.full((80, 126), 3.0 / np.sqrt(80 * 126), np.float32)  # ||w|| = 3
+    linear = keras.Sequential([keras.Input((80, 126)),
+                               keras.layers.Lambda(lambda x: tf.reduce_sum(x * weights,
+                                                                           axis=[1, 2]))])
+    trainer.critic = linear
+    real = tf.random.normal([4, 80, 126])
+    fake = tf.random.normal([4, 80, 126])
+    # A linear critic has gradient w everywhere: every example's norm is 3.
+    assert float(trainer._gradient_penalty(real, fake)) == pytest.approx(4.0, rel=1e-5)
+
+
+def _random_data(seed: int, corrupt: bool = False):
+    data = np.random.default_rng(seed).standard_normal((8, 80, 126)).astype("float32")
+    if corrupt:
+        data[:] = np.nan
+
+    def make() -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices(data).repeat().batch(2, drop_remainder=True)
+    return make
+
+
+def test_fixed_seeds_give_identical_first_losses(tmp_path):
+    config = GanConfig(**{**SMALL.__dict__, "epochs": 1})
+    first = train_wgan(_random_data(0), 8, FEATURES, config, str(tmp_path / "a"))
+    second = train_wgan(_random_data(0), 8, FEATURES, config, str(tmp_path / "b"))
+    assert first.history["steps"][0] == second.history["steps"][0]
+    losses = first.history["steps"][0]
+    assert losses["critic_loss"] == pytest.approx(
+        -losses["wasserstein"] + 10.0 * losses["gradient_penalty"], rel=1e-4)
+
+
+def test_nan_loss_stops_with_the_step_and_what_to_change(demo_examples, tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"at step 1 \(epoch 1\).*gan.learning_rate"):
+        train_wgan(_random_data(0, corrupt=True), 8, FEATURES, SMALL, str(tmp_path / "ck"))
+
+
+def test_too_little_data_is_a_clear_error(tmp_path):
+    config = GanConfig(**{**SMALL.__dict__, "batch_size": 16})
+    with pytest.raises(Exception, match="fewer than one batch"):
+        train_wgan(_random_data(0), 8, FEATURES, config, str(tmp_path / "ck"))
+
+
+PRETRAIN_SCRIPT = """
+import json, sys
+from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.pretraining import run_pretraining
+config = GanConfig(**json.loads(sys.argv[2]))
+summary = run_pretraining(sys.argv[1], FeatureConfig(), config, sys.argv[3], sys.argv[4] + "/Format-Serving", sys.argv[4])
+print(json.dumps(summary))
+"""
+
+
+def _pretrain_process(examples_dir, checkpoint_dir, output_dir):
+    config = {**SMALL.__dict__, "critic_widths": list(SMALL.critic_widths),
+              "generator_widths": list(SMALL.generator_widths)}
+    return subprocess.Popen(
+        [sys.executable, "-c", PRETRAIN_SCRIPT, examples_dir, json.dumps(config),
+         checkpoint_dir, output_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def _latest_checkpoint_step(checkpoint_dir: str) -> int:
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_one(
+        demo_examples, tmp_path):
+    killed = _pretrain_process(demo_examples, str(tmp_path / "ck"), str(tmp_path / "out1"))
+    deadline = time.monotonic() + 300
+    while _latest_checkpoint_step(str(tmp_path / "ck")) < 2:
+        assert killed.poll() is None, killed.stderr.read()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    stopped_at = _latest_checkpoint_step(str(tmp_path / "ck"))
+    assert 2 <= stopped_at < 6
+    assert not os.path.exists(tmp_path / "out1" / "Format-Serving" / CRITIC_FILE)
+
+    resumed = _pretrain_process(demo_examples, str(tmp_path / "ck"), str(tmp_path / "out1"))
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["resumed_from_step"] >= stopped_at and summary["steps"] == 6
+
+    fresh = _pretrain_process(demo_examples, str(tmp_path / "ck2"), str(tmp_path / "out2"))
+    out, err = fresh.communicate(timeout=600)
+    assert fresh.returncode == 0, err[-3000:]
+    uninterrupted = json.loads(out.strip().splitlines()[-1])
+    assert uninterrupted["resumed_from_step"] == 0
+    for name in ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty"):
+        assert summary[name] == pytest.approx(uninterrupted[name], rel=1e-3, abs=1e-4), name
+    with open(tmp_path / "out1" / "history.json") as handle:
+        assert [h["step"] for h in json.load(handle)["steps"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_pretraining_writes_models_history_and_pictures(demo_examples, tmp_path):
+    config = GanConfig(**{**SMALL.__dict__, "epochs": 2})
+    summary = run_pretraining(demo_examples, FEATURES, config, str(tmp_path / "ck"),
+                              str(tmp_path / "Format-Serving"), str(tmp_path))
+    assert summary["steps"] == 2 and summary["critic_examples"] == 8
+    assert summary["device"] == "CPU"
+    critic = keras.saving.load_model(str(tmp_path / "Format-Serving" / CRITIC_FILE))
+    assert critic.output_shape == (None, 1)
+    assert os.path.exists(tmp_path / "Format-Serving" / GENERATOR_FILE)
+    with open(tmp_path / "history.json") as handle:
+        assert len(json.load(handle)["epochs"]) == 2
+    for picture in ("losses.png", "samples.png"):
+        with open(tmp_path / picture, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path / "logs")
+
+
+def test_critic_data_fake_uses_only_the_fake_clips(demo_examples, tmp_path):
+    config = GanConfig(**{**SMALL.__dict__, "epochs": 1, "critic_data": "fake"})
+    summary = run_pretraining(demo_examples, FEATURES, config, str(tmp_path / "ck"),
+                              str(tmp_path / "Format-Serving"), str(tmp_path))
+    assert summary["critic_examples"] == 4
