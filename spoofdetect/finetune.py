@@ -70,7 +70,8 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
                                    shuffle_buffer=config.shuffle_buffer, seed=config.seed,
                                    repeat=True))
     steps_per_epoch = math.ceil((num_real + num_fake) / config.batch_size)
-    dev = _pairs(example_dataset(dev_files, features, config.batch_size))
+    num_dev = count_examples(dev_files, features)
+    dev = _pairs(example_dataset(dev_files, features, config.batch_size, repeat=True))
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
                                       patience=config.early_stopping_patience,
@@ -81,7 +82,8 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
     ]
     fit = model.fit(train, validation_data=dev, epochs=config.epochs,
-                    steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                    steps_per_epoch=steps_per_epoch,
+                    validation_steps=math.ceil(num_dev / config.batch_size), callbacks=callbacks,
                     class_weight=class_weights(num_real, num_fake), verbose=2)
     history = {name: [float(value) for value in values] for name, values in fit.history.items()}
     tf.io.gfile.makedirs(run_dir)

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -16,6 +17,10 @@ from spoofdetect.pipeline.schema import load_schema, packaged_schema_path, schem
 
 pytestmark = pytest.mark.slow
 
+# Seconds, not minutes: narrow networks, one epoch of each stage.
+FAST = ["gan.epochs=1", "gan.batch_size=4", "gan.critic_widths=[8,16,32]",
+        "gan.generator_widths=[32,16,8,8]", "classifier.epochs=1", "classifier.batch_size=4"]
+
 
 def store_for(config):
     return metadata_store.MetadataStore(
@@ -24,7 +29,8 @@ def store_for(config):
 
 @pytest.fixture(scope="module")
 def pipeline_run(demo_root, tmp_path_factory):
-    config = load_config(data_root=demo_root, workdir=str(tmp_path_factory.mktemp("workdir")))
+    config = load_config(None, FAST, data_root=demo_root,
+                         workdir=str(tmp_path_factory.mktemp("workdir")))
     assert run_local(config, runner="beam") == 0
     return config
 
@@ -66,7 +72,7 @@ def test_second_run_reuses_the_cache(pipeline_run):
     assert run_local(pipeline_run) == 0
     assert len(store.get_artifacts_by_type("Examples")) == before
     states = [e.last_known_state for e in store.get_executions()]
-    assert states.count(metadata_store_pb2.Execution.CACHED) == 4
+    assert states.count(metadata_store_pb2.Execution.CACHED) == 6
 
 
 def test_schema_catches_examples_of_the_wrong_shape(pipeline_run, tmp_path):
@@ -81,11 +87,34 @@ def test_schema_catches_examples_of_the_wrong_shape(pipeline_run, tmp_path):
     assert "log_mel" in tfdv.validate_statistics(stats, fitted).anomaly_info
 
 
-def test_local_dag_runner_runs_the_same_pipeline(demo_root, tmp_path):
-    config = load_config(data_root=demo_root, workdir=str(tmp_path),
-                         beam_pipeline_args=["--direct_num_workers=1"])
+def test_both_training_stages_ran_and_recorded_their_settings(pipeline_run):
+    store = store_for(pipeline_run)
+    [pretrained] = [a for a in store.get_artifacts_by_type("Model")
+                    if "/WganPretrainer/" in a.uri]
+    assert pretrained.custom_properties["steps"].int_value == 1
+    assert pretrained.custom_properties["device"].string_value == "CPU"
+    assert os.path.exists(os.path.join(pretrained.uri, "Format-Serving", "critic.keras"))
+    [trainer_type] = [t for t in store.get_execution_types() if t.name.endswith("Trainer")]
+    [trainer_run] = [e for e in store.get_executions_by_type(trainer_type.name)
+                     if e.last_known_state == metadata_store_pb2.Execution.COMPLETE]
+    custom = json.loads(trainer_run.custom_properties["custom_config"].string_value)
+    assert json.loads(custom["gan"])["epochs"] == 1
+    assert json.loads(custom["classifier"])["from_scratch"] is False
+    summary = latest_run_summary(pipeline_run)
+    assert 0.0 <= summary["classifier"]["best_dev_auc"] <= 1.0
+    saved = tf.saved_model.load(os.path.join(summary["model_uri"], "Format-Serving"))
+    assert set(saved.signatures) == {"serving_default", "from_features", "from_audio_bytes"}
+
+
+def test_from_scratch_ablation_on_the_local_dag_runner(demo_root, tmp_path):
+    config = load_config(None, [*FAST, "classifier.from_scratch=true"], data_root=demo_root,
+                         workdir=str(tmp_path), beam_pipeline_args=["--direct_num_workers=1"])
     assert run_local(config, runner="local") == 0
-    assert latest_run_summary(config)["num_clips"] == 16
+    summary = latest_run_summary(config)
+    assert summary["num_clips"] == 16
+    assert summary["pretrained"] is None and summary["model_uri"]
+    store = store_for(config)
+    assert not [t for t in store.get_execution_types() if "WganPretrainer" in t.name]
 
 
 def test_an_unusable_dataset_is_a_user_error_through_the_runner(small_layout, tmp_path):

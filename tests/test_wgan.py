@@ -71,7 +71,8 @@ import json, sys
 from spoofdetect.config import FeatureConfig, GanConfig
 from spoofdetect.pretraining import run_pretraining
 config = GanConfig(**json.loads(sys.argv[2]))
-summary = run_pretraining(sys.argv[1], FeatureConfig(), config, sys.argv[3], sys.argv[4] + "/Format-Serving", sys.argv[4])
+summary = run_pretraining(sys.argv[1], FeatureConfig(), config, sys.argv[3],
+                          sys.argv[4] + "/Format-Serving", sys.argv[4])
 print(json.dumps(summary))
 """
 

@@ -1,0 +1,125 @@
+"""Stage 2 and the exported SavedModel: fine-tuning, the three signatures, their parity."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from spoofdetect import examples
+from spoofdetect.audio import decode_audio
+from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
+from spoofdetect.data import example_dataset, split_files
+from spoofdetect.errors import UserError
+from spoofdetect.export import SIGNATURES, export_serving_model
+from spoofdetect.finetune import class_weights, train_classifier
+
+FEATURES = FeatureConfig()
+GAN = GanConfig(critic_widths=(8, 16, 32))
+
+
+def test_class_weights_balance_the_classes():
+    weights = class_weights(num_real=30, num_fake=10)
+    assert weights[0] * 30 == pytest.approx(weights[1] * 10)
+    assert weights[0] * 30 + weights[1] * 10 == pytest.approx(40)
+
+
+@pytest.fixture(scope="module")
+def exported(demo_examples, tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("run"))
+    config = ClassifierConfig(from_scratch=True, epochs=2, batch_size=4)
+    model, history = train_classifier(split_files(demo_examples, "train"),
+                                      split_files(demo_examples, "dev"), FEATURES, config,
+                                      GAN, None, run_dir)
+    path = str(tmp_path_factory.mktemp("serving"))
+    export_serving_model(model, FEATURES, path)
+    return path, run_dir, history, model
+
+
+def test_fine_tuning_records_history_plots_and_logs(exported):
+    _, run_dir, history, _ = exported
+    assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"} <= set(history)
+    assert len(history["val_auc"]) == 2
+    for name in ("history.json", "training.png"):
+        assert os.path.getsize(os.path.join(run_dir, name)) > 100
+    assert os.listdir(os.path.join(run_dir, "logs"))
+
+
+def test_fine_tuning_without_stage_1_needs_from_scratch(demo_examples, tmp_path):
+    with pytest.raises(UserError, match="from_scratch"):
+        train_classifier(split_files(demo_examples, "train"), split_files(demo_examples, "dev"),
+                         FEATURES, ClassifierConfig(epochs=1), GAN, None, str(tmp_path))
+    with pytest.raises(UserError, match="No pre-trained critic"):
+        train_classifier(split_files(demo_examples, "train"), split_files(demo_examples, "dev"),
+                         FEATURES, ClassifierConfig(epochs=1), GAN, str(tmp_path), str(tmp_path))
+
+
+def test_saved_model_has_the_three_signatures_and_agrees_with_keras(exported):
+    path, _, _, model = exported
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == set(SIGNATURES)
+    log_mel = np.random.default_rng(0).standard_normal((3, 80, 126)).astype("float32")
+    out = loaded.signatures["from_features"](log_mel=tf.constant(log_mel))
+    p_fake = model(log_mel).numpy()[:, 0]
+    np.testing.assert_allclose(out["p_fake"].numpy(), p_fake, atol=1e-5)
+    np.testing.assert_allclose(out["score"].numpy(), np.log((1 - p_fake) / p_fake), atol=1e-3)
+    np.testing.assert_array_equal(out["label"].numpy(), (p_fake >= 0.5).astype(int))
+
+
+def test_waveform_signature_equals_beam_features_then_spectrogram_signature(
+        exported, demo_root, demo_examples):
+    path = exported[0]
+    loaded = tf.saved_model.load(path)
+    batch = next(iter(example_dataset(split_files(demo_examples, "eval"), FEATURES, 8)))
+    from_features = loaded.signatures["from_features"](log_mel=batch[examples.LOG_MEL])
+    for index, relative in enumerate(batch[examples.PATH].numpy()):
+        with open(os.path.join(demo_root, relative.decode()), "rb") as handle:
+            waveform = decode_audio(handle.read(), 16000).samples  # any length
+        out = loaded.signatures["serving_default"](waveforms=tf.constant(waveform[None]))
+        for name in ("p_fake", "score"):
+            np.testing.assert_allclose(out[name].numpy()[0],
+                                       from_features[name].numpy()[index], atol=1e-5)
+
+
+def _wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def test_audio_bytes_signature_decodes_like_the_beam_job(exported):
+    loaded = tf.saved_model.load(exported[0])
+    rng = np.random.default_rng(3)
+    t = np.arange(5 * 16000) / 16000
+    clip = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+            + 0.01 * rng.standard_normal(len(t))).astype("float32")
+    stereo = np.stack([clip, 0.5 * clip], axis=1)
+    encoded = _wav_bytes(stereo, 16000)
+    by_bytes = loaded.signatures["from_audio_bytes"](audio=tf.constant([encoded, encoded]))
+    decoded = decode_audio(encoded, 16000).samples
+    by_waveform = loaded.signatures["serving_default"](waveforms=tf.constant(decoded[None]))
+    np.testing.assert_allclose(by_bytes["score"].numpy(),
+                               np.repeat(by_waveform["score"].numpy(), 2), atol=1e-5)
+
+
+def test_saved_model_loads_without_the_project(exported):
+    script = (
+        "import os, sys\n"
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        "sys.path = [p for p in sys.path if p not in ('', '.')\n"
+        "            and not os.path.isdir(os.path.join(p, 'spoofdetect'))]\n"
+        "try:\n    import spoofdetect\nexcept ImportError:\n    pass\n"
+        "else:\n    raise SystemExit('spoofdetect is importable: the test proves nothing')\n"
+        "import tensorflow as tf\n"
+        "model = tf.saved_model.load(sys.argv[1])\n"
+        "out = model.signatures['serving_default'](waveforms=tf.zeros([1, 16000]))\n"
+        "print(float(out['p_fake'][0]))\n")
+    result = subprocess.run([sys.executable, "-c", script, exported[0]], capture_output=True,
+                            text=True, cwd="/", timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 0.0 <= float(result.stdout.strip().splitlines()[-1]) <= 1.0
