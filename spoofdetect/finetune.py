@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from typing import Any
 
 import keras
@@ -70,8 +71,8 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
                                    shuffle_buffer=config.shuffle_buffer, seed=config.seed,
                                    repeat=True))
     steps_per_epoch = math.ceil((num_real + num_fake) / config.batch_size)
-    num_dev = count_examples(dev_files, features)
-    dev = _pairs(example_dataset(dev_files, features, config.batch_size, repeat=True))
+    # Dev is read whole each epoch (no repeat), so its metrics are exactly the dev set's.
+    dev = _pairs(example_dataset(dev_files, features, config.batch_size))
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
                                       patience=config.early_stopping_patience,
@@ -81,10 +82,13 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
                                           factor=config.reduce_lr_factor),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
     ]
-    fit = model.fit(train, validation_data=dev, epochs=config.epochs,
-                    steps_per_epoch=steps_per_epoch,
-                    validation_steps=math.ceil(num_dev / config.batch_size), callbacks=callbacks,
-                    class_weight=class_weights(num_real, num_fake), verbose=2)
+    with warnings.catch_warnings():
+        # Keras warns "input ran out of data" whenever the dev set (of unknown length) ends,
+        # which is what should happen: train has steps_per_epoch, dev is read whole.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        fit = model.fit(train, validation_data=dev, epochs=config.epochs,
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                        class_weight=class_weights(num_real, num_fake), verbose=2)
     history = {name: [float(value) for value in values] for name, values in fit.history.items()}
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, "history.json"), "w") as handle:
