@@ -35,7 +35,7 @@ class ServingModule(tf.Module):
     def __init__(self, classifier: keras.Model, config: FeatureConfig):
         super().__init__()
         self.config = config
-        self.logit_model = keras.Model(classifier.inputs,
+        self.logit_model = keras.Model(classifier.input,
                                        classifier.get_layer(CLASSIFIER_LOGIT).output)
 
     def _outputs(self, log_mel: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -133,4 +133,4 @@ def classifier_from_critic(critic: keras.Model) -> keras.Model:
     body = critic.get_layer("flatten").output
     logit = layers.Dense(1, name=CLASSIFIER_LOGIT, dtype="float32")(body)
     p_fake = layers.Activation("sigmoid", name=CLASSIFIER_OUTPUT, dtype="float32")(logit)
-    return keras.Model(critic.inputs, p_fake, name="classifier")
+    return keras.Model(critic.input, p_fake, name="classifier")
