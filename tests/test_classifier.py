@@ -123,3 +123,14 @@ def test_saved_model_loads_without_the_project(exported):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert 0.0 <= float(result.stdout.strip().splitlines()[-1]) <= 1.0
+
+
+def test_fixed_seeds_give_identical_first_epoch_losses(demo_examples, tmp_path):
+    config = ClassifierConfig(from_scratch=True, epochs=1, batch_size=4)
+    losses = []
+    for name in ("a", "b"):
+        _, history = train_classifier(split_files(demo_examples, "train"),
+                                      split_files(demo_examples, "dev"), FEATURES, config, GAN,
+                                      None, str(tmp_path / name))
+        losses.append((history["loss"][0], history["val_loss"][0]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
