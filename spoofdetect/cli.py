@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 # Before TensorFlow is imported anywhere; Beam's worker processes inherit these too. TensorFlow's
 # C++ start-up chatter (CUDA plugins on a CPU host) and the Google client libraries' Python
@@ -20,6 +21,9 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::Deprecati
 
 from spoofdetect.config import SPLITS, PipelineConfig, load_config
 from spoofdetect.errors import UserError
+
+if TYPE_CHECKING:
+    from spoofdetect.extraction import ExtractionSummary
 
 EXIT_USER_ERROR = 2
 
@@ -60,7 +64,7 @@ def cmd_make_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_summary(summary: object) -> str:
+def format_summary(summary: ExtractionSummary) -> str:
     """A people-readable table of an ExtractionSummary."""
     lines = [f"{'split':<6} {'label':<5} {'clips':>7} {'examples':>9}"]
     for split, labels in summary.counts.items():

@@ -156,9 +156,6 @@ class PipelineConfig:
     def metadata_path(self) -> str:
         return os.path.join(self.workdir, "metadata.sqlite")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 # Nested sections of PipelineConfig, by key.
 _SECTIONS: dict[str, type] = {
