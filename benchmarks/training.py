@@ -1,8 +1,9 @@
 """Stage 1 training speed: this implementation's compiled WGAN-GP step against a seed-style
 loop (same networks, batch size and data; an eager GradientTape loop, no compilation, as
 notebooks write it). Prints critic updates per second of each, the ratio, peak memory, and,
-where a GPU is visible, the compiled step with XLA and mixed precision on and off (XLA on the
-CPU with --xla: compiling the double-backward step takes many minutes there).
+where available, the compiled step with mixed precision (float16 on a GPU, bfloat16 on a CPU
+with AVX512_BF16) and XLA (on the CPU only with --xla: compiling the double-backward step
+takes many minutes there).
 
     python benchmarks/training.py [--steps 2] [--batch-size 16] [--xla]
 """
@@ -23,7 +24,7 @@ import tensorflow as tf
 
 from spoofdetect.config import FeatureConfig, GanConfig
 from spoofdetect.models import build_critic, build_generator
-from spoofdetect.wgan import WganTrainer
+from spoofdetect.wgan import WganTrainer, precision_policy
 
 
 def peak_memory_mb() -> float:
@@ -107,12 +108,13 @@ def main() -> None:
     print(f"ratio compiled / seed-style: {ours / seed_rate:.2f}x (target >= 2x on CPU)")
     gpu = bool(tf.config.list_logical_devices("GPU"))
     variants = [("XLA", {"jit_compile": True})] if gpu or args.xla else []
+    mixed = precision_policy(dataclasses.replace(config, mixed_precision=True))
+    if mixed != "float32":
+        variants.append((mixed, {"mixed_precision": True}))
     if gpu:
-        variants += [("mixed precision", {"mixed_precision": True}),
-                     ("XLA + mixed precision", {"jit_compile": True, "mixed_precision": True})]
+        variants.append((f"XLA + {mixed}", {"jit_compile": True, "mixed_precision": True}))
     for name, change in variants:
         rate = compiled_loop(features, dataclasses.replace(config, **change), data, args.steps)
-        keras.mixed_precision.set_global_policy("float32")
         print(f"  compiled, {name + ':':<24}{rate:6.2f} /s  ({rate / seed_rate:.2f}x)")
 
 

@@ -85,7 +85,7 @@ class GanConfig:
     checkpoint_every_steps: int = 50
     shuffle_buffer: int = 1024
     jit_compile: bool = False
-    # float16 compute with loss scaling; only takes effect on a GPU.
+    # float16 compute with loss scaling on a GPU; bfloat16 on a CPU that has it (AVX512_BF16).
     mixed_precision: bool = False
     seed: int = 0
 

@@ -50,9 +50,28 @@ def choose_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def use_mixed_precision(config: GanConfig) -> bool:
-    """float16 compute only where it pays: on a GPU."""
-    return config.mixed_precision and bool(tf.config.list_logical_devices("GPU"))
+def cpu_supports_bfloat16() -> bool:
+    """Whether the CPU has bfloat16 arithmetic (AVX512_BF16 or AMX), which oneDNN uses."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_policy(config: GanConfig) -> str:
+    """The Keras dtype policy for stage 1's networks.
+
+    With gan.mixed_precision: float16 compute with loss scaling on a GPU; bfloat16 compute on a
+    CPU with bfloat16 arithmetic (same exponent range as float32, so no loss scaling);
+    float32 anywhere else.
+    """
+    if not config.mixed_precision:
+        return "float32"
+    if tf.config.list_logical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
 
 
 @dataclasses.dataclass
@@ -74,16 +93,21 @@ class WganTrainer:
                  strategy: tf.distribute.Strategy | None = None):
         self.config = config
         self.strategy = strategy or choose_strategy()
-        if use_mixed_precision(config):
-            keras.mixed_precision.set_global_policy("mixed_float16")
+        self.policy = precision_policy(config)
         keras.utils.set_random_seed(config.seed)
-        with self.strategy.scope():
-            self.critic = build_critic(features, config)
-            self.generator = build_generator(features, config)
-            self.critic_optimizer = self._optimizer()
-            self.generator_optimizer = self._optimizer()
-            self.noise = tf.random.Generator.from_seed(config.seed)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        previous_policy = keras.mixed_precision.global_policy()
+        # The policy is global in Keras: set it only while these networks are built.
+        keras.mixed_precision.set_global_policy(self.policy)
+        try:
+            with self.strategy.scope():
+                self.critic = build_critic(features, config)
+                self.generator = build_generator(features, config)
+                self.critic_optimizer = self._optimizer()
+                self.generator_optimizer = self._optimizer()
+                self.noise = tf.random.Generator.from_seed(config.seed)
+                self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
         self.checkpoint = tf.train.Checkpoint(
             critic=self.critic, generator=self.generator,
             critic_optimizer=self.critic_optimizer,
@@ -94,7 +118,7 @@ class WganTrainer:
     def _optimizer(self) -> keras.optimizers.Optimizer:
         optimizer = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1,
                                           beta_2=self.config.beta_2)
-        if use_mixed_precision(self.config):
+        if self.policy == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
 

@@ -14,7 +14,13 @@ import tensorflow as tf
 
 from spoofdetect.config import FeatureConfig, GanConfig
 from spoofdetect.pretraining import CRITIC_FILE, GENERATOR_FILE, run_pretraining
-from spoofdetect.wgan import TrainingDiverged, WganTrainer, train_wgan
+from spoofdetect.wgan import (
+    TrainingDiverged,
+    WganTrainer,
+    cpu_supports_bfloat16,
+    precision_policy,
+    train_wgan,
+)
 
 FEATURES = FeatureConfig()
 # Narrow networks and tiny batches: the tests check the mechanics, not the quality.
@@ -145,3 +151,18 @@ def test_critic_data_fake_uses_only_the_fake_clips(demo_examples, tmp_path):
     summary = run_pretraining(demo_examples, FEATURES, config, str(tmp_path / "ck"),
                               str(tmp_path / "Format-Serving"), str(tmp_path))
     assert summary["critic_examples"] == 4
+
+
+def test_mixed_precision_is_off_by_default():
+    assert precision_policy(SMALL) == "float32"
+
+
+@pytest.mark.skipif(not cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
+def test_mixed_precision_on_a_cpu_computes_in_bfloat16_and_restores_the_policy(tmp_path):
+    config = GanConfig(**{**SMALL.__dict__, "mixed_precision": True, "epochs": 1})
+    assert precision_policy(config) == "mixed_bfloat16"
+    result = train_wgan(_random_data(0), 8, FEATURES, config, str(tmp_path / "ck"))
+    assert result.critic.get_layer("conv2").compute_dtype == "bfloat16"
+    assert result.critic.get_layer("critic_score").compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert all(np.isfinite(value) for value in result.history["steps"][0].values())
