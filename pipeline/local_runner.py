@@ -13,7 +13,6 @@ from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from spoofdetect.config import LABELS, SPLITS, PipelineConfig
-from spoofdetect.dataset import scan_dataset
 from spoofdetect.errors import UserError
 from spoofdetect.pipeline.pipeline import create_pipeline
 
@@ -35,7 +34,6 @@ def run_local(config: PipelineConfig, runner: str = "beam") -> int:
     """Runs the whole pipeline; prints a summary. Returns 0, or 1 if validation found anomalies."""
     if runner not in RUNNERS:
         raise UserError(f"Unknown runner {runner!r}; use one of {', '.join(RUNNERS)}.")
-    scan_dataset(config.data_root)  # fail fast, before TFX starts, on an unusable layout
     os.makedirs(config.workdir, exist_ok=True)
     metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         config.metadata_path)

@@ -31,6 +31,7 @@ def create_pipeline(config: PipelineConfig,
     feature_extractor = FeatureExtractor(
         data_root=config.data_root,
         feature_config=section_to_json(config.features),
+        # Lists the dataset once, here: an unusable layout fails before TFX starts.
         dataset_fingerprint=dataset_fingerprint(config.data_root),
     )
     statistics_gen = tfx.components.StatisticsGen(

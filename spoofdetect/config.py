@@ -92,12 +92,10 @@ class GanConfig:
     def validate(self) -> None:
         if self.critic_data not in ("fake", "all"):
             raise UserError(f"gan.critic_data is {self.critic_data!r}; use 'fake' or 'all'.")
-        for name in ("noise_dim", "critic_steps_per_generator_step", "batch_size",
+        for name in ("noise_dim", "critic_steps_per_generator_step", "batch_size", "epochs",
                      "checkpoint_every_steps"):
             if getattr(self, name) <= 0:
                 raise UserError(f"gan.{name} must be positive, got {getattr(self, name)}.")
-        if self.epochs < 0:
-            raise UserError("gan.epochs must be 0 or more.")
         if len(self.critic_widths) != 3:
             raise UserError("gan.critic_widths takes three widths, e.g. [64, 128, 256].")
         if len(self.generator_widths) != 4:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from spoofdetect import examples
-from spoofdetect.config import FeatureConfig
+from spoofdetect.config import LABELS, FeatureConfig
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:
@@ -54,6 +55,14 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def count_examples(files: list[str], config: FeatureConfig, label: int | None = None) -> int:
-    dataset = example_dataset(files, config, batch_size=256, label=label)
-    return int(sum(int(tf.shape(batch[examples.LABEL])[0]) for batch in dataset))
+def count_labels(files: list[str], config: FeatureConfig) -> dict[int, int]:
+    """Examples per label, in one pass over the files (labels only are parsed)."""
+    spec = {examples.LABEL: examples.feature_spec(config)[examples.LABEL]}
+    dataset = tf.data.TFRecordDataset(expand_patterns(files), compression_type="GZIP")
+    dataset = dataset.batch(1024).map(lambda records: tf.io.parse_example(records, spec))
+    counts = {label: 0 for label in LABELS.values()}
+    for batch in dataset:
+        for label, count in zip(*np.unique(batch[examples.LABEL].numpy(), return_counts=True),
+                                strict=True):
+            counts[int(label)] += int(count)
+    return counts

@@ -27,6 +27,7 @@ class ClipSource:
     label: str  # 'real' or 'fake'
     relative_path: str  # to the dataset root, '/'-separated
     size_bytes: int
+    modified: float = 0.0  # seconds since the epoch, as the file system reports it
     attack: str = ""
     speaker: str = ""
 
@@ -93,7 +94,8 @@ def scan_dataset(root: str) -> list[ClipSource]:
             if files is None:
                 missing.append(f"{split}/{label}")
                 continue
-            sources.extend(ClipSource(split, label, path, size) for path, size, _ in files)
+            sources.extend(ClipSource(split, label, path, size, modified)
+                           for path, size, modified in files)
     if missing:
         raise UserError(
             f"Dataset {root} is missing the folder(s) {', '.join(missing)}. Expected the layout "
@@ -117,10 +119,10 @@ def dataset_fingerprint(root: str) -> str:
     """A digest of every file's name, size and modification time under the class folders.
 
     It changes when the dataset does, so a pipeline's cache is reused only for the same files.
+    The listing is `scan_dataset`'s, so an unusable layout fails here, before any run starts.
     """
     digest = hashlib.sha256(root.encode())
-    for split in SPLITS:
-        for label in LABELS:
-            for path, size, mtime in _list_folder(root, split, label) or []:
-                digest.update(f"{path}\t{size}\t{mtime}\n".encode())
+    for source in scan_dataset(root):
+        digest.update(f"{source.relative_path}\t{source.size_bytes}\t{source.modified}\n"
+                      .encode())
     return digest.hexdigest()

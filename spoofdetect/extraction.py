@@ -61,8 +61,8 @@ def chunked(sources: list[ClipSource], size: int) -> list[list[ClipSource]]:
 
 
 class ExtractChunk(beam.DoFn):
-    """A chunk of files -> serialised tf.Examples; rejected files and per-chunk counts go to
-    the `rejected` and `counts` outputs.
+    """A numbered chunk of files -> serialised tf.Examples; the chunk's counts and rejected
+    files go to `_summary/chunk-NNNNNNN.json` for `read_summary`.
 
     Files travel in chunks so that the feature function sees whole batches and Beam's
     per-element cost is paid once per chunk, not once per step per file.

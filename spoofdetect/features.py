@@ -28,28 +28,26 @@ _AMIN = 1e-10
 _MIN_STD = 1e-6
 
 
+# Slaney's mel scale: linear (HZ_PER_MEL Hz per mel) below 1 kHz, logarithmic above.
+_HZ_PER_MEL = 200.0 / 3
+_LOG_START_HZ = 1000.0
+_LOG_START_MEL = _LOG_START_HZ / _HZ_PER_MEL
+_LOG_STEP = np.log(6.4) / 27.0
+
+
 def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
     frequencies = np.asarray(frequencies, dtype=np.float64)
-    f_sp = 200.0 / 3
-    mels = frequencies / f_sp
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    above = frequencies >= min_log_hz
-    mels[above] = min_log_mel + np.log(frequencies[above] / min_log_hz) / logstep
+    mels = frequencies / _HZ_PER_MEL
+    above = frequencies >= _LOG_START_HZ
+    mels[above] = _LOG_START_MEL + np.log(frequencies[above] / _LOG_START_HZ) / _LOG_STEP
     return mels
 
 
 def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
     mels = np.asarray(mels, dtype=np.float64)
-    f_sp = 200.0 / 3
-    frequencies = f_sp * mels
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    above = mels >= min_log_mel
-    frequencies[above] = min_log_hz * np.exp(logstep * (mels[above] - min_log_mel))
+    frequencies = _HZ_PER_MEL * mels
+    above = mels >= _LOG_START_MEL
+    frequencies[above] = _LOG_START_HZ * np.exp(_LOG_STEP * (mels[above] - _LOG_START_MEL))
     return frequencies
 
 
@@ -103,9 +101,15 @@ def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tenso
         features = tf.maximum(
             log_mel, tf.reduce_max(log_mel, axis=[1, 2], keepdims=True) - config.top_db)
     if config.standardise:
-        mean, variance = tf.nn.moments(features, axes=[1, 2], keepdims=True)
-        features = (features - mean) / tf.maximum(tf.sqrt(variance), _MIN_STD)
+        features = standardise_per_example(features)
     return features
+
+
+def standardise_per_example(values: tf.Tensor) -> tf.Tensor:
+    """Mean 0, standard deviation 1 over all but the batch axis; constant examples give 0."""
+    axes = list(range(1, len(values.shape)))
+    mean, variance = tf.nn.moments(values, axes=axes, keepdims=True)
+    return (values - mean) / tf.maximum(tf.sqrt(variance), _MIN_STD)
 
 
 def _log10(values: tf.Tensor) -> tf.Tensor:

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from spoofdetect import examples
 from spoofdetect.config import LABELS, ClassifierConfig, FeatureConfig, GanConfig
-from spoofdetect.data import count_examples, example_dataset
+from spoofdetect.data import count_labels, example_dataset
 from spoofdetect.errors import UserError
 from spoofdetect.models import build_critic, classifier_from_critic
 from spoofdetect.plots import plot_classifier_history
@@ -61,8 +61,8 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
     )
-    num_real = count_examples(train_files, features, LABELS["real"])
-    num_fake = count_examples(train_files, features, LABELS["fake"])
+    counts = count_labels(train_files, features)
+    num_real, num_fake = counts[LABELS["real"]], counts[LABELS["fake"]]
     if not num_real or not num_fake:
         raise UserError(f"The train split has {num_real} real and {num_fake} fake examples; "
                         "the classifier needs both.")

@@ -13,6 +13,7 @@ import keras
 from keras import layers, ops
 
 from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.features import standardise_per_example
 
 PACKAGE = "spoofdetect"
 CRITIC_SCORE = "critic_score"
@@ -62,13 +63,10 @@ class SelfAttention(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Standardise(layers.Layer):
-    """Per-example mean 0, std 1: makes generated maps look like the standardised features."""
+    """Per-example mean 0, std 1: generated maps are standardised exactly like the features."""
 
     def call(self, inputs: Any) -> Any:
-        axes = tuple(range(1, len(inputs.shape)))
-        mean = ops.mean(inputs, axis=axes, keepdims=True)
-        std = ops.sqrt(ops.mean(ops.square(inputs - mean), axis=axes, keepdims=True))
-        return (inputs - mean) / ops.maximum(std, 1e-6)
+        return standardise_per_example(inputs)
 
 
 def build_critic(features: FeatureConfig, gan: GanConfig) -> keras.Model:

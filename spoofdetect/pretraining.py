@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from spoofdetect import examples
 from spoofdetect.config import LABELS, FeatureConfig, GanConfig
-from spoofdetect.data import count_examples, example_dataset, split_files
+from spoofdetect.data import count_labels, example_dataset, split_files
 from spoofdetect.plots import plot_gan_history, plot_spectrogram_grid
 from spoofdetect.wgan import LOSS_NAMES, train_wgan
 
@@ -29,7 +29,8 @@ def run_pretraining(examples_uri: str, features: FeatureConfig, config: GanConfi
     """
     files = split_files(examples_uri, "train")
     label = LABELS["fake"] if config.critic_data == "fake" else None
-    num_real = count_examples(files, features, label)
+    counts = count_labels(files, features)
+    num_real = counts[label] if label is not None else sum(counts.values())
 
     def make_dataset() -> tf.data.Dataset:
         return example_dataset(

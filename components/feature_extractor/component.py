@@ -4,7 +4,8 @@ Outputs:
   examples: Examples with splits train, dev, eval (gzipped tf.Example TFRecords under
     Split-*/) and feature_report.json listing counts and every rejected file with its reason.
     MLMD custom properties: num_files, num_clips, num_examples, num_rejected,
-    {split}_{label}_clips and _examples, rejected_files (JSON), segment_mode, report_uri.
+    {split}_{label}_clips and _examples, rejected_files (JSON), segment_mode, report_uri,
+    and payload_format and file_format as ExampleGen records them.
 Parameters:
   data_root: ROOT of ROOT/{train,dev,eval}/{real,fake}/*.wav (local path or URI).
   feature_config: FeatureConfig as JSON (spoofdetect.config.section_to_json).
