@@ -7,6 +7,7 @@ is printed as one message and exits with status 2; no traceback for problems a u
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -24,6 +25,7 @@ from spoofdetect.errors import UserError
 
 if TYPE_CHECKING:
     from spoofdetect.extraction import ExtractionSummary
+    from spoofdetect.metrics import AsvErrorRates
 
 EXIT_USER_ERROR = 2
 
@@ -104,6 +106,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_local(config, runner=args.runner)
 
 
+def asv_rates_from_args(args: argparse.Namespace) -> AsvErrorRates:
+    """The ASV error rates: from an ASV score file, from the three flags, or the ASVspoof
+    2019 LA eval defaults."""
+    from spoofdetect import metrics
+
+    given = [args.pfa_asv, args.pmiss_asv, args.pmiss_spoof_asv]
+    if args.asv_scores:
+        if any(value is not None for value in given):
+            raise UserError("Give either --asv-scores or the three --p*-asv rates, not both.")
+        return metrics.read_asv_score_file(args.asv_scores)
+    if any(value is not None for value in given):
+        if any(value is None for value in given):
+            raise UserError("Give all three of --pfa-asv, --pmiss-asv and --pmiss-spoof-asv.")
+        return metrics.AsvErrorRates(*given)
+    return metrics.ASVSPOOF2019_LA_EVAL_ASV
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from spoofdetect import metrics
+
+    scores = metrics.read_score_file(args.score_file)
+    result = metrics.evaluate_scores(scores.scores, scores.is_spoof, scores.attacks,
+                                     asv_rates_from_args(args))
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(metrics.format_summary(result))
+    return 0
+
+
+def _add_asv_arguments(parser: argparse.ArgumentParser) -> None:
+    asv = parser.add_argument_group(
+        "ASV error rates for t-DCF (default: the official ASVspoof 2019 LA eval ASV system)")
+    asv.add_argument("--asv-scores", metavar="FILE",
+                     help="ASV score file, lines '[source] target|nontarget|spoof score'; the "
+                          "rates are taken at the ASV's EER threshold")
+    asv.add_argument("--pfa-asv", type=float, metavar="X")
+    asv.add_argument("--pmiss-asv", type=float, metavar="Y")
+    asv.add_argument("--pmiss-spoof-asv", type=float, metavar="Z")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spoofdetect", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="TFX BeamDagRunner (default) or LocalDagRunner")
     _add_config_arguments(run)
     run.set_defaults(handler=cmd_run)
+
+    metrics = commands.add_parser(
+        "metrics", help="EER, min t-DCF and more from an ASVspoof CM score file")
+    metrics.add_argument("score_file", help="lines 'utt_id attack key score', key "
+                                            "bonafide|spoof, higher score = more bona fide")
+    metrics.add_argument("--format", choices=("json", "text"), default="json")
+    _add_asv_arguments(metrics)
+    metrics.set_defaults(handler=cmd_metrics)
     return parser
 
 
