@@ -12,6 +12,7 @@ PACKAGE_DIRS = {
     "spoofdetect.components": "components",
     "spoofdetect.components.feature_extractor": "components/feature_extractor",
     "spoofdetect.components.wgan_pretrainer": "components/wgan_pretrainer",
+    "spoofdetect.components.spoof_evaluator": "components/spoof_evaluator",
     "spoofdetect.pipeline": "pipeline",
     "spoofdetect.schemas": "schemas",
 }

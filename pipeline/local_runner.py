@@ -101,7 +101,17 @@ def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
     if model_run and os.path.exists(os.path.join(model_run.uri, "summary.json")):
         with open(os.path.join(model_run.uri, "summary.json")) as handle:
             classifier = json.load(handle)
+    evaluation = _latest_artifact(store, "ModelEvaluation")
+    blessing = _latest_artifact(store, "ModelBlessing")
+    pushed = _latest_artifact(store, "PushedModel")
     return {
+        "evaluation": ({name: _custom(evaluation, name) for name in (
+            "eer", "min_tdcf", "min_tdcf_2021", "auc", "accuracy", "f1", "num_clips",
+            "report_uri")} if evaluation else None),
+        "blessing": ({"blessed": bool(_custom(blessing, "blessed")),
+                      "reason": _custom(blessing, "reason")} if blessing else None),
+        "pushed_to": (_custom(pushed, "pushed_destination")
+                      if pushed and _custom(pushed, "pushed") == 1 else None),
         "pretrained": ({name: _custom(pretrained, name) for name in (
             "steps", "wall_seconds", "wasserstein", "device")} | {"uri": pretrained.uri}
             if pretrained else None),
@@ -135,6 +145,19 @@ def format_run_summary(summary: dict[str, object]) -> str:
                      f"accuracy {classifier['best_dev_accuracy']:.3f} at epoch "
                      f"{classifier['best_epoch']}/{classifier['epochs_run']}; SavedModel "
                      f"{summary['model_uri']}/Format-Serving")
+    evaluation = summary.get("evaluation")
+    if evaluation:
+        lines.append(f"Evaluation ({evaluation['num_clips']} eval clips): EER "
+                     f"{100 * evaluation['eer']:.2f} %, min t-DCF {evaluation['min_tdcf']:.4f} "
+                     f"(2021 form {evaluation['min_tdcf_2021']:.4f}), AUC {evaluation['auc']:.4f}, "
+                     f"accuracy {evaluation['accuracy']:.4f}, F1 {evaluation['f1']:.4f}")
+        lines.append(f"  report: {evaluation['report_uri']}")
+    blessing = summary.get("blessing")
+    if blessing:
+        verdict = "blessed" if blessing["blessed"] else "NOT blessed"
+        lines.append(f"Model {verdict}: {blessing['reason']}")
+        lines.append(f"Pushed to {summary['pushed_to']}" if summary["pushed_to"] else
+                     "Not pushed: the Pusher pushes blessed models only.")
     if summary["anomalies"]:
         lines.append("Schema validation found anomalies:")
         for split, descriptions in summary["anomalies"].items():

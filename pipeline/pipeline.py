@@ -5,7 +5,12 @@
             │                                    │ (runs after)
             ├──────────> WganPretrainer <────────┘   stage 1: WGAN-GP critic
             │                  │ base_model
-            └──────────> Trainer (pipeline/trainer_module.py)   stage 2: fine-tune, export
+            ├──────────> Trainer (pipeline/trainer_module.py)   stage 2: fine-tune, export
+            │                  │ model
+            └──────────> SpoofEvaluator <── latest_blessed_model_resolver (baseline)
+                               │ blessing            (EER, t-DCF, plots, report)
+                               ▼
+                             Pusher ──> serving_dir/<version>/ (only when blessed)
 
 With classifier.from_scratch the WganPretrainer is left out and the Trainer starts from a
 fresh critic: the ablation.
@@ -19,6 +24,7 @@ from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from spoofdetect.components.feature_extractor.component import FeatureExtractor
+from spoofdetect.components.spoof_evaluator.component import SpoofEvaluator
 from spoofdetect.components.wgan_pretrainer.component import WganPretrainer
 from spoofdetect.config import PipelineConfig, section_to_json
 from spoofdetect.dataset import dataset_fingerprint
@@ -66,6 +72,26 @@ def create_pipeline(config: PipelineConfig,
         })
     trainer.add_upstream_node(example_validator)
     components.append(trainer)
+
+    # The last blessed model of this pipeline, from ML Metadata: the evaluator's baseline.
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = SpoofEvaluator(
+        examples=feature_extractor.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        feature_config=section_to_json(config.features),
+        evaluation_config=section_to_json(config.evaluation))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.push_destination)))
+    components += [baseline_resolver, evaluator, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

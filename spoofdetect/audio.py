@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 
 import numpy as np
@@ -26,6 +27,7 @@ import soxr
 
 from spoofdetect.config import FeatureConfig
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 TFIO = "tensorflow-io"
 SOUNDFILE = "soundfile"
 
@@ -170,3 +172,25 @@ def segment_waveform(samples: np.ndarray, config: FeatureConfig) -> list[np.ndar
             window = np.pad(window, (0, length - len(window)))
         segments.append(window.astype(np.float32, copy=False))
     return segments
+
+
+def check_file(name: str, size_bytes: int, config: FeatureConfig) -> None:
+    """Rejects, before anything is read, a file whose type or size rules it out."""
+    extension = os.path.splitext(name)[1].lower()
+    if extension not in AUDIO_EXTENSIONS:
+        raise AudioRejected(f"unsupported file type '{extension or '(none)'}': audio files "
+                            f"must end in {', '.join(AUDIO_EXTENSIONS)}")
+    if size_bytes > config.max_file_megabytes * 1e6:
+        raise AudioRejected(
+            f"file is {size_bytes / 1e6:.0f} MB, above features.max_file_megabytes "
+            f"= {config.max_file_megabytes:g}; raise the limit to use it")
+
+
+def audio_segments(data: bytes, config: FeatureConfig) -> tuple[DecodedAudio, list[np.ndarray]]:
+    """Encoded file -> its decoded audio and its segments, as the Beam job and the scoring
+    CLI both cut them (only the first segment is resampled in segment_mode 'first')."""
+    first_only = config.segment_mode == "first"
+    decoded = decode_audio(data, config.sample_rate,
+                           config.segment_seconds if first_only else None)
+    check_not_silent(decoded.samples, config.silence_peak)
+    return decoded, segment_waveform(decoded.samples, config)

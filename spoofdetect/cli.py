@@ -7,6 +7,7 @@ is printed as one message and exits with status 2; no traceback for problems a u
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from spoofdetect.extraction import ExtractionSummary
     from spoofdetect.metrics import AsvErrorRates
 
+EXIT_SOME_FAILED = 1
 EXIT_USER_ERROR = 2
 
 
@@ -42,6 +44,10 @@ def _quiet_libraries() -> None:
         logging.ERROR)
     # BeamDagRunner's node DoFns return nothing by design; Beam warns about it for each node.
     logging.getLogger("apache_beam.transforms.core").setLevel(logging.ERROR)
+    # TFX's input resolution warns for every Resolver channel that it ignores a property
+    # filter it added itself; TFX also resets the absl logger's level, so filter the message.
+    logging.getLogger("absl").addFilter(
+        lambda record: "property_predicate is not supported" not in record.getMessage())
 
 
 def _config_from_args(args: argparse.Namespace, **values: object) -> PipelineConfig:
@@ -136,6 +142,44 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from spoofdetect import scoring
+    from spoofdetect.evaluation import utterance_id
+    from spoofdetect.metrics import write_score_file
+
+    config = _config_from_args(args)
+    files = scoring.expand_inputs(args.paths)
+    scorer = scoring.Scorer(args.model, config.features, config.evaluation.max_score_seconds,
+                            args.segments)
+    print(f"Scoring {len(files)} files with {scorer.model_dir}", file=sys.stderr)
+    results = list(scoring.score_paths(scorer, files))
+    print(scoring.format_table(results))
+    if args.output:
+        records = scoring.as_records(results)
+        with open(args.output, "w", encoding="utf-8", newline="") as handle:
+            if args.output.endswith(".json"):
+                json.dump(records, handle, indent=1)
+            else:
+                writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+                writer.writeheader()
+                writer.writerows({**r, "segment_scores": " ".join(
+                    f"{v:.6g}" for v in r["segment_scores"])} for r in records)
+        print(f"Wrote {args.output}")
+    scored = [r for r in results if not r.error]
+    if args.asvspoof_scores and scored:
+        write_score_file(args.asvspoof_scores,
+                         [utterance_id(os.path.splitext(r.path)[0]) for r in scored],
+                         ["-"] * len(scored),
+                         [scoring.key_from_layout(r.path) == "spoof" for r in scored],
+                         [r.score for r in scored])
+        print(f"Wrote {args.asvspoof_scores}")
+    failed = len(results) - len(scored)
+    if failed:
+        print(f"error: {failed} of {len(results)} files could not be scored (reasons above).",
+              file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else 0
+
+
 def _add_asv_arguments(parser: argparse.ArgumentParser) -> None:
     asv = parser.add_argument_group(
         "ASV error rates for t-DCF (default: the official ASVspoof 2019 LA eval ASV system)")
@@ -185,6 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--format", choices=("json", "text"), default="json")
     _add_asv_arguments(metrics)
     metrics.set_defaults(handler=cmd_metrics)
+
+    score = commands.add_parser(
+        "score", help="score audio files and folders with an exported or pushed SavedModel")
+    score.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    score.add_argument("--model", required=True,
+                       help="a SavedModel folder, or the Pusher's serving folder (its newest "
+                            "version is used)")
+    score.add_argument("--segments", choices=("all", "first"), default="all",
+                       help="score every 4 s window of a file and average their log-odds "
+                            "(default), or only the first window, as the evaluator does with "
+                            "features.segment_mode=first")
+    score.add_argument("--output", help="write the scores as CSV, or JSON if it ends in .json")
+    score.add_argument("--asvspoof-scores", metavar="FILE",
+                       help="also write an ASVspoof score file 'utt_id - key score'; the key "
+                            "comes from a real/fake folder in each path, '-' if none")
+    _add_config_arguments(score)
+    score.set_defaults(handler=cmd_score)
     return parser
 
 

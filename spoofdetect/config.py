@@ -125,6 +125,40 @@ class ClassifierConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Evaluation of the trained model, the blessing that gates the Pusher, and scoring."""
+
+    split: str = "eval"
+    batch_size: int = 64
+    # Blessing needs both limits (fractions: 0.15 is 15 % EER)...
+    max_eer: float = 0.15
+    max_min_tdcf: float = 0.5
+    # ...and no regression against the last blessed model beyond these absolute margins.
+    eer_tolerance: float = 0.01
+    min_tdcf_tolerance: float = 0.02
+    # ASV error rates for t-DCF: the official ASVspoof 2019 LA eval ASV system's by default;
+    # asv_scores (an ASV score file) replaces them with rates at that ASV's EER threshold.
+    pfa_asv: float = 0.024604674888228765
+    pmiss_asv: float = 0.024581005586592177
+    pmiss_spoof_asv: float = 0.23934754703985472
+    asv_scores: str = ""
+    # `spoofdetect score` refuses files longer than this before decoding them.
+    max_score_seconds: float = 600.0
+
+    def validate(self) -> None:
+        if self.split not in SPLITS:
+            raise UserError(f"evaluation.split is {self.split!r}; use one of "
+                            f"{', '.join(SPLITS)}.")
+        if self.batch_size <= 0 or self.max_score_seconds <= 0:
+            raise UserError("evaluation.batch_size and evaluation.max_score_seconds must be "
+                            "positive.")
+        for name in ("max_eer", "pfa_asv", "pmiss_asv", "pmiss_spoof_asv"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"evaluation.{name} is a fraction in [0, 1], got "
+                                f"{getattr(self, name)}.")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything a pipeline run needs; one instance feeds every runner."""
 
@@ -140,11 +174,15 @@ class PipelineConfig:
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
     gan: GanConfig = dataclasses.field(default_factory=GanConfig)
     classifier: ClassifierConfig = dataclasses.field(default_factory=ClassifierConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    # Where the Pusher writes blessed models (TF Serving layout); default: workdir/serving.
+    serving_dir: str = ""
 
     def validate(self) -> None:
         self.features.validate()
         self.gan.validate()
         self.classifier.validate()
+        self.evaluation.validate()
 
     @property
     def pipeline_root(self) -> str:
@@ -154,10 +192,15 @@ class PipelineConfig:
     def metadata_path(self) -> str:
         return os.path.join(self.workdir, "metadata.sqlite")
 
+    @property
+    def push_destination(self) -> str:
+        return self.serving_dir or os.path.join(self.workdir, "serving")
+
 
 # Nested sections of PipelineConfig, by key.
 _SECTIONS: dict[str, type] = {
-    "features": FeatureConfig, "gan": GanConfig, "classifier": ClassifierConfig}
+    "features": FeatureConfig, "gan": GanConfig, "classifier": ClassifierConfig,
+    "evaluation": EvaluationConfig}
 
 
 def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:

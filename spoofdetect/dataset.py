@@ -14,10 +14,10 @@ import posixpath
 
 from apache_beam.io.filesystems import FileSystems
 
+from spoofdetect.audio import AUDIO_EXTENSIONS
 from spoofdetect.config import LABELS, SPLITS
 from spoofdetect.errors import UserError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 LAYOUT = "ROOT/{train,dev,eval}/{real,fake}/*.wav"
 
 

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import posixpath
 import sys
 import tempfile
 import threading
@@ -28,9 +27,9 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import StandardOptions
 
-from spoofdetect.audio import AudioRejected, check_not_silent, decode_audio, segment_waveform
+from spoofdetect.audio import AudioRejected, audio_segments, check_file
 from spoofdetect.config import LABELS, SPLITS, FeatureConfig
-from spoofdetect.dataset import AUDIO_EXTENSIONS, ClipSource, join, scan_dataset
+from spoofdetect.dataset import ClipSource, join, scan_dataset
 from spoofdetect.errors import UserError
 
 REPORT_FILE = "feature_report.json"
@@ -120,28 +119,16 @@ class ExtractChunk(beam.DoFn):
 
     def _segments(self, source: ClipSource) -> list[Segment]:
         config = self._config
-        extension = posixpath.splitext(source.relative_path)[1].lower()
-        if extension not in AUDIO_EXTENSIONS:
-            raise AudioRejected(f"unsupported file type '{extension or '(none)'}': audio files "
-                                f"must end in {', '.join(AUDIO_EXTENSIONS)}")
-        limit = config.max_file_megabytes * 1e6
-        if source.size_bytes > limit:
-            raise AudioRejected(
-                f"file is {source.size_bytes / 1e6:.0f} MB, above features.max_file_megabytes "
-                f"= {config.max_file_megabytes:g}; raise the limit to use it")
+        check_file(source.relative_path, source.size_bytes, config)
         try:
             with FileSystems.open(join(self._data_root, source.relative_path),
                                   compression_type="uncompressed") as handle:
-                data = handle.read(int(limit) + 1)
+                data = handle.read(int(config.max_file_megabytes * 1e6) + 1)
         except OSError as error:
             raise AudioRejected(f"cannot read the file ({error})") from error
-        first_only = config.segment_mode == "first"
-        decoded = decode_audio(data, config.sample_rate,
-                               config.segment_seconds if first_only else None)
-        check_not_silent(decoded.samples, config.silence_peak)
+        decoded, windows = audio_segments(data, config)
         return [Segment(source, index, samples, decoded.original_sample_rate,
-                        decoded.duration_seconds)
-                for index, samples in enumerate(segment_waveform(decoded.samples, config))]
+                        decoded.duration_seconds) for index, samples in enumerate(windows)]
 
 
 def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_root: str,

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy.stats import norm
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from spoofdetect import metrics
 
 
 def plot_gan_history(history: dict[str, list[dict[str, float]]], path: str) -> None:
@@ -63,3 +70,127 @@ def plot_classifier_history(history: dict[str, list[float]], path: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _save(figure: plt.Figure, output_dir: str, name: str) -> str:
+    figure.tight_layout()
+    figure.savefig(os.path.join(output_dir, name), dpi=100)
+    plt.close(figure)
+    return name
+
+
+def _det_axis_ticks(axis: plt.Axes, which: str) -> None:
+    """Normal-deviate axis labelled in percent, as DET plots are drawn."""
+    percents = [0.1, 0.5, 1, 2, 5, 10, 20, 40]
+    ticks = norm.ppf(np.array(percents) / 100)
+    getattr(axis, f"set_{which}ticks")(ticks)
+    getattr(axis, f"set_{which}ticklabels")([f"{p:g}" for p in percents])
+    getattr(axis, f"set_{which}lim")(ticks[0], ticks[-1])
+
+
+def save_evaluation_plots(scores: np.ndarray, is_spoof: np.ndarray, result: dict[str, Any],
+                          output_dir: str) -> list[str]:
+    """Every evaluation figure as a PNG in output_dir; returns their file names.
+
+    `scores` are log-odds of bona fide; the positive class of ROC/PR curves is spoof, so they
+    are drawn on -scores.
+    """
+    bonafide, spoof = scores[~is_spoof], scores[is_spoof]
+    names = []
+
+    miss, false_alarm, _ = metrics.det_curve(bonafide, spoof)
+    clip = 1e-6  # keeps 0 and 1 on the normal-deviate scale
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot(norm.ppf(np.clip(false_alarm, clip, 1 - clip)),
+              norm.ppf(np.clip(miss, clip, 1 - clip)), linewidth=1.5)
+    eer = norm.ppf(np.clip(result["eer"], clip, 1 - clip))
+    axis.plot([eer], [eer], "o", label=f"EER {100 * result['eer']:.2f} %")
+    _det_axis_ticks(axis, "x")
+    _det_axis_ticks(axis, "y")
+    axis.set_xlabel("false alarm rate: spoof accepted (%)")
+    axis.set_ylabel("miss rate: bona fide rejected (%)")
+    axis.set_title("DET curve")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    names.append(_save(figure, output_dir, "det.png"))
+
+    false_positive, true_positive, _ = roc_curve(is_spoof, -scores)
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot(false_positive, true_positive, label=f"AUC {result['auc']:.4f}")
+    axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    axis.set_xlabel("false positive rate (bona fide flagged)")
+    axis.set_ylabel("true positive rate (spoof detected)")
+    axis.set_title("ROC (positive class: spoof)")
+    axis.legend(loc="lower right")
+    axis.grid(alpha=0.3)
+    names.append(_save(figure, output_dir, "roc.png"))
+
+    precision, recall, _ = precision_recall_curve(is_spoof, -scores)
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot(recall, precision, label=f"AP {result['average_precision']:.4f}")
+    axis.set_xlabel("recall (spoof)")
+    axis.set_ylabel("precision (spoof)")
+    axis.set_title("Precision-recall (positive class: spoof)")
+    axis.legend(loc="lower left")
+    axis.grid(alpha=0.3)
+    names.append(_save(figure, output_dir, "precision_recall.png"))
+
+    calibration = result["calibration"]
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8, label="perfect")
+    axis.plot(calibration["mean_predicted_p_spoof"], calibration["fraction_spoof"], "o-",
+              label=f"model (Brier {result['brier']:.4f})")
+    axis.set_xlabel("mean predicted p(spoof)")
+    axis.set_ylabel("fraction spoof")
+    axis.set_title("Calibration")
+    axis.legend(loc="upper left")
+    axis.grid(alpha=0.3)
+    names.append(_save(figure, output_dir, "calibration.png"))
+
+    # Cumulative counts over the sorted scores: O(n log n) for ASVspoof-sized sets.
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    thresholds = np.unique(sorted_scores)
+    last = np.searchsorted(sorted_scores, thresholds, side="right") - 1
+    hits = np.cumsum(is_spoof[order])[last]
+    precision_at = hits / (last + 1)
+    recall_at = hits / max(int(is_spoof.sum()), 1)
+    f1_at = 2 * precision_at * recall_at / np.maximum(precision_at + recall_at, 1e-12)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for values, label in ((precision_at, "precision"), (recall_at, "recall"), (f1_at, "F1")):
+        axis.plot(thresholds, values, label=label)
+    axis.axvline(result["eer_threshold"], color="grey", linestyle="--", label="EER threshold")
+    axis.axvline(0.0, color="black", linestyle=":", label="p(spoof) = 0.5")
+    axis.set_xlabel("threshold on score (spoof when score <= threshold)")
+    axis.set_title("Spoof precision, recall and F1 against threshold")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    names.append(_save(figure, output_dir, "threshold_metrics.png"))
+
+    figure, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for axis, (key, title) in zip(axes, (("at_probability_0_5", "at p(spoof) = 0.5"),
+                                         ("at_eer_threshold", "at the EER threshold")),
+                                  strict=True):
+        matrix = np.array(result[key]["confusion_matrix"])
+        axis.imshow(matrix, cmap="Blues")
+        for (row, column), count in np.ndenumerate(matrix):
+            axis.text(column, row, str(count), ha="center", va="center",
+                      color="white" if count > matrix.max() / 2 else "black")
+        axis.set_xticks([0, 1], ["bona fide", "spoof"])
+        axis.set_yticks([0, 1], ["bona fide", "spoof"])
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        axis.set_title(f"Confusion {title}")
+    names.append(_save(figure, output_dir, "confusion.png"))
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(scores.min(), scores.max(), 40) if scores.max() > scores.min() else 10
+    axis.hist(bonafide, bins=bins, alpha=0.6, label=f"bona fide ({bonafide.size})")
+    axis.hist(spoof, bins=bins, alpha=0.6, label=f"spoof ({spoof.size})")
+    axis.axvline(result["eer_threshold"], color="grey", linestyle="--", label="EER threshold")
+    axis.set_xlabel("score (log-odds of bona fide)")
+    axis.set_ylabel("clips")
+    axis.set_title("Score distributions")
+    axis.legend()
+    names.append(_save(figure, output_dir, "score_histograms.png"))
+    return names

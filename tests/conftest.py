@@ -65,3 +65,23 @@ def demo_examples(demo_root, tmp_path_factory):
     run_extraction(beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])),
                    demo_root, output, FeatureConfig(), show_progress=False)
     return output
+
+
+@pytest.fixture(scope="session")
+def exported(demo_examples, tmp_path_factory):
+    """A narrow classifier trained 2 epochs from scratch on the demo examples, exported:
+    (SavedModel path, run folder, history, Keras model)."""
+    from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
+    from spoofdetect.data import split_files
+    from spoofdetect.export import export_serving_model
+    from spoofdetect.finetune import train_classifier
+
+    run_dir = str(tmp_path_factory.mktemp("run"))
+    config = ClassifierConfig(from_scratch=True, epochs=2, batch_size=4)
+    model, history = train_classifier(split_files(demo_examples, "train"),
+                                      split_files(demo_examples, "dev"), FeatureConfig(),
+                                      config, GanConfig(critic_widths=(8, 16, 32)), None,
+                                      run_dir)
+    path = str(tmp_path_factory.mktemp("serving"))
+    export_serving_model(model, FeatureConfig(), path)
+    return path, run_dir, history, model

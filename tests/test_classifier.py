@@ -15,7 +15,7 @@ from spoofdetect.audio import decode_audio
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
 from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
-from spoofdetect.export import SIGNATURES, export_serving_model
+from spoofdetect.export import SIGNATURES
 from spoofdetect.finetune import class_weights, train_classifier
 
 FEATURES = FeatureConfig()
@@ -26,18 +26,6 @@ def test_class_weights_balance_the_classes():
     weights = class_weights(num_real=30, num_fake=10)
     assert weights[0] * 30 == pytest.approx(weights[1] * 10)
     assert weights[0] * 30 + weights[1] * 10 == pytest.approx(40)
-
-
-@pytest.fixture(scope="module")
-def exported(demo_examples, tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("run"))
-    config = ClassifierConfig(from_scratch=True, epochs=2, batch_size=4)
-    model, history = train_classifier(split_files(demo_examples, "train"),
-                                      split_files(demo_examples, "dev"), FEATURES, config,
-                                      GAN, None, run_dir)
-    path = str(tmp_path_factory.mktemp("serving"))
-    export_serving_model(model, FEATURES, path)
-    return path, run_dir, history, model
 
 
 def test_fine_tuning_records_history_plots_and_logs(exported):

@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from spoofdetect.components.properties import record_properties
 from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
 from spoofdetect.pretraining import run_pretraining
 
@@ -44,12 +45,6 @@ class Executor(base_executor.BaseExecutor):
         summary = run_pretraining(examples.uri, features, gan, checkpoint_dir,
                                   serving_dir=path_utils.serving_model_path(model.uri),
                                   output_dir=model.uri)
-        for name, value in summary.items():
-            if isinstance(value, int):
-                model.set_int_custom_property(name, value)
-            elif isinstance(value, float):
-                model.set_float_custom_property(name, value)
-            else:
-                model.set_string_custom_property(name, str(value))
+        record_properties(model, summary)
         # Finished: a later run with the same inputs starts afresh.
         tf.io.gfile.rmtree(checkpoint_dir)

@@ -1,0 +1,1 @@
+"""The SpoofEvaluator component: EER and t-DCF on the eval split, and the blessing."""

@@ -1,0 +1,57 @@
+"""SpoofEvaluator component: (Examples, Model[, baseline Model]) -> ModelEvaluation, ModelBlessing.
+
+Inputs:
+  examples: the FeatureExtractor's Examples; the configured split (eval) is scored.
+  model: the Trainer's Model (Format-Serving SavedModel), scored through `from_features`.
+  baseline_model: optional; the last blessed model of this pipeline, resolved from ML
+    Metadata by a Resolver with LatestBlessedModelStrategy. It is scored on the same examples
+    and the candidate must not regress against it.
+Outputs:
+  evaluation: ModelEvaluation. metrics.json (per clip and per segment, per attack where the
+    examples name attacks; the baseline's metrics too), scores_clip.txt and
+    scores_segment.txt (ASVspoof CM score format), the PNG plots and report.html. MLMD custom
+    properties: eer, eer_threshold, min_tdcf, min_tdcf_2021, auc, accuracy, f1,
+    average_precision, brier, num_clips, num_segments, segment_eer, blessed, report_uri.
+  blessing: ModelBlessing with a BLESSED or NOT_BLESSED file and the custom properties TFX's
+    Pusher and LatestBlessedModelStrategy read: blessed (1/0), current_model,
+    current_model_id, baseline_model, baseline_model_id; plus reason.
+Parameters:
+  feature_config, evaluation_config: the FeatureConfig and EvaluationConfig as JSON.
+"""
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from spoofdetect.components.spoof_evaluator import executor
+
+
+class SpoofEvaluatorSpec(ComponentSpec):
+    PARAMETERS = {
+        "feature_config": ExecutionParameter(type=str),
+        "evaluation_config": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+    }
+
+
+class SpoofEvaluator(base_component.BaseComponent):
+    SPEC_CLASS = SpoofEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
+                 feature_config: str, evaluation_config: str,
+                 baseline_model: types.BaseChannel | None = None):
+        super().__init__(spec=SpoofEvaluatorSpec(
+            examples=examples, model=model, baseline_model=baseline_model,
+            feature_config=feature_config, evaluation_config=evaluation_config,
+            evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
