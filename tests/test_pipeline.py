@@ -1,7 +1,10 @@
 """The TFX pipeline on real runners with a real SQLite ML Metadata store."""
 
+import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -10,6 +13,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from spoofdetect.cli import main as cli_main
 from spoofdetect.config import load_config
 from spoofdetect.errors import UserError
 from spoofdetect.pipeline.local_runner import latest_run_summary, run_local
@@ -17,9 +21,11 @@ from spoofdetect.pipeline.schema import load_schema, packaged_schema_path, schem
 
 pytestmark = pytest.mark.slow
 
-# Seconds, not minutes: narrow networks, one epoch of each stage.
+# Seconds, not minutes: narrow networks, one epoch of each stage. Limits that any model
+# meets, so the first run is blessed and pushed.
 FAST = ["gan.epochs=1", "gan.batch_size=4", "gan.critic_widths=[8,16,32]",
-        "gan.generator_widths=[32,16,8,8]", "classifier.epochs=1", "classifier.batch_size=4"]
+        "gan.generator_widths=[32,16,8,8]", "classifier.epochs=1", "classifier.batch_size=4",
+        "evaluation.max_eer=1", "evaluation.max_min_tdcf=1000"]
 
 
 def store_for(config):
@@ -33,6 +39,15 @@ def pipeline_run(demo_root, tmp_path_factory):
                          workdir=str(tmp_path_factory.mktemp("workdir")))
     assert run_local(config, runner="beam") == 0
     return config
+
+
+def first_of_type(store, type_name: str):
+    return min(store.get_artifacts_by_type(type_name), key=lambda artifact: artifact.id)
+
+
+def custom_properties(artifact) -> dict:
+    return {name: getattr(value, value.WhichOneof("value"))
+            for name, value in artifact.custom_properties.items()}
 
 
 def test_examples_artifact_carries_counts_and_rejects_in_mlmd(pipeline_run):
@@ -72,7 +87,12 @@ def test_second_run_reuses_the_cache(pipeline_run):
     assert run_local(pipeline_run) == 0
     assert len(store.get_artifacts_by_type("Examples")) == before
     states = [e.last_known_state for e in store.get_executions()]
+    # Features, statistics, schema, validation and both training stages come from the cache.
     assert states.count(metadata_store_pb2.Execution.CACHED) == 6
+    # The evaluator runs again: it now has a baseline, the first run's blessed model.
+    latest = max(store.get_artifacts_by_type("ModelEvaluation"), key=lambda a: a.id)
+    with open(os.path.join(latest.uri, "metrics.json")) as handle:
+        assert "/Trainer/model/" in json.load(handle)["baseline"]["model"]
 
 
 def test_schema_catches_examples_of_the_wrong_shape(pipeline_run, tmp_path):
@@ -125,3 +145,107 @@ def test_an_unusable_dataset_is_a_user_error_through_the_runner(small_layout, tm
                          beam_pipeline_args=["--direct_num_workers=1"])
     with pytest.raises(UserError, match="eval/real"):
         run_local(config)
+
+
+def test_evaluator_records_metrics_and_blesses_and_the_pusher_pushes(pipeline_run, capsys):
+    store = store_for(pipeline_run)
+    # The first run's artifacts (test_second_run_reuses_the_cache may have run a second).
+    evaluation_artifact = first_of_type(store, "ModelEvaluation")
+    evaluated = custom_properties(evaluation_artifact)
+    assert evaluated["num_clips"] == 4 and 0.0 <= evaluated["eer"] <= 1.0
+    assert {"min_tdcf", "min_tdcf_2021", "auc", "accuracy", "f1", "brier"} <= set(evaluated)
+    with open(os.path.join(evaluation_artifact.uri, "metrics.json")) as handle:
+        written = json.load(handle)
+    assert written["clip"]["eer"] == evaluated["eer"]
+    assert written["blessing"]["blessed"] is True
+    assert os.path.exists(evaluated["report_uri"])
+    blessing = first_of_type(store, "ModelBlessing")
+    blessed = custom_properties(blessing)
+    [trained] = [a for a in store.get_artifacts_by_type("Model") if "/Trainer/" in a.uri]
+    assert blessed["blessed"] == 1 and blessed["current_model_id"] == trained.id
+    assert "no blessed model to compare with yet" in blessed["reason"]
+    assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+    pushed = first_of_type(store, "PushedModel")
+    destination = custom_properties(pushed)["pushed_destination"]
+    assert os.path.dirname(destination) == pipeline_run.push_destination
+    assert os.path.exists(os.path.join(destination, "saved_model.pb"))
+
+
+def _evaluator_clip_scores(config) -> dict[str, float]:
+    evaluation_artifact = first_of_type(store_for(config), "ModelEvaluation")
+    with open(os.path.join(evaluation_artifact.uri, "scores_clip.txt")) as handle:
+        return {line.split()[0]: float(line.split()[3]) for line in handle}
+
+
+def test_pushed_model_in_a_fresh_process_scores_like_the_evaluator(pipeline_run, demo_root):
+    """Plain tf.saved_model.load, no project import: the same scores for the same WAVs.
+
+    The client decodes with libsndfile and resamples the demo's mixed rates to 16 kHz with
+    soxr's HQ resampler, as the Beam job does; the model computes the features."""
+    version = max(os.listdir(pipeline_run.push_destination), key=int)
+    eval_files = sorted(os.path.join(demo_root, "eval", label, name)
+                        for label in ("real", "fake")
+                        for name in os.listdir(os.path.join(demo_root, "eval", label)))
+    script = (
+        "import json, os, sys\n"
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        "sys.path = [p for p in sys.path if p not in ('', '.')\n"
+        "            and not os.path.isdir(os.path.join(p, 'spoofdetect'))]\n"
+        "try:\n    import spoofdetect\nexcept ImportError:\n    pass\n"
+        "else:\n    raise SystemExit('spoofdetect is importable: the test proves nothing')\n"
+        "import soundfile, soxr, tensorflow as tf\n"
+        "score = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "out = {}\n"
+        "for path in sys.argv[2:]:\n"
+        "    samples, rate = soundfile.read(path, dtype='float32', always_2d=True)\n"
+        "    mono = soxr.resample(samples.mean(axis=1), rate, 16000, quality='HQ')\n"
+        "    waveform = tf.constant(mono[None].astype('float32'))\n"
+        "    out[path] = float(score(waveforms=waveform)['score'][0])\n"
+        "print(json.dumps(out))\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script, os.path.join(pipeline_run.push_destination, version),
+         *eval_files], capture_output=True, text=True, cwd="/", timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    fresh = json.loads(result.stdout.strip().splitlines()[-1])
+    evaluator = _evaluator_clip_scores(pipeline_run)
+    assert len(evaluator) == len(fresh) == 4
+    for path, score in fresh.items():
+        relative = os.path.relpath(path, demo_root)
+        clip_id = os.path.splitext(relative)[0].replace(os.sep, "_")
+        assert score == pytest.approx(evaluator[clip_id], abs=1e-4), path
+
+
+def test_score_command_on_the_pushed_model_matches_the_evaluator(pipeline_run, demo_root,
+                                                                 tmp_path, capsys):
+    output = tmp_path / "scores.json"
+    assert cli_main(["score", "--model", pipeline_run.push_destination, "--segments", "first",
+                     os.path.join(demo_root, "eval"), "--output", str(output)]) == 0
+    evaluator = _evaluator_clip_scores(pipeline_run)
+    records = json.load(open(output))
+    assert len(records) == 4
+    for record in records:
+        clip_id = os.path.splitext(os.path.relpath(record["path"], demo_root))[0].replace(
+            os.sep, "_")
+        assert record["score"] == pytest.approx(evaluator[clip_id], abs=1e-4)
+
+
+def test_an_unblessed_model_is_not_pushed_and_the_console_says_why(pipeline_run, capsys):
+    store = store_for(pipeline_run)
+    pushed_before = os.listdir(pipeline_run.push_destination)
+    strict = dataclasses.replace(pipeline_run, evaluation=dataclasses.replace(
+        pipeline_run.evaluation, max_eer=0.0))
+    capsys.readouterr()
+    assert run_local(strict) == 0
+    out = capsys.readouterr().out
+    assert "Model NOT blessed: EER" in out and "evaluation.max_eer" in out
+    assert "Not pushed: the Pusher pushes blessed models only." in out
+    assert os.listdir(pipeline_run.push_destination) == pushed_before
+    blessings = sorted(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)
+    latest = custom_properties(blessings[-1])
+    assert latest["blessed"] == 0
+    # The baseline was resolved from ML Metadata: the first run's blessed model.
+    assert latest["baseline_model_id"] == custom_properties(blessings[0])["current_model_id"]
+    assert os.path.exists(os.path.join(blessings[-1].uri, "NOT_BLESSED"))
+    pushes = sorted(store.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)
+    assert custom_properties(pushes[-1])["pushed"] == 0

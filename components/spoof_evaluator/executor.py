@@ -48,7 +48,8 @@ class Executor(base_executor.BaseExecutor):
                                            features, config, evaluation_artifact.uri)
         baseline = None
         if baselines:
-            baseline = evaluation.evaluate_model(
+            # When the Trainer's output came from the cache, the baseline is this very model.
+            baseline = result if baselines[0].id == model.id else evaluation.evaluate_model(
                 path_utils.serving_model_path(baselines[0].uri), files, features, config)
             result["baseline"] = {"model": baselines[0].uri, "clip": baseline["clip"]}
         blessing = evaluation.decide_blessing(result, baseline, config)
