@@ -26,6 +26,7 @@ import time
 import numpy as np
 import psutil
 import soundfile
+from seed_features import seed_log_mel
 
 SAMPLE_RATES = (16000, 22050, 44100)
 SPLIT_SHARES = (("train", 0.8), ("dev", 0.1), ("eval", 0.1))
@@ -58,12 +59,7 @@ def seed_loop(root: str) -> int:
     for folder, _, names in sorted(os.walk(root)):
         for name in sorted(names):
             y, _ = librosa.load(os.path.join(folder, name), sr=16000)
-            y = librosa.util.fix_length(y[:64000], size=64000)
-            y = y / np.max(np.abs(y))
-            spectrogram = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=2048,
-                                                         hop_length=512, n_mels=80)
-            spectrogram = librosa.power_to_db(spectrogram, ref=np.max)
-            _ = (spectrogram - spectrogram.mean()) / spectrogram.std()
+            seed_log_mel(y)
             count += 1
     return count
 

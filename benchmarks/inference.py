@@ -1,0 +1,111 @@
+"""Inference speed on CPU: the exported SavedModel from raw audio, against the seed's path
+(librosa features in Python, then Keras `predict`) and against the bare network on
+precomputed spectrograms, for the same clips and the same (default-size) network.
+
+Prints latency p50/p99 for one 4 s clip and throughput at batch 64 for each path, and the
+ratios. Targets: SavedModel p50 <= 10 ms at batch 1; at batch 64, >= 1.5x the seed path's
+throughput and >= 80 % of the bare network's.
+
+    python benchmarks/inference.py [--batches 6] [--repeats 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import tensorflow as tf
+from seed_features import seed_log_mel
+
+from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.export import export_serving_model
+from spoofdetect.models import build_critic, classifier_from_critic
+
+BATCH = 64
+
+
+def speech_like_clips(count: int, samples: int = 64000) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(samples) / 16000
+    clips = [0.3 * np.sin(2 * np.pi * rng.uniform(90, 250) * t
+                          * (1 + 0.02 * np.sin(2 * np.pi * 3 * t)))
+             * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 6) * t))
+             + 0.02 * rng.standard_normal(samples) for _ in range(count)]
+    return np.asarray(clips, np.float32)
+
+
+# A path scores clips [start, stop) of the shared clip set.
+Path = Callable[[int, int], object]
+
+
+def latencies_ms(run: Path, count: int, repeats: int) -> np.ndarray:
+    run(0, 1)
+    times = []
+    for index in range(repeats):
+        start = time.perf_counter()
+        run(index % count, index % count + 1)
+        times.append((time.perf_counter() - start) * 1000)
+    return np.asarray(times)
+
+
+def throughput(run: Path, count: int) -> float:
+    run(0, BATCH)
+    start = time.perf_counter()
+    for offset in range(0, count, BATCH):
+        run(offset, offset + BATCH)
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=6, help="batches of 64 timed")
+    parser.add_argument("--repeats", type=int, default=100, help="single-clip calls timed")
+    args = parser.parse_args()
+    features = FeatureConfig()
+    classifier = classifier_from_critic(build_critic(features, GanConfig()))
+    clips = speech_like_clips(args.batches * BATCH)
+    spectrograms = np.stack([seed_log_mel(clip) for clip in clips]).astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        export_serving_model(classifier, features, folder)
+        loaded = tf.saved_model.load(folder)
+        from_waveforms = loaded.signatures["serving_default"]
+        from_features = loaded.signatures["from_features"]
+
+        def saved_model(start: int, stop: int) -> object:
+            return from_waveforms(waveforms=tf.constant(clips[start:stop]))["score"].numpy()
+
+        def seed_path(start: int, stop: int) -> object:
+            inputs = np.stack([seed_log_mel(clip) for clip in clips[start:stop]])
+            return classifier.predict(inputs, batch_size=BATCH, verbose=0)
+
+        def bare_network(start: int, stop: int) -> object:
+            # The same clips' spectrograms, computed beforehand.
+            return from_features(log_mel=tf.constant(spectrograms[start:stop]))["score"].numpy()
+
+        print(f"CPU ({os.cpu_count()} cores); default network; 4 s clips at 16 kHz; "
+              f"{args.repeats} single-clip calls, {len(clips)} clips in batches of {BATCH}")
+        rows = {}
+        for name, run in (("SavedModel from raw audio", saved_model),
+                          ("seed: librosa + Keras predict", seed_path),
+                          ("bare network on spectrograms", bare_network)):
+            latency = latencies_ms(run, len(clips), args.repeats)
+            rate = throughput(run, len(clips))
+            rows[name] = (np.percentile(latency, 50), np.percentile(latency, 99), rate)
+            print(f"  {name:<31} p50 {rows[name][0]:7.2f} ms  p99 {rows[name][1]:7.2f} ms  "
+                  f"batch {BATCH}: {rate:7.1f} clips/s")
+    ours, seed, bare = rows.values()
+    print(f"SavedModel p50 at batch 1: {ours[0]:.2f} ms (target <= 10 ms)")
+    print(f"batch {BATCH} throughput, SavedModel / seed path: {ours[2] / seed[2]:.2f}x "
+          f"(target >= 1.5x)")
+    print(f"batch {BATCH} throughput, SavedModel / bare network: {100 * ours[2] / bare[2]:.0f} % "
+          f"(target >= 80 %)")
+
+
+if __name__ == "__main__":
+    main()
