@@ -45,6 +45,7 @@ test: lint
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/feature_extraction.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/inference.py
 
 # Re-resolve the pinned set from setup.py in a scratch venv and rewrite constraints.txt.
 lock:
