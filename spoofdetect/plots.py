@@ -88,6 +88,22 @@ def _det_axis_ticks(axis: plt.Axes, which: str) -> None:
     getattr(axis, f"set_{which}lim")(ticks[0], ticks[-1])
 
 
+def _curve(output_dir: str, name: str, x: Any, y: Any, label: str, x_label: str,
+           y_label: str, title: str, legend: str, diagonal: bool = False,
+           marker: str | None = None) -> str:
+    """One curve on a square unit plot, optionally with the diagonal for reference."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    if diagonal:
+        axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    axis.plot(x, y, marker=marker, label=label)
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.set_title(title)
+    axis.legend(loc=legend)
+    axis.grid(alpha=0.3)
+    return _save(figure, output_dir, name)
+
+
 def save_evaluation_plots(scores: np.ndarray, is_spoof: np.ndarray, result: dict[str, Any],
                           output_dir: str) -> list[str]:
     """Every evaluation figure as a PNG in output_dir; returns their file names.
@@ -115,37 +131,20 @@ def save_evaluation_plots(scores: np.ndarray, is_spoof: np.ndarray, result: dict
     names.append(_save(figure, output_dir, "det.png"))
 
     false_positive, true_positive, _ = roc_curve(is_spoof, -scores)
-    figure, axis = plt.subplots(figsize=(5, 5))
-    axis.plot(false_positive, true_positive, label=f"AUC {result['auc']:.4f}")
-    axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
-    axis.set_xlabel("false positive rate (bona fide flagged)")
-    axis.set_ylabel("true positive rate (spoof detected)")
-    axis.set_title("ROC (positive class: spoof)")
-    axis.legend(loc="lower right")
-    axis.grid(alpha=0.3)
-    names.append(_save(figure, output_dir, "roc.png"))
-
+    names.append(_curve(output_dir, "roc.png", false_positive, true_positive,
+                        f"AUC {result['auc']:.4f}", "false positive rate (bona fide flagged)",
+                        "true positive rate (spoof detected)", "ROC (positive class: spoof)",
+                        "lower right", diagonal=True))
     precision, recall, _ = precision_recall_curve(is_spoof, -scores)
-    figure, axis = plt.subplots(figsize=(5, 5))
-    axis.plot(recall, precision, label=f"AP {result['average_precision']:.4f}")
-    axis.set_xlabel("recall (spoof)")
-    axis.set_ylabel("precision (spoof)")
-    axis.set_title("Precision-recall (positive class: spoof)")
-    axis.legend(loc="lower left")
-    axis.grid(alpha=0.3)
-    names.append(_save(figure, output_dir, "precision_recall.png"))
-
+    names.append(_curve(output_dir, "precision_recall.png", recall, precision,
+                        f"AP {result['average_precision']:.4f}", "recall (spoof)",
+                        "precision (spoof)", "Precision-recall (positive class: spoof)",
+                        "lower left"))
     calibration = result["calibration"]
-    figure, axis = plt.subplots(figsize=(5, 5))
-    axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8, label="perfect")
-    axis.plot(calibration["mean_predicted_p_spoof"], calibration["fraction_spoof"], "o-",
-              label=f"model (Brier {result['brier']:.4f})")
-    axis.set_xlabel("mean predicted p(spoof)")
-    axis.set_ylabel("fraction spoof")
-    axis.set_title("Calibration")
-    axis.legend(loc="upper left")
-    axis.grid(alpha=0.3)
-    names.append(_save(figure, output_dir, "calibration.png"))
+    names.append(_curve(output_dir, "calibration.png", calibration["mean_predicted_p_spoof"],
+                        calibration["fraction_spoof"], f"model (Brier {result['brier']:.4f})",
+                        "mean predicted p(spoof)", "fraction spoof", "Calibration",
+                        "upper left", diagonal=True, marker="o"))
 
     # Cumulative counts over the sorted scores: O(n log n) for ASVspoof-sized sets.
     order = np.argsort(scores, kind="stable")
