@@ -29,21 +29,26 @@ from spoofdetect.components.wgan_pretrainer.component import WganPretrainer
 from spoofdetect.config import PipelineConfig, section_to_json
 from spoofdetect.dataset import dataset_fingerprint
 from spoofdetect.pipeline import trainer_module
-from spoofdetect.pipeline.schema import schema_path_for
+from spoofdetect.pipeline.kubeflow_resources import request_gpus
+from spoofdetect.pipeline.schema import packaged_schema_path, schema_path_for
 
 
-def create_pipeline(config: PipelineConfig,
-                    metadata_connection_config: object | None = None) -> tfx_pipeline.Pipeline:
+def create_pipeline(config: PipelineConfig, metadata_connection_config: object | None = None,
+                    on_kubeflow: bool = False) -> tfx_pipeline.Pipeline:
+    """The whole DAG. `on_kubeflow`: the dataset is not listed here (it lives where the
+    cluster reads it), the schema is the image's copy, and the training steps ask for GPUs."""
     feature_extractor = FeatureExtractor(
         data_root=config.data_root,
         feature_config=section_to_json(config.features),
         # Lists the dataset once, here: an unusable layout fails before TFX starts.
-        dataset_fingerprint=dataset_fingerprint(config.data_root),
+        dataset_fingerprint="" if on_kubeflow else dataset_fingerprint(config.data_root),
     )
     statistics_gen = tfx.components.StatisticsGen(
         examples=feature_extractor.outputs["examples"])
-    schema_importer = tfx.components.ImportSchemaGen(
-        schema_file=schema_path_for(config.features, os.path.join(config.workdir, "schema")))
+    schema_file = schema_path_for(config.features, os.path.join(config.pipeline_root, "schema"))
+    if on_kubeflow and schema_file == packaged_schema_path():
+        schema_file = config.kubeflow.schema_file
+    schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"])
@@ -73,16 +78,22 @@ def create_pipeline(config: PipelineConfig,
     trainer.add_upstream_node(example_validator)
     components.append(trainer)
 
-    # The last blessed model of this pipeline, from ML Metadata: the evaluator's baseline.
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    # The baseline is the last blessed model: found in ML Metadata by a Resolver, or (on
+    # Kubeflow, whose open-source backend cannot run TFX's resolver) the newest pushed model.
+    baseline_resolver = None
+    if config.evaluation.baseline == "mlmd":
+        baseline_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+        components.append(baseline_resolver)
     evaluator = SpoofEvaluator(
         examples=feature_extractor.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"] if baseline_resolver else None,
+        baseline_serving_dir=(config.push_destination
+                              if config.evaluation.baseline == "serving_dir" else None),
         feature_config=section_to_json(config.features),
         evaluation_config=section_to_json(config.evaluation))
     pusher = tfx.components.Pusher(
@@ -91,7 +102,10 @@ def create_pipeline(config: PipelineConfig,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=config.push_destination)))
-    components += [baseline_resolver, evaluator, pusher]
+    components += [evaluator, pusher]
+    if on_kubeflow:
+        request_gpus([component for component in (pretrainer, trainer) if component],
+                     config.kubeflow)
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -32,8 +33,9 @@ def schema_path_for(config: FeatureConfig, scratch_dir: str) -> str:
     if log_mel.value_count.min == size and log_mel.value_count.max == size:
         return path
     log_mel.value_count.min = log_mel.value_count.max = size
-    os.makedirs(scratch_dir, exist_ok=True)
+    # gfile: on Kubeflow the scratch folder is under the pipeline root (gs://, s3://, ...).
+    tf.io.gfile.makedirs(scratch_dir)
     fitted = os.path.join(scratch_dir, SCHEMA_FILE)
-    with open(fitted, "w", encoding="utf-8") as handle:
+    with tf.io.gfile.GFile(fitted, "w") as handle:
         handle.write(text_format.MessageToString(schema))
     return fitted

@@ -180,6 +180,34 @@ def cmd_score(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from spoofdetect.pipeline import kubeflow_runner
+
+    config = kubeflow_runner.kubeflow_config(_config_from_args(args), args.image,
+                                             args.pipeline_root, args.data_root, args.gpus)
+    documents = kubeflow_runner.compile_spec(config)
+    kubeflow_runner.write_spec(documents, args.output)
+    print(kubeflow_runner.describe_spec(documents))
+    print(f"Wrote {args.output}; submit it with: spoofdetect submit --host URL "
+          f"--spec {args.output}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from spoofdetect.pipeline import kubeflow_runner
+
+    documents = kubeflow_runner.read_spec(args.spec)
+    print(kubeflow_runner.describe_spec(documents))
+    if args.dry_run:
+        print(f"Dry run: would submit {args.spec} to {args.host} (experiment "
+              f"{args.experiment}, namespace {args.namespace or 'kubeflow'}); nothing sent.")
+        return 0
+    run_id = kubeflow_runner.submit(args.spec, args.host, args.namespace, args.experiment,
+                                    args.run_name)
+    print(f"Started run {run_id} in experiment {args.experiment} on {args.host}")
+    return 0
+
+
 def _add_asv_arguments(parser: argparse.ArgumentParser) -> None:
     asv = parser.add_argument_group(
         "ASV error rates for t-DCF (default: the official ASVspoof 2019 LA eval ASV system)")
@@ -246,6 +274,32 @@ def build_parser() -> argparse.ArgumentParser:
                             "comes from a real/fake folder in each path, '-' if none")
     _add_config_arguments(score)
     score.set_defaults(handler=cmd_score)
+
+    compile_ = commands.add_parser("compile", help="write the Kubeflow Pipelines (KFP v2) spec")
+    compile_.add_argument("--image", required=True, help="container image built from "
+                                                         "docker/Dockerfile")
+    compile_.add_argument("--pipeline-root", required=True, metavar="URI",
+                          help="where runs write artifacts (gs://, s3://, minio://...); "
+                               "pushed models go to URI/serving unless serving_dir is set")
+    compile_.add_argument("--data-root", required=True, metavar="URI",
+                          help="the dataset, as the cluster reads it")
+    compile_.add_argument("--gpus", type=int, help="GPUs per training step (default: "
+                                                   "kubeflow.gpus, 1); 0 for CPU nodes")
+    compile_.add_argument("--output", default=os.path.join("kubeflow",
+                                                           "spoof_detection_pipeline.yaml"))
+    _add_config_arguments(compile_)
+    compile_.set_defaults(handler=cmd_compile)
+
+    submit = commands.add_parser("submit", help="upload the compiled spec and start a run")
+    submit.add_argument("--host", required=True, help="Kubeflow Pipelines endpoint URL")
+    submit.add_argument("--spec", default=os.path.join("kubeflow",
+                                                       "spoof_detection_pipeline.yaml"))
+    submit.add_argument("--namespace", help="Kubeflow profile namespace (multi-user)")
+    submit.add_argument("--experiment", default="spoof-detection")
+    submit.add_argument("--run-name")
+    submit.add_argument("--dry-run", action="store_true",
+                        help="check and describe the spec; send nothing")
+    submit.set_defaults(handler=cmd_submit)
     return parser
 
 

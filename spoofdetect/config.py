@@ -142,6 +142,10 @@ class EvaluationConfig:
     pmiss_asv: float = 0.024581005586592177
     pmiss_spoof_asv: float = 0.23934754703985472
     asv_scores: str = ""
+    # The baseline: 'mlmd', the last blessed model found in ML Metadata by a Resolver (local
+    # runners), or 'serving_dir', the newest model the Pusher pushed (Kubeflow: open-source
+    # KFP v2 cannot run TFX's MLMD resolver). Either way, the last blessed model.
+    baseline: str = "mlmd"
     # `spoofdetect score` refuses files longer than this before decoding them.
     max_score_seconds: float = 600.0
 
@@ -149,6 +153,9 @@ class EvaluationConfig:
         if self.split not in SPLITS:
             raise UserError(f"evaluation.split is {self.split!r}; use one of "
                             f"{', '.join(SPLITS)}.")
+        if self.baseline not in ("mlmd", "serving_dir"):
+            raise UserError(f"evaluation.baseline is {self.baseline!r}; use 'mlmd' or "
+                            "'serving_dir'.")
         if self.batch_size <= 0 or self.max_score_seconds <= 0:
             raise UserError("evaluation.batch_size and evaluation.max_score_seconds must be "
                             "positive.")
@@ -156,6 +163,30 @@ class EvaluationConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"evaluation.{name} is a fraction in [0, 1], got "
                                 f"{getattr(self, name)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """Kubeflow Pipelines (KFP v2): the image, GPUs for the two training steps, node choice."""
+
+    image: str = ""
+    # GPUs per training step (WganPretrainer and Trainer); 0 runs them on CPU nodes.
+    gpus: int = 1
+    gpu_resource: str = "nvidia.com/gpu"
+    # Optional limits for the training steps (0: none), in vCPUs and GB.
+    training_cpu: float = 0.0
+    training_memory_gb: float = 0.0
+    # Where GPU steps may run: node labels that must match, and taints they tolerate.
+    gpu_node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
+    gpu_tolerations: tuple[dict[str, str], ...] = (
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
+    # The schema file as the image sees it (the Dockerfile installs the project at /app).
+    schema_file: str = "/app/schemas/examples_schema.pbtxt"
+
+    def validate(self) -> None:
+        if self.gpus < 0 or self.training_cpu < 0 or self.training_memory_gb < 0:
+            raise UserError("kubeflow.gpus, training_cpu and training_memory_gb must not be "
+                            "negative.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +206,9 @@ class PipelineConfig:
     gan: GanConfig = dataclasses.field(default_factory=GanConfig)
     classifier: ClassifierConfig = dataclasses.field(default_factory=ClassifierConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
+    # Where artifacts go; default: workdir/pipeline_root (Kubeflow: the --pipeline-root URI).
+    pipeline_root_uri: str = ""
     # Where the Pusher writes blessed models (TF Serving layout); default: workdir/serving.
     serving_dir: str = ""
 
@@ -183,10 +217,11 @@ class PipelineConfig:
         self.gan.validate()
         self.classifier.validate()
         self.evaluation.validate()
+        self.kubeflow.validate()
 
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.workdir, "pipeline_root")
+        return self.pipeline_root_uri or os.path.join(self.workdir, "pipeline_root")
 
     @property
     def metadata_path(self) -> str:
@@ -200,7 +235,7 @@ class PipelineConfig:
 # Nested sections of PipelineConfig, by key.
 _SECTIONS: dict[str, type] = {
     "features": FeatureConfig, "gan": GanConfig, "classifier": ClassifierConfig,
-    "evaluation": EvaluationConfig}
+    "evaluation": EvaluationConfig, "kubeflow": KubeflowConfig}
 
 
 def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:

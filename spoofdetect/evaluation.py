@@ -79,6 +79,19 @@ def clip_scores(segments: ScoredSet) -> ScoredSet:
                      np.array([len(member) for member in members]))
 
 
+def newest_version(serving_dir: str) -> str | None:
+    """The newest SavedModel in a TF Serving folder of numbered versions (local or URI)."""
+    if not tf.io.gfile.isdir(serving_dir):
+        return None
+    versions = sorted((name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)
+                       if name.rstrip("/").isdigit()), key=int, reverse=True)
+    for version in versions:
+        path = os.path.join(serving_dir, version)
+        if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+            return path
+    return None
+
+
 def asv_rates(config: EvaluationConfig) -> metrics.AsvErrorRates:
     if config.asv_scores:
         return metrics.read_asv_score_file(config.asv_scores)

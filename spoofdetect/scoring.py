@@ -21,6 +21,7 @@ import soundfile
 from spoofdetect.audio import AUDIO_EXTENSIONS, AudioRejected, audio_segments, check_file
 from spoofdetect.config import FeatureConfig
 from spoofdetect.errors import UserError
+from spoofdetect.evaluation import newest_version
 
 
 @dataclasses.dataclass
@@ -38,12 +39,9 @@ def resolve_model_dir(path: str) -> str:
     """A SavedModel folder, or a serving folder of numbered versions: its newest version."""
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
-    versions = [name for name in os.listdir(path) if name.isdigit()] if os.path.isdir(
-        path) else []
-    if versions:
-        newest = os.path.join(path, max(versions, key=int))
-        if os.path.exists(os.path.join(newest, "saved_model.pb")):
-            return newest
+    newest = newest_version(path)
+    if newest:
+        return newest
     raise UserError(f"{path} is not a SavedModel folder (no saved_model.pb) nor a serving "
                     "folder of numbered versions; pass the Pusher's destination or a version.")
 

@@ -85,3 +85,22 @@ def exported(demo_examples, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("serving"))
     export_serving_model(model, FeatureConfig(), path)
     return path, run_dir, history, model
+
+
+# Seconds, not minutes: narrow networks, one epoch of each stage. Limits that any model
+# meets, so the first run is blessed and pushed.
+FAST = ["gan.epochs=1", "gan.batch_size=4", "gan.critic_widths=[8,16,32]",
+        "gan.generator_widths=[32,16,8,8]", "classifier.epochs=1", "classifier.batch_size=4",
+        "evaluation.max_eer=1", "evaluation.max_min_tdcf=1000"]
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(demo_root, tmp_path_factory):
+    """The demo pipeline run once on BeamDagRunner with SQLite ML Metadata: its config."""
+    from spoofdetect.config import load_config
+    from spoofdetect.pipeline.local_runner import run_local
+
+    config = load_config(None, FAST, data_root=demo_root,
+                         workdir=str(tmp_path_factory.mktemp("workdir")))
+    assert run_local(config, runner="beam") == 0
+    return config

@@ -18,27 +18,13 @@ from spoofdetect.config import load_config
 from spoofdetect.errors import UserError
 from spoofdetect.pipeline.local_runner import latest_run_summary, run_local
 from spoofdetect.pipeline.schema import load_schema, packaged_schema_path, schema_path_for
+from tests.conftest import FAST
 
 pytestmark = pytest.mark.slow
-
-# Seconds, not minutes: narrow networks, one epoch of each stage. Limits that any model
-# meets, so the first run is blessed and pushed.
-FAST = ["gan.epochs=1", "gan.batch_size=4", "gan.critic_widths=[8,16,32]",
-        "gan.generator_widths=[32,16,8,8]", "classifier.epochs=1", "classifier.batch_size=4",
-        "evaluation.max_eer=1", "evaluation.max_min_tdcf=1000"]
-
 
 def store_for(config):
     return metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
-
-
-@pytest.fixture(scope="module")
-def pipeline_run(demo_root, tmp_path_factory):
-    config = load_config(None, FAST, data_root=demo_root,
-                         workdir=str(tmp_path_factory.mktemp("workdir")))
-    assert run_local(config, runner="beam") == 0
-    return config
 
 
 def first_of_type(store, type_name: str):

@@ -17,6 +17,8 @@ Outputs:
     current_model_id, baseline_model, baseline_model_id; plus reason.
 Parameters:
   feature_config, evaluation_config: the FeatureConfig and EvaluationConfig as JSON.
+  baseline_serving_dir: optional; without a baseline_model input, the newest SavedModel
+    pushed there is the baseline (how the pipeline finds the last blessed model on Kubeflow).
 """
 
 from tfx import types
@@ -31,6 +33,7 @@ class SpoofEvaluatorSpec(ComponentSpec):
     PARAMETERS = {
         "feature_config": ExecutionParameter(type=str),
         "evaluation_config": ExecutionParameter(type=str),
+        "baseline_serving_dir": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -49,9 +52,11 @@ class SpoofEvaluator(base_component.BaseComponent):
 
     def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                  feature_config: str, evaluation_config: str,
-                 baseline_model: types.BaseChannel | None = None):
+                 baseline_model: types.BaseChannel | None = None,
+                 baseline_serving_dir: str | None = None):
         super().__init__(spec=SpoofEvaluatorSpec(
             examples=examples, model=model, baseline_model=baseline_model,
+            baseline_serving_dir=baseline_serving_dir,
             feature_config=feature_config, evaluation_config=evaluation_config,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

@@ -47,11 +47,15 @@ class Executor(base_executor.BaseExecutor):
         result = evaluation.evaluate_model(path_utils.serving_model_path(model.uri), files,
                                            features, config, evaluation_artifact.uri)
         baseline = None
-        if baselines:
+        baseline_dir = (path_utils.serving_model_path(baselines[0].uri) if baselines else
+                        evaluation.newest_version(exec_properties.get("baseline_serving_dir")
+                                                  or ""))
+        if baseline_dir:
             # When the Trainer's output came from the cache, the baseline is this very model.
-            baseline = result if baselines[0].id == model.id else evaluation.evaluate_model(
-                path_utils.serving_model_path(baselines[0].uri), files, features, config)
-            result["baseline"] = {"model": baselines[0].uri, "clip": baseline["clip"]}
+            same = bool(baselines) and baselines[0].id == model.id
+            baseline = result if same else evaluation.evaluate_model(baseline_dir, files,
+                                                                     features, config)
+            result["baseline"] = {"model": baseline_dir, "clip": baseline["clip"]}
         blessing = evaluation.decide_blessing(result, baseline, config)
         result["blessing"] = {"blessed": blessing.blessed, "reason": blessing.reason}
         evaluation.write_metrics(evaluation_artifact.uri, result)
