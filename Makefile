@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	done)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo demo-bad-input test lint bench lock clean
+.PHONY: install demo demo-bad-input test lint bench lock clean image image-cpu
 
 $(INSTALLED): setup.py pyproject.toml constraints.txt
 	@if [ -z "$(PYTHON310)" ]; then echo "error: python3.10 not found; install Python 3.10 (the TFX 1.16 stack needs it)" >&2; exit 1; fi
@@ -46,6 +46,12 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/feature_extraction.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/inference.py
+
+# Container images for Kubeflow (docker/): need a running Docker engine.
+IMAGE ?= spoof-detection
+image image-cpu:
+	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine is reachable here; build on a machine with Docker (docker build -f docker/Dockerfile$(if $(findstring cpu,$@),.cpu,) -t $(IMAGE):$(if $(findstring cpu,$@),cpu,gpu) .)" >&2; exit 1; }
+	docker build -f docker/Dockerfile$(if $(findstring cpu,$@),.cpu,) -t $(IMAGE):$(if $(findstring cpu,$@),cpu,gpu) .
 
 # Re-resolve the pinned set from setup.py in a scratch venv and rewrite constraints.txt.
 lock:
