@@ -14,6 +14,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from spoofdetect.config import LABELS, SPLITS, PipelineConfig
 from spoofdetect.errors import UserError
+from spoofdetect.pipeline.metadata import connection_config, open_store, store_location
 from spoofdetect.pipeline.pipeline import create_pipeline
 
 RUNNERS = ("beam", "local")
@@ -35,9 +36,9 @@ def run_local(config: PipelineConfig, runner: str = "beam") -> int:
     if runner not in RUNNERS:
         raise UserError(f"Unknown runner {runner!r}; use one of {', '.join(RUNNERS)}.")
     os.makedirs(config.workdir, exist_ok=True)
-    metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        config.metadata_path)
-    pipeline = create_pipeline(config, metadata_config)
+    location = store_location(config)
+    open_store(location)  # a connection problem is reported before TFX starts
+    pipeline = create_pipeline(config, connection_config(location))
     start = time.monotonic()
     dag_runner = BeamDagRunner() if runner == "beam" else tfx.orchestration.LocalDagRunner()
     try:
@@ -87,9 +88,7 @@ def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
 
 
 def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        config.metadata_path)
-    store = metadata_store.MetadataStore(connection)
+    store = open_store(store_location(config))
     examples = _latest_artifact(store, "Examples")
     anomalies = _latest_artifact(store, "ExampleAnomalies")
     counts = {f"{split}/{label}": _custom(examples, f"{split}_{label}_clips")

@@ -208,6 +208,47 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metadata_location(args: argparse.Namespace) -> str:
+    from spoofdetect.pipeline.metadata import store_location
+
+    if args.metadata:
+        return args.metadata
+    return store_location(_config_from_args(args, workdir=args.workdir))
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from spoofdetect.pipeline import lineage
+    from spoofdetect.pipeline.metadata import open_store
+
+    reader = lineage.LineageReader(open_store(_metadata_location(args), must_exist=True))
+    walked = reader.walk(reader.find_start(args.model))
+    if args.format == "json":
+        print(json.dumps(walked.as_json(), indent=1))
+    elif args.format == "dot":
+        print(lineage.format_dot(walked))
+    else:
+        print(lineage.format_text(walked))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from spoofdetect.pipeline import lineage
+    from spoofdetect.pipeline.metadata import open_store
+
+    runs = lineage.list_runs(open_store(_metadata_location(args), must_exist=True))
+    print(json.dumps(runs, indent=1) if args.format == "json" else lineage.format_runs(runs))
+    return 0
+
+
+def _add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metadata", metavar="PATH_OR_URL",
+                        help="SQLite file or mysql://USER:PASSWORD@HOST:PORT/DATABASE "
+                             "(default: the config's metadata_store, else "
+                             "WORKDIR/metadata.sqlite)")
+    parser.add_argument("--workdir", help="work directory of a local run (default: workdir)")
+    _add_config_arguments(parser)
+
+
 def _add_asv_arguments(parser: argparse.ArgumentParser) -> None:
     asv = parser.add_argument_group(
         "ASV error rates for t-DCF (default: the official ASVspoof 2019 LA eval ASV system)")
@@ -300,6 +341,20 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true",
                         help="check and describe the spec; send nothing")
     submit.set_defaults(handler=cmd_submit)
+
+    lineage = commands.add_parser(
+        "lineage", help="a pushed model's lineage from ML Metadata, back to the dataset")
+    lineage.add_argument("--model", default="latest",
+                         help="'latest' (the newest pushed model), or the URI of a pushed "
+                              "model, its serving version folder, or a Trainer model")
+    lineage.add_argument("--format", choices=("text", "json", "dot"), default="text")
+    _add_metadata_arguments(lineage)
+    lineage.set_defaults(handler=cmd_lineage)
+
+    runs = commands.add_parser("runs", help="pipeline runs with outcome and headline metrics")
+    runs.add_argument("--format", choices=("text", "json"), default="text")
+    _add_metadata_arguments(runs)
+    runs.set_defaults(handler=cmd_runs)
     return parser
 
 

@@ -1,0 +1,343 @@
+"""Lineage from ML Metadata: from a pushed model back to the dataset, and the list of runs.
+
+The walk follows MLMD events upstream: an artifact to the execution that output it, that
+execution's inputs (and its other outputs, e.g. the evaluation beside the blessing), and so
+on to the FeatureExtractor, whose parameters name the dataset. Examples also get their
+validation result (ExampleValidator's anomalies, two steps downstream).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from typing import Any
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from spoofdetect.errors import UserError
+
+Event = metadata_store_pb2.Event
+Execution = metadata_store_pb2.Execution
+
+# Per artifact type, the custom properties worth showing (others stay in --format json).
+KEY_PROPERTIES = {
+    "Examples": ("num_clips", "num_examples", "num_rejected", "rejected_files",
+                 "segment_mode"),
+    "Model": ("steps", "epochs", "wasserstein", "device", "wall_seconds"),
+    "ModelEvaluation": ("eer", "min_tdcf", "min_tdcf_2021", "auc", "accuracy", "f1",
+                        "num_clips", "report_uri"),
+    "ModelBlessing": ("blessed", "reason", "eer", "min_tdcf"),
+    "PushedModel": ("pushed", "pushed_destination", "pushed_version"),
+}
+# Per execution (component) type, the parameters worth showing.
+KEY_PARAMETERS = {
+    "FeatureExtractor": ("data_root", "dataset_fingerprint", "feature_config"),
+    "WganPretrainer": ("gan_config",),
+    "Trainer": ("custom_config",),
+    "SpoofEvaluator": ("evaluation_config",),
+    "Pusher": ("push_destination",),
+}
+
+
+def _value(value: metadata_store_pb2.Value) -> Any:
+    field = value.WhichOneof("value")
+    return getattr(value, field) if field else None
+
+
+def _short_type(type_name: str) -> str:
+    # TFX names component execution types by module path; artifact types plainly.
+    return type_name.rsplit(".", 1)[-1]
+
+
+def _time(milliseconds: int) -> str:
+    return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.timezone.utc
+                                           ).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclasses.dataclass
+class Lineage:
+    artifacts: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    executions: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # (artifact id, execution id, "input"|"output")
+    edges: list[tuple[int, int, str]] = dataclasses.field(default_factory=list)
+    start: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"start_artifact": self.start, "artifacts": list(self.artifacts.values()),
+                "executions": list(self.executions.values()),
+                "edges": [{"artifact": a, "execution": e, "kind": kind}
+                          for a, e, kind in self.edges]}
+
+
+class LineageReader:
+    def __init__(self, store: metadata_store.MetadataStore):
+        self.store = store
+        self._artifact_types = {t.id: t.name for t in store.get_artifact_types()}
+        self._execution_types = {t.id: t.name for t in store.get_execution_types()}
+
+    def _artifact(self, artifact: metadata_store_pb2.Artifact) -> dict[str, Any]:
+        type_name = self._artifact_types.get(artifact.type_id, "?")
+        custom = {k: _value(v) for k, v in artifact.custom_properties.items()}
+        wanted = KEY_PROPERTIES.get(type_name)
+        shown = {k: custom[k] for k in (wanted or ()) if k in custom}
+        return {"id": artifact.id, "type": type_name, "uri": artifact.uri,
+                "properties": shown, "all_properties": custom}
+
+    def _execution(self, execution: metadata_store_pb2.Execution) -> dict[str, Any]:
+        type_name = _short_type(self._execution_types.get(execution.type_id, "?"))
+        parameters = {k: _value(v) for k, v in execution.properties.items()}
+        parameters.update({k: _value(v) for k, v in execution.custom_properties.items()})
+        shown = {k: parameters[k] for k in KEY_PARAMETERS.get(type_name, ()) if k in parameters}
+        return {"id": execution.id, "type": type_name,
+                "state": Execution.State.Name(execution.last_known_state),
+                "started": _time(execution.create_time_since_epoch),
+                "finished": _time(execution.last_update_time_since_epoch),
+                "parameters": shown}
+
+    def pushed_models(self) -> list[metadata_store_pb2.Artifact]:
+        pushed = [a for a in self.store.get_artifacts_by_type("PushedModel")
+                  if _value(a.custom_properties.get("pushed", metadata_store_pb2.Value())) == 1]
+        return sorted(pushed, key=lambda a: a.id)
+
+    def find_start(self, model: str) -> metadata_store_pb2.Artifact:
+        """'latest': the newest pushed model; else a URI of a pushed copy, a push destination
+        (a serving version folder) or a Trainer model."""
+        pushed = self.pushed_models()
+        if model == "latest":
+            if not pushed:
+                raise UserError("No model has been pushed in this metadata store yet (the "
+                                "Pusher pushes blessed models only); see `spoofdetect runs`.")
+            return pushed[-1]
+        wanted = model.rstrip("/")
+        for artifact in reversed(pushed):
+            destination = _value(artifact.custom_properties.get(
+                "pushed_destination", metadata_store_pb2.Value())) or ""
+            if wanted in (artifact.uri.rstrip("/"), str(destination).rstrip("/")):
+                return artifact
+        for artifact in self.store.get_artifacts_by_uri(wanted):
+            return artifact
+        raise UserError(f"No pushed model or model artifact with URI {model} in this store; "
+                        "`spoofdetect runs` lists what there is.")
+
+    def walk(self, start: metadata_store_pb2.Artifact) -> Lineage:
+        lineage = Lineage(start=start.id)
+        lineage.artifacts[start.id] = self._artifact(start)
+        pending = [start.id]
+        while pending:
+            artifact_id = pending.pop()
+            events = self.store.get_events_by_artifact_ids([artifact_id])
+            producers = [e.execution_id for e in events if e.type == Event.OUTPUT]
+            for execution in self.store.get_executions_by_id(producers):
+                if execution.id in lineage.executions:
+                    continue
+                lineage.executions[execution.id] = self._execution(execution)
+                for event in self.store.get_events_by_execution_ids([execution.id]):
+                    kind = "input" if event.type == Event.INPUT else "output"
+                    lineage.edges.append((event.artifact_id, execution.id, kind))
+                    if event.artifact_id not in lineage.artifacts:
+                        [artifact] = self.store.get_artifacts_by_id([event.artifact_id])
+                        lineage.artifacts[artifact.id] = self._artifact(artifact)
+                        if kind == "input":
+                            pending.append(artifact.id)
+        self._add_validation(lineage)
+        return lineage
+
+    def _add_validation(self, lineage: Lineage) -> None:
+        """For each Examples artifact: ExampleValidator's anomalies (examples -> statistics
+        -> anomalies) with the number of anomalous features."""
+        for artifact in list(lineage.artifacts.values()):
+            if artifact["type"] != "Examples":
+                continue
+            for anomalies in self._downstream(artifact["id"], "ExampleStatistics",
+                                              "ExampleAnomalies"):
+                count = _count_anomalies(anomalies.uri)
+                artifact["properties"]["validation"] = (
+                    "no anomalies" if not count else f"{count} anomalous features") + (
+                    f" (ExampleAnomalies #{anomalies.id}, {anomalies.uri})")
+
+    def _downstream(self, artifact_id: int, *types: str) -> list[metadata_store_pb2.Artifact]:
+        frontier = [artifact_id]
+        for type_name in types:
+            consumers = [e.execution_id for e in self.store.get_events_by_artifact_ids(frontier)
+                         if e.type == Event.INPUT]
+            outputs = [e.artifact_id for e in self.store.get_events_by_execution_ids(consumers)
+                       if e.type == Event.OUTPUT]
+            frontier = [a.id for a in self.store.get_artifacts_by_id(outputs)
+                        if self._artifact_types.get(a.type_id) == type_name]
+        return self.store.get_artifacts_by_id(frontier)
+
+
+def _count_anomalies(uri: str) -> int:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    count = 0
+    for split in ("train", "dev", "eval"):
+        path = os.path.join(uri, f"Split-{split}", "SchemaDiff.pb")
+        if os.path.exists(path):
+            anomalies = anomalies_pb2.Anomalies()
+            with open(path, "rb") as handle:
+                anomalies.ParseFromString(handle.read())
+            count += len(anomalies.anomaly_info)
+    return count
+
+
+def _compact(value: Any) -> Any:
+    """JSON held in strings (TFX stores configs so), decoded, to print on one line."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return _compact(json.loads(value))
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {key: _compact(item) for key, item in value.items()}
+    return value
+
+
+def _format_value(value: Any, limit: int = 400) -> str:
+    value = _compact(value)
+    text = value if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _property_lines(values: dict[str, Any], pad: str) -> list[str]:
+    """One line per property; a config (a JSON object of sections) one line per section."""
+    lines = []
+    for key, value in values.items():
+        value = _compact(value)
+        if isinstance(value, dict) and value and all(isinstance(v, dict)
+                                                     for v in value.values()):
+            for section, settings in value.items():
+                lines.append(f"{pad}{key}.{section}: {_format_value(settings)}")
+        else:
+            lines.append(f"{pad}{key}: {_format_value(value)}")
+    return lines
+
+
+def format_text(lineage: Lineage) -> str:
+    """Upstream from the start artifact, each execution with its inputs, indented."""
+    lines: list[str] = []
+    producers = {a: e for a, e, kind in lineage.edges if kind == "output"}
+    inputs: dict[int, list[int]] = {}
+    outputs: dict[int, list[int]] = {}
+    for artifact_id, execution_id, kind in lineage.edges:
+        (inputs if kind == "input" else outputs).setdefault(execution_id, []).append(
+            artifact_id)
+    shown: set[int] = set()
+    shown_artifacts: set[int] = set()
+
+    def artifact_line(artifact_id: int, depth: int) -> None:
+        artifact = lineage.artifacts[artifact_id]
+        pad = "  " * depth
+        if artifact_id in shown_artifacts:
+            lines.append(f"{pad}{artifact['type']} #{artifact['id']}  (shown above)")
+            return
+        shown_artifacts.add(artifact_id)
+        lines.append(f"{pad}{artifact['type']} #{artifact['id']}  {artifact['uri']}")
+        lines.extend(_property_lines(artifact["properties"], pad + "    "))
+        execution_id = producers.get(artifact_id)
+        if execution_id is None or execution_id in shown:
+            return
+        shown.add(execution_id)
+        execution = lineage.executions[execution_id]
+        lines.append(f"{pad}  <- {execution['type']} (execution #{execution['id']}, "
+                     f"{execution['state']}, {execution['started']} .. "
+                     f"{execution['finished']})")
+        lines.extend(_property_lines(execution["parameters"], pad + "       "))
+        for sibling in outputs.get(execution_id, []):
+            if sibling != artifact_id:
+                other = lineage.artifacts[sibling]
+                shown_artifacts.add(sibling)
+                lines.append(f"{pad}     also output {other['type']} #{other['id']}  "
+                             f"{other['uri']}")
+                lines.extend(_property_lines(other["properties"], pad + "         "))
+        for input_id in sorted(inputs.get(execution_id, [])):
+            artifact_line(input_id, depth + 2)
+
+    artifact_line(lineage.start, 0)
+    return "\n".join(lines)
+
+
+def format_dot(lineage: Lineage) -> str:
+    """Graphviz: artifacts as boxes, executions as ellipses, arrows in the data's direction."""
+    lines = ["digraph lineage {", "  rankdir=BT;", '  node [fontname="Helvetica"];']
+    for artifact in lineage.artifacts.values():
+        detail = "\\n".join(f"{k}: {_format_value(v, 40)}"
+                            for k, v in artifact["properties"].items()
+                            if k not in ("rejected_files", "reason", "report_uri"))
+        label = f"{artifact['type']} #{artifact['id']}" + (f"\\n{detail}" if detail else "")
+        lines.append(f'  a{artifact["id"]} [shape=box, label="{_escape(label)}"];')
+    for execution in lineage.executions.values():
+        lines.append(f'  e{execution["id"]} [shape=ellipse, style=filled, fillcolor="#e8eef7", '
+                     f'label="{_escape(execution["type"])}\\n{execution["state"]}"];')
+    for artifact_id, execution_id, kind in lineage.edges:
+        if kind == "input":
+            lines.append(f"  a{artifact_id} -> e{execution_id};")
+        else:
+            lines.append(f"  e{execution_id} -> a{artifact_id};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return text.replace('"', '\\"')
+
+
+def list_runs(store: metadata_store.MetadataStore) -> list[dict[str, Any]]:
+    """One entry per pipeline run (TFX's pipeline_run contexts), oldest first."""
+    runs = []
+    artifact_types = {t.id: t.name for t in store.get_artifact_types()}
+    for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id):
+        executions = store.get_executions_by_context(context.id)
+        states = [e.last_known_state for e in executions]
+        if any(s == Execution.FAILED for s in states):
+            outcome = "failed"
+        elif any(s in (Execution.RUNNING, Execution.NEW) for s in states):
+            outcome = "running or interrupted"
+        else:
+            outcome = "succeeded"
+        artifacts = store.get_artifacts_by_context(context.id)
+        by_type: dict[str, list[metadata_store_pb2.Artifact]] = {}
+        for artifact in artifacts:
+            by_type.setdefault(artifact_types.get(artifact.type_id, "?"), []).append(artifact)
+
+        def newest(type_name: str, by_type=by_type) -> metadata_store_pb2.Artifact | None:
+            found = by_type.get(type_name, [])
+            return max(found, key=lambda a: a.id) if found else None
+
+        evaluation, blessing, pushed = (newest("ModelEvaluation"), newest("ModelBlessing"),
+                                        newest("PushedModel"))
+
+        def prop(artifact: metadata_store_pb2.Artifact | None, name: str) -> Any:
+            if artifact is None or name not in artifact.custom_properties:
+                return None
+            return _value(artifact.custom_properties[name])
+
+        runs.append({
+            "run": context.name,
+            "started": _time(min((e.create_time_since_epoch for e in executions),
+                                 default=context.create_time_since_epoch)),
+            "outcome": outcome,
+            "executions": {Execution.State.Name(s): states.count(s) for s in set(states)},
+            "eer": prop(evaluation, "eer"), "min_tdcf": prop(evaluation, "min_tdcf"),
+            "auc": prop(evaluation, "auc"),
+            "blessed": None if blessing is None else bool(prop(blessing, "blessed")),
+            "pushed_to": prop(pushed, "pushed_destination") if prop(pushed, "pushed") else None,
+        })
+    return runs
+
+
+def format_runs(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "No pipeline runs in this metadata store."
+    lines = [f"{'run':<28} {'started':<24} {'outcome':<10} {'EER':>8} {'min t-DCF':>9} "
+             f"{'blessed':>8}  pushed to"]
+    for run in runs:
+        eer = f"{100 * run['eer']:.2f} %" if run["eer"] is not None else "-"
+        tdcf = f"{run['min_tdcf']:.4f}" if run["min_tdcf"] is not None else "-"
+        blessed = {None: "-", True: "yes", False: "no"}[run["blessed"]]
+        lines.append(f"{run['run']:<28} {run['started']:<24} {run['outcome']:<10} {eer:>8} "
+                     f"{tdcf:>9} {blessed:>8}  {run['pushed_to'] or '-'}")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""Which ML Metadata store a run writes and the lineage commands read: SQLite (the default,
+WORKDIR/metadata.sqlite) or MySQL/MariaDB (production; Kubeflow's own store is MySQL).
+
+`metadata_store` in the config, or `--metadata`, is a SQLite file path or a URL
+`mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (without a password in the URL, the
+MLMD_MYSQL_PASSWORD environment variable is used, so it need not appear in config files).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from spoofdetect.config import PipelineConfig
+from spoofdetect.errors import UserError
+
+PASSWORD_VARIABLE = "MLMD_MYSQL_PASSWORD"
+
+
+def store_location(config: PipelineConfig) -> str:
+    return config.metadata_store or config.metadata_path
+
+
+def connection_config(location: str) -> metadata_store_pb2.ConnectionConfig:
+    """A ConnectionConfig for a SQLite path or a mysql:// URL."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    if location.startswith("mysql://"):
+        url = urllib.parse.urlsplit(location)
+        database = url.path.lstrip("/")
+        if not url.hostname or not database:
+            raise UserError(f"A MySQL metadata URL needs a host and a database: "
+                            f"mysql://USER:PASSWORD@HOST:PORT/DATABASE, got {describe(location)}.")
+        connection.mysql.host = url.hostname
+        connection.mysql.port = url.port or 3306
+        connection.mysql.database = database
+        connection.mysql.user = urllib.parse.unquote(url.username or "root")
+        connection.mysql.password = urllib.parse.unquote(
+            url.password or os.environ.get(PASSWORD_VARIABLE, ""))
+        # MLMD creates the database on first use (skip_db_creation stays false), as the
+        # SQLite file is created.
+    elif "://" in location:
+        raise UserError(f"Unsupported metadata store {describe(location)}: give a SQLite file "
+                        "path or mysql://USER:PASSWORD@HOST:PORT/DATABASE.")
+    else:
+        connection.sqlite.filename_uri = location
+        connection.sqlite.connection_mode = (
+            metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
+    return connection
+
+
+def describe(location: str) -> str:
+    """The location with any password hidden, for messages and logs."""
+    if not location.startswith("mysql://"):
+        return location
+    url = urllib.parse.urlsplit(location)
+    netloc = url.hostname or ""
+    if url.port:
+        netloc += f":{url.port}"
+    if url.username:
+        netloc = f"{url.username}@{netloc}"
+    return urllib.parse.urlunsplit((url.scheme, netloc, url.path, "", ""))
+
+
+def open_store(location: str, must_exist: bool = False) -> metadata_store.MetadataStore:
+    """Opens the store; a connection failure is one message naming host and database."""
+    if must_exist and "://" not in location and not os.path.exists(location):
+        raise UserError(f"No ML Metadata store at {location}: run the pipeline first "
+                        "(spoofdetect run or make demo), or pass --metadata.")
+    connection = connection_config(location)
+    try:
+        return metadata_store.MetadataStore(connection)
+    except Exception as error:  # MLMD raises its own and absl status errors
+        if connection.HasField("mysql"):
+            mysql = connection.mysql
+            raise UserError(
+                f"Cannot connect to the MySQL metadata store, database {mysql.database!r} on "
+                f"{mysql.host}:{mysql.port} as user {mysql.user!r}: "
+                f"{' '.join(str(error).split())[:300]}. Check that the server runs, the host "
+                f"and port, and the user's password ({PASSWORD_VARIABLE}).") from error
+        raise UserError(f"Cannot open the SQLite metadata store {location}: {error}") from error
