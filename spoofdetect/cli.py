@@ -366,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:
+        # The reader went away (`spoofdetect lineage | head`): not an error of ours.
+        # Python flushes stdout at exit; point it somewhere that accepts the rest.
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":
