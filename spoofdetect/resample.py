@@ -1,7 +1,7 @@
 """Resampling in TensorFlow ops, for the exported model's `from_audio_bytes` signature.
 
 The Beam job resamples with soxr, which a SavedModel cannot carry, and tensorflow-io's
-in-graph resampler is too inaccurate (README: Which decoder reads what). This is a polyphase
+in-graph resampler is too inaccurate (README: Decoding, and why not tensorflow-io). This is a
 windowed-sinc resampler (Kaiser window): each output sample is a weighted sum of the input
 samples within `zero_crossings` lobes of the low-pass sinc around its position. Tones up to
 0.875 of the lower Nyquist frequency (7 kHz for 16 kHz output) come out within -85 dB of the
