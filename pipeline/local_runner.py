@@ -3,9 +3,13 @@ SQLite ML Metadata store and caching under the config's work directory."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import time
+from collections.abc import Iterator
 
 from ml_metadata.metadata_store import metadata_store
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -31,6 +35,33 @@ def _user_error_in(error: BaseException) -> UserError | None:
     return None
 
 
+LOCK_FILE = ".run.lock"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str) -> Iterator[None]:
+    """One run at a time per work directory: its cache, checkpoints and SQLite store are
+    shared state. The lock is the kernel's (flock), so a killed run leaves none behind."""
+    handle = open(os.path.join(workdir, LOCK_FILE), "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(
+                f"Another pipeline run is using the work directory {workdir} ({holder}). "
+                "Wait for it to finish, or give this run its own --workdir.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
 def run_local(config: PipelineConfig, runner: str = "beam") -> int:
     """Runs the whole pipeline; prints a summary. Returns 0, or 1 if validation found anomalies."""
     if runner not in RUNNERS:
@@ -41,13 +72,14 @@ def run_local(config: PipelineConfig, runner: str = "beam") -> int:
     pipeline = create_pipeline(config, connection_config(location))
     start = time.monotonic()
     dag_runner = BeamDagRunner() if runner == "beam" else tfx.orchestration.LocalDagRunner()
-    try:
-        dag_runner.run(pipeline)
-    except Exception as error:
-        user_error = _user_error_in(error)
-        if user_error is not None:
-            raise user_error from None
-        raise
+    with workdir_lock(config.workdir):
+        try:
+            dag_runner.run(pipeline)
+        except Exception as error:
+            user_error = _user_error_in(error)
+            if user_error is not None:
+                raise user_error from None
+            raise
     print(f"Pipeline {config.pipeline_name} finished in {time.monotonic() - start:.0f} s "
           f"({runner} runner); work directory {config.workdir}")
     summary = latest_run_summary(config)

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import tensorflow as tf
@@ -235,3 +236,33 @@ def test_an_unblessed_model_is_not_pushed_and_the_console_says_why(pipeline_run,
     assert os.path.exists(os.path.join(blessings[-1].uri, "NOT_BLESSED"))
     pushes = sorted(store.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)
     assert custom_properties(pushes[-1])["pushed"] == 0
+
+
+def test_runs_on_two_workdirs_at_once_and_a_second_run_on_one_is_refused(demo_root, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    sets = [f"--set={override}" for override in FAST]
+    background = subprocess.Popen(
+        [sys.executable, "-m", "spoofdetect.cli", "run", "--data-root", demo_root,
+         "--workdir", str(first), *sets], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        lock = first / ".run.lock"
+        for _ in range(600):
+            if lock.exists() and "pid" in lock.read_text():
+                break
+            assert background.poll() is None, background.stdout.read()[-3000:]
+            time.sleep(0.1)
+        same = load_config(None, FAST, data_root=demo_root, workdir=str(first))
+        with pytest.raises(UserError, match=f"Another pipeline run is using the work "
+                                            f"directory {first} \\(pid {background.pid}"):
+            run_local(same)
+        other = load_config(None, FAST, data_root=demo_root, workdir=str(second))
+        assert run_local(other) == 0  # while the first run goes on
+    finally:
+        output, _ = background.communicate(timeout=900)
+    assert background.returncode == 0, output[-3000:]
+    for workdir in (first, second):
+        [version] = os.listdir(workdir / "serving")
+        assert os.path.exists(workdir / "serving" / version / "saved_model.pb")
+        store = store_for(load_config(None, [], workdir=str(workdir)))
+        assert len(store.get_artifacts_by_type("ModelEvaluation")) == 1
