@@ -41,7 +41,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: object |
         data_root=config.data_root,
         feature_config=section_to_json(config.features),
         # Lists the dataset once, here: an unusable layout fails before TFX starts.
-        dataset_fingerprint="" if on_kubeflow else dataset_fingerprint(config.data_root),
+        dataset_fingerprint=("" if on_kubeflow else
+                             dataset_fingerprint(config.data_root, config.features)),
     )
     statistics_gen = tfx.components.StatisticsGen(
         examples=feature_extractor.outputs["examples"])

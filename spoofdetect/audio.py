@@ -146,7 +146,10 @@ def segment_waveform(samples: np.ndarray, config: FeatureConfig) -> list[np.ndar
 
 
 def check_file(name: str, size_bytes: int, config: FeatureConfig) -> None:
-    """Rejects, before anything is read, a file whose type or size rules it out."""
+    """Rejects, before anything is read, a file whose type or size rules it out (a negative
+    size: listed in a protocol file but not there)."""
+    if size_bytes < 0:
+        raise AudioRejected("listed in the protocol but not found under the dataset root")
     extension = os.path.splitext(name)[1].lower()
     if extension not in AUDIO_EXTENSIONS:
         raise AudioRejected(f"unsupported file type '{extension or '(none)'}': audio files "

@@ -93,7 +93,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     from spoofdetect.extraction import REPORT_FILE, run_extraction
 
-    overrides = list(args.set)
+    overrides = [*args.set, *_protocol_overrides(args)]
     if args.segments:
         overrides.append(f"features.segment_mode={args.segments}")
     config = load_config(args.config, overrides, data_root=args.data_root)
@@ -108,8 +108,23 @@ def cmd_features(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from spoofdetect.pipeline.local_runner import run_local
 
-    config = _config_from_args(args, data_root=args.data_root, workdir=args.workdir)
+    config = load_config(args.config, [*args.set, *_protocol_overrides(args)],
+                         data_root=args.data_root, workdir=args.workdir)
     return run_local(config, runner=args.runner)
+
+
+def _protocol_overrides(args: argparse.Namespace) -> list[str]:
+    if not args.protocol:
+        return []
+    return ["features.protocol=" + json.dumps([os.path.abspath(path) if "://" not in path
+                                               else path for path in args.protocol])]
+
+
+def _add_protocol_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", action="append", metavar="FILE",
+                        help="a protocol file listing the clips instead of the folder layout "
+                             "(CSV with split,label,file[,attack,speaker], or ASVspoof's "
+                             "*.trn.txt/*.trl.txt); repeat for several")
 
 
 def asv_rates_from_args(args: argparse.Namespace) -> AsvErrorRates:
@@ -280,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--beam-arg", action="append", metavar="ARG",
                           help="a Beam pipeline option (repeat); replaces the config's "
                                "beam_pipeline_args, e.g. --beam-arg=--runner=DataflowRunner")
+    _add_protocol_argument(features)
     _add_config_arguments(features)
     features.set_defaults(handler=cmd_features)
 
@@ -288,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", help="pipeline root, metadata and caches (default: workdir)")
     run.add_argument("--runner", choices=("beam", "local"), default="beam",
                      help="TFX BeamDagRunner (default) or LocalDagRunner")
+    _add_protocol_argument(run)
     _add_config_arguments(run)
     run.set_defaults(handler=cmd_run)
 

@@ -44,6 +44,10 @@ class FeatureConfig:
     max_file_megabytes: float = 512.0
     # Files per batch handed to the TensorFlow feature function.
     batch_size: int = 32
+    # Protocol files listing the clips (spoofdetect/protocol.py) instead of the folder layout,
+    # and where an ASVspoof protocol's utterances are, relative to the dataset root.
+    protocol: tuple[str, ...] = ()
+    protocol_audio: str = "ASVspoof2019_LA_{split}/flac/{utt}.flac"
 
     @property
     def segment_samples(self) -> int:

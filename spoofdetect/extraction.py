@@ -257,7 +257,7 @@ def run_extraction(pipeline: beam.Pipeline, data_root: str, output_dir: str,
 
     Raises UserError for a dataset that cannot be used; unusable files are only reported.
     """
-    sources = scan_dataset(data_root)
+    sources = scan_dataset(data_root, config)
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         progress_path = (os.path.join(scratch, "progress")
