@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +35,7 @@ from spoofdetect.errors import UserError
 
 REPORT_FILE = "feature_report.json"
 _SUMMARY_DIR = "_summary"
+_TMP_DIR = "_tmp"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +47,6 @@ class Segment:
     duration_seconds: float
 
 
-@dataclasses.dataclass(frozen=True)
-class EncodedExample:
-    split: str
-    serialized: bytes
-
-
 def split_folder(output_dir: str, split: str) -> str:
     return FileSystems.join(output_dir, f"Split-{split}")
 
@@ -60,31 +56,38 @@ def chunked(sources: list[ClipSource], size: int) -> list[list[ClipSource]]:
 
 
 class ExtractChunk(beam.DoFn):
-    """A numbered chunk of files -> serialised tf.Examples; the chunk's counts and rejected
-    files go to `_summary/chunk-NNNNNNN.json` for `read_summary`.
+    """A numbered chunk of files -> `Split-<split>/data_tfrecord-<chunk>.gz` for each split it
+    holds, and its counts and rejected files -> `_summary/chunk-<chunk>.json`.
 
     Files travel in chunks so that the feature function sees whole batches and Beam's
-    per-element cost is paid once per chunk, not once per step per file.
+    per-element cost is paid once per chunk, not once per step per file. Each chunk writes its
+    own files, named by its number, through a temporary name and a rename: whatever order the
+    runner schedules chunks in, and however often it retries one, the output holds the same
+    records in the same files, so training reads the same data order on every run.
     """
 
-    def __init__(self, data_root: str, config: FeatureConfig, summary_dir: str,
+    def __init__(self, data_root: str, config: FeatureConfig, output_dir: str,
                  progress_path: str | None):
         self._data_root = data_root
         self._config = config
         self._progress_path = progress_path
-        self._summary_dir = summary_dir
+        self._output_dir = output_dir
         self._function = None
         self._make_example = None
+        self._tf = None
 
     def setup(self) -> None:
         # TensorFlow is imported here, in the workers, not when the driver builds the job.
+        import tensorflow as tf
+
         from spoofdetect.examples import make_example
         from spoofdetect.features import feature_function
 
         self._function = feature_function(self._config)
         self._make_example = make_example
+        self._tf = tf
 
-    def process(self, numbered_chunk: tuple[int, list[ClipSource]]) -> Iterator[EncodedExample]:
+    def process(self, numbered_chunk: tuple[int, list[ClipSource]]) -> Iterator[int]:
         number, chunk = numbered_chunk
         segments: list[Segment] = []
         rejected = []
@@ -95,6 +98,7 @@ class ExtractChunk(beam.DoFn):
                 rejected.append({"path": source.relative_path, "split": source.split,
                                  "label": source.label, "reason": str(rejection)})
         counts: dict[str, dict[str, int]] = {}
+        records: dict[str, list[bytes]] = {}
         for batch in chunked(segments, self._config.batch_size):
             features = self._function(np.stack([segment.samples for segment in batch])).numpy()
             for segment, log_mel in zip(batch, features, strict=True):
@@ -103,19 +107,39 @@ class ExtractChunk(beam.DoFn):
                                         {"clips": 0, "examples": 0})
                 key["examples"] += 1
                 key["clips"] += int(segment.index == 0)
-                yield EncodedExample(source.split, self._make_example(
+                records.setdefault(source.split, []).append(self._make_example(
                     log_mel, source.label_id, source.relative_path, source.clip_id,
                     segment.index, segment.original_sample_rate, segment.duration_seconds,
                     source.attack, source.speaker))
-        # One summary file per chunk, named by its number: a retried bundle rewrites the same
-        # file, so counts are never doubled, and no sink has to be finalised.
-        path = FileSystems.join(self._summary_dir, f"chunk-{number:07d}.json")
-        with FileSystems.create(path) as handle:
-            handle.write(json.dumps({"counts": counts, "rejected": rejected}).encode())
+        for split, serialized in records.items():
+            self._write_records(split, number, serialized)
+        self._write(FileSystems.join(self._output_dir, _SUMMARY_DIR,
+                                     f"chunk-{number:07d}.json"),
+                    json.dumps({"counts": counts, "rejected": rejected}).encode())
         if self._progress_path:
             # One byte per file: the driver polls the file's size to show progress.
             with open(self._progress_path, "ab") as progress:
                 progress.write(b"." * len(chunk))
+        yield len(chunk)
+
+    def _write_records(self, split: str, number: int, serialized: list[bytes]) -> None:
+        tf = self._tf
+        final = FileSystems.join(split_folder(self._output_dir, split),
+                                 f"data_tfrecord-{number:07d}.gz")
+        # Written under _tmp/ (not matched by Split-*/ readers), then renamed into place.
+        temporary = FileSystems.join(self._output_dir, _TMP_DIR,
+                                     f"{split}-{number:07d}-{uuid.uuid4().hex}.gz")
+        tf.io.gfile.makedirs(FileSystems.join(self._output_dir, _TMP_DIR))
+        tf.io.gfile.makedirs(split_folder(self._output_dir, split))
+        with tf.io.TFRecordWriter(temporary, options="GZIP") as writer:
+            for record in serialized:
+                writer.write(record)
+        tf.io.gfile.rename(temporary, final, overwrite=True)
+
+    @staticmethod
+    def _write(path: str, data: bytes) -> None:
+        with FileSystems.create(path) as handle:
+            handle.write(data)
 
     def _segments(self, source: ClipSource) -> list[Segment]:
         config = self._config
@@ -135,22 +159,12 @@ def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_ro
                      output_dir: str, config: FeatureConfig,
                      progress_path: str | None = None) -> None:
     """Adds the extraction transforms to `pipeline`; running the pipeline writes the output."""
-    summary_dir = FileSystems.join(output_dir, _SUMMARY_DIR)
-    extracted = (
+    _ = (
         pipeline
         | "ListFiles" >> beam.Create(list(enumerate(chunked(sources, config.batch_size))))
         # Spread chunks over workers: Create alone can leave them all on one.
         | "Spread" >> beam.Reshuffle()
-        | "Extract" >> beam.ParDo(ExtractChunk(data_root, config, summary_dir, progress_path)))
-    by_split = extracted | "BySplit" >> beam.Partition(
-        lambda example, _: SPLITS.index(example.split), len(SPLITS))
-    for split, split_examples in zip(SPLITS, by_split, strict=True):
-        _ = (
-            split_examples
-            | f"Serialized[{split}]" >> beam.Map(lambda example: example.serialized)
-            | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                FileSystems.join(split_folder(output_dir, split), "data_tfrecord"),
-                file_name_suffix=".gz"))
+        | "Extract" >> beam.ParDo(ExtractChunk(data_root, config, output_dir, progress_path)))
 
 
 @dataclasses.dataclass
@@ -205,6 +219,9 @@ def read_summary(output_dir: str, data_root: str, num_files: int,
     with FileSystems.create(FileSystems.join(output_dir, REPORT_FILE)) as handle:
         handle.write(json.dumps(summary.to_json(), indent=2).encode())
     FileSystems.delete([summary_dir])
+    tmp_dir = FileSystems.join(output_dir, _TMP_DIR)
+    if FileSystems.exists(tmp_dir):
+        FileSystems.delete([tmp_dir])
     return summary
 
 
