@@ -222,12 +222,23 @@ def make_pair(job: tuple[str, str, str, str, str, int]) -> list[dict[str, str]]:
     key = stable_fraction(f"{seed}:{language}:{name}")
     rng = np.random.default_rng(int(key * 2**32))
     candidates = attacks_for(language, split)
-    attack = candidates[int(rng.integers(len(candidates)))]
+    first = int(rng.integers(len(candidates)))
     speaker = LANGUAGES[language][2]
     rows = []
     safe = name.replace("/", "_")
     real, rate = soundfile.read(recording, dtype="float32")
-    fake, fake_rate = synthesize(attack, language, text, recording, int(key * 2**31))
+    # A synthesiser that fails on a text (festival segfaults on a few) hands the prompt to the
+    # next attack in the list, so every prompt still gets exactly one spoof.
+    for offset in range(len(candidates)):
+        attack = candidates[(first + offset) % len(candidates)]
+        try:
+            fake, fake_rate = synthesize(attack, language, text, recording, int(key * 2**31))
+            break
+        except subprocess.SubprocessError as error:
+            print(f"  {attack} failed on {language}/{name} ({error}); trying the next attack",
+                  flush=True)
+    else:
+        raise RuntimeError(f"every attack failed on {language}/{name}")
     for label, samples, sample_rate, clip_attack, clip_speaker in (
             ("real", real, rate, "-", speaker),
             ("fake", fake, fake_rate, attack,
