@@ -95,6 +95,7 @@ def read_prompts(language: str) -> list[tuple[str, str, str]]:
     """(prompt name, transcript, recording path) of the usable prompts of one language."""
     folder, transcript, _, _ = LANGUAGES[language]
     prompts = []
+    seen: set[str] = set()
     with gzip.open(transcript, "rt", encoding="utf-8", errors="replace") as handle:
         for line in handle:
             name, separator, text = line.partition(":")
@@ -104,7 +105,9 @@ def read_prompts(language: str) -> list[tuple[str, str, str]]:
                     path):
                 continue
             duration = soundfile.info(path).duration
-            if MIN_SECONDS <= duration <= MAX_SECONDS:
+            # A name listed twice (the Spanish list has two 'digits/0') keeps its first text.
+            if MIN_SECONDS <= duration <= MAX_SECONDS and name.strip() not in seen:
+                seen.add(name.strip())
                 prompts.append((name.strip(), text, path))
     return sorted(prompts)
 
