@@ -1,4 +1,5 @@
-"""Finding the clips of a dataset laid out as ROOT/{train,dev,eval}/{real,fake}/*.
+"""Finding the clips of a dataset laid out as ROOT/{train,dev,eval}/{real,fake}/*, or listed
+by protocol files (spoofdetect/protocol.py).
 
 Listing goes through Beam's FileSystems, so ROOT may be a local folder or a gs:// (or other
 Beam-supported) URI. Every file found becomes a `ClipSource`: the extraction job either turns it

@@ -8,7 +8,8 @@ Outputs:
     and payload_format and file_format as ExampleGen records them.
 Parameters:
   data_root: ROOT of ROOT/{train,dev,eval}/{real,fake}/*.wav (local path or URI).
-  feature_config: FeatureConfig as JSON (spoofdetect.config.section_to_json).
+  feature_config: FeatureConfig as JSON (spoofdetect.config.section_to_json), including the
+    protocol files that list the clips instead of the folder layout, when given.
   dataset_fingerprint: changes when the files under data_root change, so TFX's cache is not
     reused for a different dataset; the local runner computes it from names, sizes and times.
 """
