@@ -32,6 +32,7 @@ import numpy as np
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
 from spoofdetect.baselines import LfccGmm
+from spoofdetect.plots import det_axis_ticks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYSTEMS = ("pipeline", "scratch", "lfcc-gmm")
@@ -153,11 +154,8 @@ def write_results(results: dict[str, list[dict[str, Any]]], command: str,
                       norm.ppf(np.clip(miss, clip, 1 - clip)), linewidth=1.2,
                       color=f"C{list(results).index(system)}",
                       label=system if index == 0 else None, alpha=0.9 - 0.25 * index)
-    ticks = norm.ppf(np.array([0.1, 0.5, 1, 2, 5, 10, 20, 40]) / 100)
-    for setter in (axis.set_xticks, axis.set_yticks):
-        setter(ticks, ["0.1", "0.5", "1", "2", "5", "10", "20", "40"])
-    axis.set_xlim(ticks[0], ticks[-1])
-    axis.set_ylim(ticks[0], ticks[-1])
+    det_axis_ticks(axis, "x")
+    det_axis_ticks(axis, "y")
     axis.set_xlabel("false alarm rate: spoof accepted (%)")
     axis.set_ylabel("miss rate: bona fide rejected (%)")
     axis.set_title("Eval DET curves, every seed")

@@ -18,6 +18,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from spoofdetect.errors import UserError
+from spoofdetect.pipeline.metadata import custom_property, property_value
 
 Event = metadata_store_pb2.Event
 Execution = metadata_store_pb2.Execution
@@ -40,11 +41,6 @@ KEY_PARAMETERS = {
     "SpoofEvaluator": ("evaluation_config",),
     "Pusher": ("push_destination",),
 }
-
-
-def _value(value: metadata_store_pb2.Value) -> Any:
-    field = value.WhichOneof("value")
-    return getattr(value, field) if field else None
 
 
 def _short_type(type_name: str) -> str:
@@ -80,7 +76,7 @@ class LineageReader:
 
     def _artifact(self, artifact: metadata_store_pb2.Artifact) -> dict[str, Any]:
         type_name = self._artifact_types.get(artifact.type_id, "?")
-        custom = {k: _value(v) for k, v in artifact.custom_properties.items()}
+        custom = {k: property_value(v) for k, v in artifact.custom_properties.items()}
         wanted = KEY_PROPERTIES.get(type_name)
         shown = {k: custom[k] for k in (wanted or ()) if k in custom}
         return {"id": artifact.id, "type": type_name, "uri": artifact.uri,
@@ -88,8 +84,8 @@ class LineageReader:
 
     def _execution(self, execution: metadata_store_pb2.Execution) -> dict[str, Any]:
         type_name = _short_type(self._execution_types.get(execution.type_id, "?"))
-        parameters = {k: _value(v) for k, v in execution.properties.items()}
-        parameters.update({k: _value(v) for k, v in execution.custom_properties.items()})
+        parameters = {k: property_value(v) for k, v in execution.properties.items()}
+        parameters.update({k: property_value(v) for k, v in execution.custom_properties.items()})
         shown = {k: parameters[k] for k in KEY_PARAMETERS.get(type_name, ()) if k in parameters}
         return {"id": execution.id, "type": type_name,
                 "state": Execution.State.Name(execution.last_known_state),
@@ -99,7 +95,7 @@ class LineageReader:
 
     def pushed_models(self) -> list[metadata_store_pb2.Artifact]:
         pushed = [a for a in self.store.get_artifacts_by_type("PushedModel")
-                  if _value(a.custom_properties.get("pushed", metadata_store_pb2.Value())) == 1]
+                  if custom_property(a, "pushed") == 1]
         return sorted(pushed, key=lambda a: a.id)
 
     def find_start(self, model: str) -> metadata_store_pb2.Artifact:
@@ -113,8 +109,7 @@ class LineageReader:
             return pushed[-1]
         wanted = model.rstrip("/")
         for artifact in reversed(pushed):
-            destination = _value(artifact.custom_properties.get(
-                "pushed_destination", metadata_store_pb2.Value())) or ""
+            destination = custom_property(artifact, "pushed_destination") or ""
             if wanted in (artifact.uri.rstrip("/"), str(destination).rstrip("/")):
                 return artifact
         for artifact in self.store.get_artifacts_by_uri(wanted):
@@ -310,21 +305,16 @@ def list_runs(store: metadata_store.MetadataStore) -> list[dict[str, Any]]:
         evaluation, blessing, pushed = (newest("ModelEvaluation"), newest("ModelBlessing"),
                                         newest("PushedModel"))
 
-        def prop(artifact: metadata_store_pb2.Artifact | None, name: str) -> Any:
-            if artifact is None or name not in artifact.custom_properties:
-                return None
-            return _value(artifact.custom_properties[name])
-
         runs.append({
             "run": context.name,
             "started": _time(min((e.create_time_since_epoch for e in executions),
                                  default=context.create_time_since_epoch)),
             "outcome": outcome,
             "executions": {Execution.State.Name(s): states.count(s) for s in set(states)},
-            "eer": prop(evaluation, "eer"), "min_tdcf": prop(evaluation, "min_tdcf"),
-            "auc": prop(evaluation, "auc"),
-            "blessed": None if blessing is None else bool(prop(blessing, "blessed")),
-            "pushed_to": prop(pushed, "pushed_destination") if prop(pushed, "pushed") else None,
+            **{name: custom_property(evaluation, name) for name in ("eer", "min_tdcf", "auc")},
+            "blessed": None if blessing is None else bool(custom_property(blessing, "blessed")),
+            "pushed_to": (custom_property(pushed, "pushed_destination")
+                          if custom_property(pushed, "pushed") else None),
         })
     return runs
 

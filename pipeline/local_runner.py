@@ -18,7 +18,12 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from spoofdetect.config import LABELS, SPLITS, PipelineConfig
 from spoofdetect.errors import UserError
-from spoofdetect.pipeline.metadata import connection_config, open_store, store_location
+from spoofdetect.pipeline.metadata import (
+    connection_config,
+    custom_property,
+    open_store,
+    store_location,
+)
 from spoofdetect.pipeline.pipeline import create_pipeline
 
 RUNNERS = ("beam", "local")
@@ -96,14 +101,6 @@ def _latest_artifact(store: metadata_store.MetadataStore, type_name: str,
     return max(artifacts, key=lambda artifact: artifact.id) if artifacts else None
 
 
-def _custom(artifact: object, name: str) -> object:
-    value = artifact.custom_properties.get(name)
-    if value is None:
-        return None
-    field = value.WhichOneof("value")
-    return getattr(value, field) if field else None
-
-
 def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
     """split -> human-readable anomaly descriptions, from an ExampleAnomalies artifact."""
     found: dict[str, list[str]] = {}
@@ -123,7 +120,7 @@ def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
     store = open_store(store_location(config))
     examples = _latest_artifact(store, "Examples")
     anomalies = _latest_artifact(store, "ExampleAnomalies")
-    counts = {f"{split}/{label}": _custom(examples, f"{split}_{label}_clips")
+    counts = {f"{split}/{label}": custom_property(examples, f"{split}_{label}_clips")
               for split in SPLITS for label in LABELS}
     pretrained = _latest_artifact(store, "Model", producer="WganPretrainer")
     trained = _latest_artifact(store, "Model", producer="Trainer")
@@ -136,23 +133,23 @@ def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
     blessing = _latest_artifact(store, "ModelBlessing")
     pushed = _latest_artifact(store, "PushedModel")
     return {
-        "evaluation": ({name: _custom(evaluation, name) for name in (
+        "evaluation": ({name: custom_property(evaluation, name) for name in (
             "eer", "min_tdcf", "min_tdcf_2021", "auc", "accuracy", "f1", "num_clips",
             "report_uri")} if evaluation else None),
-        "blessing": ({"blessed": bool(_custom(blessing, "blessed")),
-                      "reason": _custom(blessing, "reason")} if blessing else None),
-        "pushed_to": (_custom(pushed, "pushed_destination")
-                      if pushed and _custom(pushed, "pushed") == 1 else None),
-        "pretrained": ({name: _custom(pretrained, name) for name in (
+        "blessing": ({"blessed": bool(custom_property(blessing, "blessed")),
+                      "reason": custom_property(blessing, "reason")} if blessing else None),
+        "pushed_to": (custom_property(pushed, "pushed_destination")
+                      if pushed and custom_property(pushed, "pushed") == 1 else None),
+        "pretrained": ({name: custom_property(pretrained, name) for name in (
             "steps", "wall_seconds", "wasserstein", "device")} | {"uri": pretrained.uri}
             if pretrained else None),
         "model_uri": trained.uri if trained else None,
         "classifier": classifier,
         "examples_uri": examples.uri,
-        "num_clips": _custom(examples, "num_clips"),
-        "num_examples": _custom(examples, "num_examples"),
-        "num_rejected": _custom(examples, "num_rejected"),
-        "rejected_files": json.loads(_custom(examples, "rejected_files") or "[]"),
+        "num_clips": custom_property(examples, "num_clips"),
+        "num_examples": custom_property(examples, "num_examples"),
+        "num_rejected": custom_property(examples, "num_rejected"),
+        "rejected_files": json.loads(custom_property(examples, "rejected_files") or "[]"),
         "clips": counts,
         "anomalies": read_anomalies(anomalies.uri) if anomalies else {},
     }

@@ -81,3 +81,16 @@ def open_store(location: str, must_exist: bool = False) -> metadata_store.Metada
                 f"{' '.join(str(error).split())[:300]}. Check that the server runs, the host "
                 f"and port, and the user's password ({PASSWORD_VARIABLE}).") from error
         raise UserError(f"Cannot open the SQLite metadata store {location}: {error}") from error
+
+
+def property_value(value: metadata_store_pb2.Value) -> object:
+    """The Python value an MLMD property holds (int, float, string, ...), or None."""
+    field = value.WhichOneof("value")
+    return getattr(value, field) if field else None
+
+
+def custom_property(artifact: object, name: str) -> object:
+    """An artifact's custom property by name, or None when it has none."""
+    if artifact is None or name not in artifact.custom_properties:
+        return None
+    return property_value(artifact.custom_properties[name])

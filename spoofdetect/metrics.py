@@ -156,7 +156,7 @@ def min_tdcf(bonafide: np.ndarray, spoof: np.ndarray,
     return float(values[index]), float(thresholds[index])
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
 
@@ -194,7 +194,7 @@ def evaluate_scores(scores: Sequence[float], is_spoof: Sequence[bool],
     eer, eer_threshold = equal_error_rate(bonafide, spoof)
     tdcf, tdcf_threshold = min_tdcf(bonafide, spoof, asv, "2019")
     tdcf_2021, _ = min_tdcf(bonafide, spoof, asv, "2021")
-    p_spoof = _sigmoid(-scores)
+    p_spoof = sigmoid(-scores)
     fraction_spoof, mean_predicted = calibration_curve(is_spoof, p_spoof,
                                                        n_bins=calibration_bins)
     result: dict[str, Any] = {

@@ -79,7 +79,7 @@ def _save(figure: plt.Figure, output_dir: str, name: str) -> str:
     return name
 
 
-def _det_axis_ticks(axis: plt.Axes, which: str) -> None:
+def det_axis_ticks(axis: plt.Axes, which: str) -> None:
     """Normal-deviate axis labelled in percent, as DET plots are drawn."""
     percents = [0.1, 0.5, 1, 2, 5, 10, 20, 40]
     ticks = norm.ppf(np.array(percents) / 100)
@@ -121,8 +121,8 @@ def save_evaluation_plots(scores: np.ndarray, is_spoof: np.ndarray, result: dict
               norm.ppf(np.clip(miss, clip, 1 - clip)), linewidth=1.5)
     eer = norm.ppf(np.clip(result["eer"], clip, 1 - clip))
     axis.plot([eer], [eer], "o", label=f"EER {100 * result['eer']:.2f} %")
-    _det_axis_ticks(axis, "x")
-    _det_axis_ticks(axis, "y")
+    det_axis_ticks(axis, "x")
+    det_axis_ticks(axis, "y")
     axis.set_xlabel("false alarm rate: spoof accepted (%)")
     axis.set_ylabel("miss rate: bona fide rejected (%)")
     axis.set_title("DET curve")

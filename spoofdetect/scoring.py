@@ -9,7 +9,6 @@ score, the mean of its segments' log-odds (as the evaluator aggregates clips).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from spoofdetect.audio import AUDIO_EXTENSIONS, AudioRejected, audio_segments, c
 from spoofdetect.config import FeatureConfig
 from spoofdetect.errors import UserError
 from spoofdetect.evaluation import newest_version
+from spoofdetect.metrics import sigmoid
 
 
 @dataclasses.dataclass
@@ -64,10 +64,6 @@ def expand_inputs(paths: list[str]) -> list[str]:
     return files
 
 
-def _sigmoid(x: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * x))
-
-
 class Scorer:
     """Loads the SavedModel once; scores one file at a time."""
 
@@ -105,7 +101,7 @@ class Scorer:
         outputs = self.signature(waveforms=tf.constant(np.stack(segments)))
         segment_scores = [float(value) for value in outputs["score"].numpy()]
         score = float(np.mean(segment_scores))
-        p_fake = _sigmoid(-score)
+        p_fake = float(sigmoid(-score))
         return FileScore(path, score, p_fake, "fake" if p_fake >= 0.5 else "real",
                          segment_scores, decoded.duration_seconds)
 
