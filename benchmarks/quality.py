@@ -32,7 +32,9 @@ import numpy as np
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
 from spoofdetect.baselines import LfccGmm
+from spoofdetect.config import FeatureConfig
 from spoofdetect.plots import det_axis_ticks
+from spoofdetect.protocol import read_protocol
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYSTEMS = ("pipeline", "scratch", "lfcc-gmm")
@@ -69,18 +71,15 @@ def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, conf
 
 
 def load_split(dataset: str, split: str, seconds: float) -> tuple[list, np.ndarray, list]:
-    import csv
-
-    waveforms, is_spoof, attacks = [], [], []
-    with open(os.path.join(dataset, "protocol.csv"), encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["split"] != split:
-                continue
-            with open(os.path.join(dataset, row["file"]), "rb") as audio:
-                waveforms.append(decode_audio(audio.read(), 16000, max_seconds=seconds).samples)
-            is_spoof.append(row["label"] == "fake")
-            attacks.append("" if row["attack"] == "-" else row["attack"])
-    return waveforms, np.asarray(is_spoof), attacks
+    """The split's clips as the protocol lists them (the pipeline's own protocol reader)."""
+    entries = [entry for entry in read_protocol(os.path.join(dataset, "protocol.csv"),
+                                                FeatureConfig()) if entry.split == split]
+    waveforms = []
+    for entry in entries:
+        with open(os.path.join(dataset, entry.path), "rb") as audio:
+            waveforms.append(decode_audio(audio.read(), 16000, max_seconds=seconds).samples)
+    return (waveforms, np.asarray([entry.label == "fake" for entry in entries]),
+            [entry.attack for entry in entries])
 
 
 def run_lfcc_gmm(dataset: str, seed: int, components: int) -> dict[str, Any]:
