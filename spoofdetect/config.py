@@ -112,6 +112,9 @@ class ClassifierConfig:
 
     # Train the same classifier without stage 1 (the ablation).
     from_scratch: bool = False
+    # Train only the new sigmoid head on the frozen critic (a linear probe): measures what
+    # stage 1 alone learned; with from_scratch, the same probe on random features.
+    freeze_critic: bool = False
     learning_rate: float = 1e-4
     batch_size: int = 32
     epochs: int = 30

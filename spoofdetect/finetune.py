@@ -16,7 +16,7 @@ from spoofdetect import examples
 from spoofdetect.config import LABELS, ClassifierConfig, FeatureConfig, GanConfig
 from spoofdetect.data import count_labels, example_dataset
 from spoofdetect.errors import UserError
-from spoofdetect.models import build_critic, classifier_from_critic
+from spoofdetect.models import CLASSIFIER_LOGIT, build_critic, classifier_from_critic
 from spoofdetect.plots import plot_classifier_history
 from spoofdetect.pretraining import CRITIC_FILE
 
@@ -56,6 +56,9 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
         raise UserError("Fine-tuning needs the pre-trained critic (stage 1), or "
                         "classifier.from_scratch=true.")
     model = classifier_from_critic(critic)
+    if config.freeze_critic:
+        for layer in model.layers:
+            layer.trainable = layer.name == CLASSIFIER_LOGIT
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.BinaryCrossentropy(),

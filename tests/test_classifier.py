@@ -17,6 +17,8 @@ from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
 from spoofdetect.export import SIGNATURES
 from spoofdetect.finetune import class_weights, train_classifier
+from spoofdetect.models import CLASSIFIER_LOGIT, CRITIC_SCORE, build_critic
+from spoofdetect.pretraining import CRITIC_FILE
 
 FEATURES = FeatureConfig()
 GAN = GanConfig(critic_widths=(8, 16, 32))
@@ -122,3 +124,19 @@ def test_fixed_seeds_give_identical_first_epoch_losses(demo_examples, tmp_path):
                                       None, str(tmp_path / name))
         losses.append((history["loss"][0], history["val_loss"][0]))
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+def test_freeze_critic_trains_only_the_head(demo_examples, tmp_path):
+    critic = build_critic(FEATURES, GAN)
+    critic.save(str(tmp_path / CRITIC_FILE))
+    config = ClassifierConfig(freeze_critic=True, epochs=1, batch_size=4)
+    model, _ = train_classifier(split_files(demo_examples, "train"),
+                                split_files(demo_examples, "dev"), FEATURES, config, GAN,
+                                str(tmp_path), str(tmp_path / "run"))
+    assert [weight.name for weight in model.trainable_weights] == ["kernel", "bias"]
+    for layer in critic.layers:
+        if layer.weights and layer.name != CRITIC_SCORE:
+            for before, after in zip(layer.get_weights(),
+                                     model.get_layer(layer.name).get_weights(), strict=True):
+                np.testing.assert_array_equal(before, after)
+    assert model.get_layer(CLASSIFIER_LOGIT).trainable
