@@ -32,7 +32,8 @@ import numpy as np
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
 from spoofdetect.baselines import LfccGmm
-from spoofdetect.config import FeatureConfig
+from spoofdetect.config import FeatureConfig, load_config
+from spoofdetect.pipeline.local_runner import latest_run_summary
 from spoofdetect.plots import det_axis_ticks
 from spoofdetect.protocol import read_protocol
 
@@ -58,15 +59,13 @@ def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, conf
     if result.returncode != 0:
         sys.exit(f"pipeline run failed (seed {seed}):\n{result.stdout[-3000:]}"
                  f"\n{result.stderr[-3000:]}")
-    evaluations = sorted(
-        (os.path.join(root, "metrics.json") for root, _, names in os.walk(
-            os.path.join(workdir, "pipeline_root", "SpoofEvaluator", "evaluation"))
-         if "metrics.json" in names), key=os.path.getmtime)
-    with open(evaluations[-1], encoding="utf-8") as handle:
+    # The run's own evaluation from ML Metadata: after a fully cached run it is an older one.
+    summary = latest_run_summary(load_config(config, [f"workdir={workdir}"]))
+    evaluation_dir = os.path.dirname(summary["evaluation"]["report_uri"])
+    with open(os.path.join(evaluation_dir, "metrics.json"), encoding="utf-8") as handle:
         evaluated = json.load(handle)
-    scores = metrics.read_score_file(os.path.join(os.path.dirname(evaluations[-1]),
-                                                  "scores_clip.txt"))
-    return {"metrics": evaluated["clip"], "scores": scores,
+    scores = metrics.read_score_file(os.path.join(evaluation_dir, "scores_clip.txt"))
+    return {"metrics": evaluated["clip"], "scores": scores, "classifier": summary["classifier"],
             "seconds": time.monotonic() - started}
 
 

@@ -18,7 +18,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from spoofdetect.errors import UserError
-from spoofdetect.pipeline.metadata import custom_property, property_value
+from spoofdetect.pipeline.metadata import custom_property, property_value, run_outputs
 
 Event = metadata_store_pb2.Event
 Execution = metadata_store_pb2.Execution
@@ -283,7 +283,6 @@ def _escape(text: str) -> str:
 def list_runs(store: metadata_store.MetadataStore) -> list[dict[str, Any]]:
     """One entry per pipeline run (TFX's pipeline_run contexts), oldest first."""
     runs = []
-    artifact_types = {t.id: t.name for t in store.get_artifact_types()}
     for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id):
         executions = store.get_executions_by_context(context.id)
         states = [e.last_known_state for e in executions]
@@ -293,17 +292,10 @@ def list_runs(store: metadata_store.MetadataStore) -> list[dict[str, Any]]:
             outcome = "running or interrupted"
         else:
             outcome = "succeeded"
-        artifacts = store.get_artifacts_by_context(context.id)
-        by_type: dict[str, list[metadata_store_pb2.Artifact]] = {}
-        for artifact in artifacts:
-            by_type.setdefault(artifact_types.get(artifact.type_id, "?"), []).append(artifact)
-
-        def newest(type_name: str, by_type=by_type) -> metadata_store_pb2.Artifact | None:
-            found = by_type.get(type_name, [])
-            return max(found, key=lambda a: a.id) if found else None
-
-        evaluation, blessing, pushed = (newest("ModelEvaluation"), newest("ModelBlessing"),
-                                        newest("PushedModel"))
+        outputs = run_outputs(store, context)
+        evaluation = outputs.get("SpoofEvaluator", {}).get("ModelEvaluation")
+        blessing = outputs.get("SpoofEvaluator", {}).get("ModelBlessing")
+        pushed = outputs.get("Pusher", {}).get("PushedModel")
 
         runs.append({
             "run": context.name,

@@ -11,7 +11,6 @@ import socket
 import time
 from collections.abc import Iterator
 
-from ml_metadata.metadata_store import metadata_store
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
@@ -21,7 +20,9 @@ from spoofdetect.errors import UserError
 from spoofdetect.pipeline.metadata import (
     connection_config,
     custom_property,
+    latest_run,
     open_store,
+    run_outputs,
     store_location,
 )
 from spoofdetect.pipeline.pipeline import create_pipeline
@@ -92,15 +93,6 @@ def run_local(config: PipelineConfig, runner: str = "beam") -> int:
     return 1 if summary["anomalies"] else 0
 
 
-def _latest_artifact(store: metadata_store.MetadataStore, type_name: str,
-                     producer: str | None = None) -> object | None:
-    """The newest artifact of a type; with `producer`, among those whose URI shows that
-    component made them (TFX lays outputs out as pipeline_root/<component>/<output>/<id>)."""
-    artifacts = [artifact for artifact in store.get_artifacts_by_type(type_name)
-                 if producer is None or f"/{producer}/" in artifact.uri]
-    return max(artifacts, key=lambda artifact: artifact.id) if artifacts else None
-
-
 def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
     """split -> human-readable anomaly descriptions, from an ExampleAnomalies artifact."""
     found: dict[str, list[str]] = {}
@@ -117,21 +109,30 @@ def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
 
 
 def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
+    """What the newest run produced or reused from the cache, read from ML Metadata."""
     store = open_store(store_location(config))
-    examples = _latest_artifact(store, "Examples")
-    anomalies = _latest_artifact(store, "ExampleAnomalies")
+    run = latest_run(store)
+    if run is None:
+        raise UserError(f"No pipeline run in the metadata store {store_location(config)}.")
+    outputs = run_outputs(store, run)
+
+    def output(component: str, type_name: str) -> object | None:
+        return outputs.get(component, {}).get(type_name)
+
+    examples = output("FeatureExtractor", "Examples")
+    anomalies = output("ExampleValidator", "ExampleAnomalies")
     counts = {f"{split}/{label}": custom_property(examples, f"{split}_{label}_clips")
               for split in SPLITS for label in LABELS}
-    pretrained = _latest_artifact(store, "Model", producer="WganPretrainer")
-    trained = _latest_artifact(store, "Model", producer="Trainer")
-    model_run = _latest_artifact(store, "ModelRun")
+    pretrained = output("WganPretrainer", "Model")
+    trained = output("Trainer", "Model")
+    model_run = output("Trainer", "ModelRun")
     classifier = {}
     if model_run and os.path.exists(os.path.join(model_run.uri, "summary.json")):
         with open(os.path.join(model_run.uri, "summary.json")) as handle:
             classifier = json.load(handle)
-    evaluation = _latest_artifact(store, "ModelEvaluation")
-    blessing = _latest_artifact(store, "ModelBlessing")
-    pushed = _latest_artifact(store, "PushedModel")
+    evaluation = output("SpoofEvaluator", "ModelEvaluation")
+    blessing = output("SpoofEvaluator", "ModelBlessing")
+    pushed = output("Pusher", "PushedModel")
     return {
         "evaluation": ({name: custom_property(evaluation, name) for name in (
             "eer", "min_tdcf", "min_tdcf_2021", "auc", "accuracy", "f1", "num_clips",

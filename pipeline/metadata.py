@@ -94,3 +94,32 @@ def custom_property(artifact: object, name: str) -> object:
     if artifact is None or name not in artifact.custom_properties:
         return None
     return property_value(artifact.custom_properties[name])
+
+
+def latest_run(store: metadata_store.MetadataStore) -> metadata_store_pb2.Context | None:
+    """The newest pipeline run (TFX's `pipeline_run` context), or None before the first."""
+    runs = store.get_contexts_by_type("pipeline_run")
+    return max(runs, key=lambda context: context.id) if runs else None
+
+
+def run_outputs(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context,
+                ) -> dict[str, dict[str, metadata_store_pb2.Artifact]]:
+    """component -> artifact type -> the artifact that component output in this run.
+
+    Read from the run's OUTPUT events, which a cached execution records too, so a fully cached
+    run still names its own (older) artifacts. The newest artifact of a type is not the answer:
+    it may belong to another run, and a run's context also holds its Resolver's baseline model.
+    """
+    executions = store.get_executions_by_context(run.id)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    producer = {e.id: types[e.type_id].rsplit(".", 1)[-1] for e in executions}
+    events = [event for event in store.get_events_by_execution_ids(list(producer))
+              if event.type == metadata_store_pb2.Event.OUTPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    artifact_types = {t.id: t.name for t in store.get_artifact_types()}
+    outputs: dict[str, dict[str, metadata_store_pb2.Artifact]] = {}
+    for event in sorted(events, key=lambda event: event.artifact_id):
+        artifact = artifacts[event.artifact_id]
+        outputs.setdefault(producer[event.execution_id], {})[
+            artifact_types[artifact.type_id]] = artifact
+    return outputs

@@ -1,0 +1,150 @@
+"""Why stage 1 does not beat training from scratch on the real-speech benchmark: the ablation
+study behind the README's answer. Each experiment is the local pipeline with a few settings
+changed (benchmarks/quality.py's runner, same dataset, splits and seeds).
+
+    python benchmarks/ablation.py DATASET [--config benchmarks/quality.yaml] [--seeds 0 1 2]
+        [--only NAME ...] [--without A04] [--output benchmarks]
+
+Every run's result is kept in OUTPUT/ablation_runs/NAME-seedK.json, so an interrupted study
+resumes where it stopped, and OUTPUT/ABLATION.md is rewritten after each run. "EER without"
+pools every eval clip except the attacks named by --without: Griffin-Lim (A04) keeps the STFT
+magnitude, every system is at chance on it, and it would otherwise hide any other difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+from quality import HERE, run_pipeline, summarise
+
+from spoofdetect import metrics
+
+
+class Experiment(NamedTuple):
+    name: str
+    from_scratch: bool
+    overrides: tuple[str, ...]
+    question: str
+    seeds: tuple[int, ...] | None = None  # None: the command line's seeds
+
+
+EXPERIMENTS = (
+    Experiment("pipeline", False, (), "the pipeline as configured (reference)"),
+    Experiment("scratch", True, (), "the same classifier without stage 1 (reference)"),
+    Experiment("probe-pretrained", False, ("classifier.freeze_critic=true",),
+               "what did stage 1 alone learn? Frozen pre-trained critic, only the head trained"),
+    Experiment("probe-random", True, ("classifier.freeze_critic=true",),
+               "the same probe on a frozen random critic"),
+    Experiment("pipeline-lr1e-5", False, ("classifier.learning_rate=1e-5",),
+               "does a 10x gentler fine-tune keep more of stage 1?"),
+    Experiment("scratch-lr1e-5", True, ("classifier.learning_rate=1e-5",),
+               "scratch at the same gentler learning rate"),
+    Experiment("pipeline-ncritic1", False, ("gan.critic_steps_per_generator_step=1",),
+               "n_critic 1 instead of 5: five times the generator updates"),
+    Experiment("pipeline-gan30", False, ("gan.epochs=30",),
+               "three times longer stage 1", seeds=(0,)),
+    Experiment("pipeline-critic-all", False, ("gan.critic_data=all",),
+               "critic trained on real and fake clips instead of fake only"),
+)
+
+
+def result_of(run: dict[str, Any], without: set[str]) -> dict[str, Any]:
+    """The numbers of one run that the table reports."""
+    scores = run["scores"]
+    kept = np.asarray([attack not in without for attack in scores.attacks])
+    bonafide = scores.scores[kept & ~scores.is_spoof]
+    spoof = scores.scores[kept & scores.is_spoof]
+    classifier = run["classifier"]
+    return {
+        "eer": run["metrics"]["eer"],
+        "eer_without": metrics.equal_error_rate(bonafide, spoof)[0],
+        "min_tdcf": run["metrics"]["min_tdcf"],
+        "min_tdcf_2021": run["metrics"]["min_tdcf_2021"],
+        "per_attack": {attack: values["eer"]
+                       for attack, values in run["metrics"]["per_attack"].items()},
+        "best_dev_auc": classifier.get("best_dev_auc"),
+        "best_epoch": classifier.get("best_epoch"),
+        "epochs_run": classifier.get("epochs_run"),
+        "seconds": run["seconds"],
+    }
+
+
+def write_table(results: dict[str, list[dict[str, Any]]], without: list[str], command: str,
+                path: str) -> None:
+    attacks = sorted({attack for runs in results.values() for run in runs
+                      for attack in run["per_attack"] if attack not in without})
+    excluded = ", ".join(without) or "nothing"
+    lines = ["# Ablation: why stage 1 does not beat training from scratch", "",
+             f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}, CPU only. Eval split, "
+             "EER in %, mean ± standard deviation over seeds (min-max). The README's quality "
+             "section reads these numbers.", "",
+             f"| experiment | seeds | EER % | EER % without {excluded} | min t-DCF (2019) | "
+             + " | ".join(f"{attack} EER %" for attack in attacks)
+             + " | best dev AUC | best epoch / run |",
+             "| --- " * (7 + len(attacks)) + "|"]
+    for experiment in EXPERIMENTS:
+        runs = results.get(experiment.name)
+        if not runs:
+            continue
+        cells = [experiment.name, str(len(runs)),
+                 summarise([100 * r["eer"] for r in runs]),
+                 summarise([100 * r["eer_without"] for r in runs]),
+                 summarise([r["min_tdcf"] for r in runs]),
+                 *[summarise([100 * r["per_attack"][attack] for r in runs]) for attack in attacks],
+                 summarise([r["best_dev_auc"] for r in runs]),
+                 ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "What each experiment asks:", ""]
+    lines += [f"- `{experiment.name}` ({' '.join(experiment.overrides) or 'no changes'}"
+              f"{', from scratch' if experiment.from_scratch else ''}): {experiment.question}"
+              for experiment in EXPERIMENTS if experiment.name in results]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset")
+    parser.add_argument("--config", help="pipeline config for every experiment")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", choices=[e.name for e in EXPERIMENTS])
+    parser.add_argument("--without", nargs="*", default=["A04"], metavar="ATTACK")
+    parser.add_argument("--workdir", default=os.path.join(HERE, "_data", "quality_workdir"))
+    parser.add_argument("--output", default=HERE, help="where ABLATION.md and the runs go")
+    args = parser.parse_args()
+    command = "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    runs_dir = os.path.join(args.output, "ablation_runs")
+    os.makedirs(runs_dir, exist_ok=True)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for experiment in EXPERIMENTS:
+        if args.only and experiment.name not in args.only:
+            continue
+        for seed in experiment.seeds or args.seeds:
+            path = os.path.join(runs_dir, f"{experiment.name}-seed{seed}.json")
+            if not os.path.exists(path):
+                run = run_pipeline(args.dataset, args.workdir, seed, experiment.from_scratch,
+                                   args.config, list(experiment.overrides))
+                result = {"experiment": experiment.name, "seed": seed,
+                          **result_of(run, set(args.without))}
+                with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                    json.dump(result, handle, indent=1)
+                os.replace(path + ".tmp", path)
+            with open(path, encoding="utf-8") as handle:
+                result = json.load(handle)
+            results.setdefault(experiment.name, []).append(result)
+            print(f"{experiment.name} seed {seed}: EER {100 * result['eer']:.2f} %, without "
+                  f"{', '.join(args.without)} {100 * result['eer_without']:.2f} %, min t-DCF "
+                  f"{result['min_tdcf']:.4f} ({result['seconds']:.0f} s)", flush=True)
+            write_table(results, args.without, command, os.path.join(args.output, "ABLATION.md"))
+    print(f"Wrote {os.path.join(args.output, 'ABLATION.md')}")
+
+
+if __name__ == "__main__":
+    main()
