@@ -7,10 +7,12 @@ import re
 import uuid
 
 import pytest
+from ml_metadata.proto import metadata_store_pb2
 
 from spoofdetect.cli import main
 from spoofdetect.config import load_config
 from spoofdetect.pipeline.local_runner import run_local
+from spoofdetect.pipeline.metadata import latest_run, open_store, run_outputs
 from tests.conftest import FAST
 
 MYSQL = os.environ.get("SPOOFDETECT_TEST_MYSQL", "")
@@ -97,3 +99,41 @@ def test_demo_pipeline_on_mariadb_and_lineage_through_the_cli(demo_root, tmp_pat
     assert main(["runs", "--metadata", url, "--format", "json"]) == 0
     [run] = json.loads(capsys.readouterr().out)
     assert run["outcome"] == "succeeded" and run["blessed"] is True
+
+
+def test_a_cached_run_reports_its_own_outputs_not_the_newest(tmp_path):
+    """Run 1 trains model A, run 2 model B, run 3 reuses A from the cache while its Resolver
+    brings B in as the baseline: run 3's trained model is A, though B is newer."""
+    store = open_store(str(tmp_path / "metadata.sqlite"))
+    model_type = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="Model"))
+    trainer = store.put_execution_type(metadata_store_pb2.ExecutionType(
+        name="tfx.components.trainer.component.Trainer"))
+    resolver = store.put_execution_type(metadata_store_pb2.ExecutionType(
+        name="tfx.dsl.components.common.resolver.Resolver"))
+    run_type = store.put_context_type(metadata_store_pb2.ContextType(name="pipeline_run"))
+    Event, Execution = metadata_store_pb2.Event, metadata_store_pb2.Execution
+
+    def run(name: str, *steps: tuple[int, int, metadata_store_pb2.Artifact, int]) -> list[int]:
+        [context] = store.put_contexts([metadata_store_pb2.Context(type_id=run_type, name=name)])
+        ids = []
+        for execution_type, state, artifact, event_type in steps:
+            _, [artifact_id], _ = store.put_execution(
+                Execution(type_id=execution_type, last_known_state=state),
+                [(artifact, Event(type=event_type))],
+                [metadata_store_pb2.Context(id=context, type_id=run_type, name=name)])
+            ids.append(artifact_id)
+        return ids
+
+    new_model = metadata_store_pb2.Artifact(type_id=model_type, uri="/root/Trainer/model/1")
+    [model_a] = run("1", (trainer, Execution.COMPLETE, new_model, Event.OUTPUT))
+    [model_b] = run("2", (trainer, Execution.COMPLETE,
+                          metadata_store_pb2.Artifact(type_id=model_type,
+                                                      uri="/root/Trainer/model/2"),
+                          Event.OUTPUT))
+    [a, b] = store.get_artifacts_by_id([model_a, model_b])
+    run("3", (resolver, Execution.COMPLETE, b, Event.INTERNAL_OUTPUT),
+        (trainer, Execution.CACHED, a, Event.OUTPUT))
+    latest = latest_run(store)
+    assert latest.name == "3"
+    assert run_outputs(store, latest)["Trainer"]["Model"].id == model_a
+    assert "Resolver" not in run_outputs(store, latest)
