@@ -21,7 +21,6 @@ PACKAGE_DIRS = {
 INSTALL_REQUIRES = [
     "tfx[kfp]==1.16.0",
     "tensorflow==2.16.2",
-    "tensorflow-io==0.37.1",
     "ml-metadata==1.16.0",
     "kfp==2.5.0",
     "protobuf==3.20.3",
