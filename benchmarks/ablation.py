@@ -21,10 +21,7 @@ import sys
 import time
 from typing import Any, NamedTuple
 
-import numpy as np
-from quality import HERE, run_pipeline, summarise
-
-from spoofdetect import metrics
+from quality import HERE, eer_without, run_pipeline, summarise
 
 
 class Experiment(NamedTuple):
@@ -57,14 +54,10 @@ EXPERIMENTS = (
 
 def result_of(run: dict[str, Any], without: set[str]) -> dict[str, Any]:
     """The numbers of one run that the table reports."""
-    scores = run["scores"]
-    kept = np.asarray([attack not in without for attack in scores.attacks])
-    bonafide = scores.scores[kept & ~scores.is_spoof]
-    spoof = scores.scores[kept & scores.is_spoof]
     classifier = run["classifier"]
     return {
         "eer": run["metrics"]["eer"],
-        "eer_without": metrics.equal_error_rate(bonafide, spoof)[0],
+        "eer_without": eer_without(run["scores"], without),
         "min_tdcf": run["metrics"]["min_tdcf"],
         "min_tdcf_2021": run["metrics"]["min_tdcf_2021"],
         "per_attack": {attack: values["eer"]
