@@ -102,8 +102,10 @@ class WganTrainer:
             with self.strategy.scope():
                 self.critic = build_critic(features, config)
                 self.generator = build_generator(features, config)
-                self.critic_optimizer = self._optimizer()
-                self.generator_optimizer = self._optimizer()
+                # Built now, not at the first update: a checkpoint then restores the
+                # optimisers' moments at once instead of deferring (and warning about) them.
+                self.critic_optimizer = self._optimizer(self.critic)
+                self.generator_optimizer = self._optimizer(self.generator)
                 self.noise = tf.random.Generator.from_seed(config.seed)
                 self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         finally:
@@ -115,11 +117,12 @@ class WganTrainer:
         self._train_step = tf.function(self._distributed_step,
                                        jit_compile=config.jit_compile or None)
 
-    def _optimizer(self) -> keras.optimizers.Optimizer:
+    def _optimizer(self, model: keras.Model) -> keras.optimizers.Optimizer:
         optimizer = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1,
                                           beta_2=self.config.beta_2)
         if self.policy == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
         return optimizer
 
     def _objective(self, optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
@@ -218,6 +221,7 @@ def train_wgan(make_dataset: Callable[[], tf.data.Dataset], num_real: int,
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     resumed_from = int(trainer.step.numpy())
+    tf.io.gfile.makedirs(checkpoint_dir)
     history_path = os.path.join(checkpoint_dir, "history.json")
     history: dict[str, list[dict[str, float]]] = {"steps": [], "epochs": []}
     if resumed_from and tf.io.gfile.exists(history_path):
@@ -261,9 +265,13 @@ def train_wgan(make_dataset: Callable[[], tf.data.Dataset], num_real: int,
                                f"{name} {value:.3f}" for name, value in summary.items()) + "\n")
             progress.flush()
         if step % config.checkpoint_every_steps == 0 or step % per_epoch == 0:
-            manager.save(checkpoint_number=step)
-            with tf.io.gfile.GFile(history_path, "w") as handle:
+            # History first, replaced whole (a kill mid-write leaves the previous one); then
+            # the checkpoint. A kill between the two leaves history ahead of the checkpoint,
+            # and resuming drops the steps after it.
+            with tf.io.gfile.GFile(history_path + ".tmp", "w") as handle:
                 json.dump(history, handle)
+            tf.io.gfile.rename(history_path + ".tmp", history_path, overwrite=True)
+            manager.save(checkpoint_number=step)
     if writer:
         writer.flush()
     return WganResult(trainer.critic, trainer.generator, history, step, config.epochs,

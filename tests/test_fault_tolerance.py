@@ -34,6 +34,13 @@ def start(demo_root: str, workdir: str) -> subprocess.Popen:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def log_tail(workdir: str) -> str:
+    """The end of a run's log without TensorFlow's warnings, which can bury the error."""
+    with open(workdir + ".log") as handle:
+        lines = [line for line in handle if "WARNING tensorflow" not in line]
+    return "".join(lines)[-3000:]
+
+
 def found(workdir: str, pattern: str) -> bool:
     return bool(glob.glob(os.path.join(workdir, "pipeline_root", pattern)))
 
@@ -47,13 +54,13 @@ def kill_when(demo_root: str, workdir: str, stage: str, reached: Callable[[], bo
             process.wait()
             return
         time.sleep(0.02)
-    log = open(workdir + ".log").read()[-3000:]
-    raise AssertionError(f"the run ended (exit {process.returncode}) before {stage}:\n{log}")
+    raise AssertionError(f"the run ended (exit {process.returncode}) before {stage}:\n"
+                         f"{log_tail(workdir)}")
 
 
 def run_to_the_end(demo_root: str, workdir: str) -> None:
     process = start(demo_root, workdir)
-    assert process.wait(timeout=900) == 0, open(workdir + ".log").read()[-3000:]
+    assert process.wait(timeout=900) == 0, log_tail(workdir)
 
 
 def final_metrics(workdir: str) -> dict:

@@ -97,6 +97,44 @@ def _latest_checkpoint_step(checkpoint_dir: str) -> int:
     return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
+class Crash(Exception):
+    """Stands in for a kill at a chosen point of a save."""
+
+
+def test_a_crash_during_or_between_saves_resumes_with_the_uninterrupted_history(
+        tmp_path, monkeypatch):
+    config = GanConfig(**{**SMALL.__dict__, "epochs": 3})
+    reference = train_wgan(_random_data(0), 20, FEATURES, config, str(tmp_path / "reference"))
+    checkpoints = str(tmp_path / "crashed")
+    save = tf.train.CheckpointManager.save
+
+    def crash_before_checkpoint_3(manager, checkpoint_number=None, **kwargs):
+        if checkpoint_number == 3:
+            raise Crash
+        return save(manager, checkpoint_number=checkpoint_number, **kwargs)
+
+    with monkeypatch.context() as patch:  # step 3's history is written, its checkpoint not
+        patch.setattr(tf.train.CheckpointManager, "save", crash_before_checkpoint_3)
+        with pytest.raises(Crash):
+            train_wgan(_random_data(0), 20, FEATURES, config, checkpoints)
+
+    def crash_mid_write(history, handle):
+        handle.write('{"steps": [{"st')
+        raise Crash
+
+    with monkeypatch.context() as patch:  # the history file is being rewritten
+        patch.setattr(json, "dump", crash_mid_write)
+        with pytest.raises(Crash):
+            train_wgan(_random_data(0), 20, FEATURES, config, checkpoints)
+
+    resumed = train_wgan(_random_data(0), 20, FEATURES, config, checkpoints)
+    assert resumed.resumed_from_step == 2 and resumed.steps == 6
+    assert [h["step"] for h in resumed.history["steps"]] == [1, 2, 3, 4, 5, 6]
+    for got, expected in zip(resumed.history["steps"], reference.history["steps"],
+                             strict=True):
+        assert got == pytest.approx(expected, rel=1e-3, abs=1e-4)
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_one(
         demo_examples, tmp_path):
