@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import typing
 from typing import Any
 
 import yaml
@@ -248,8 +249,33 @@ _SECTIONS: dict[str, type] = {
     "evaluation": EvaluationConfig, "kubeflow": KubeflowConfig}
 
 
+def _typed(name: str, hint: Any, value: Any) -> Any:
+    """The value as its field's scalar type says, or a UserError naming the key.
+
+    YAML reads `1e-5` (no dot) as a string and `1` as an int; a float field takes both.
+    """
+    args = typing.get_args(hint) or (hint,)
+    scalar = [arg for arg in args if arg is not type(None)]
+    if value is None or len(scalar) != 1 or scalar[0] not in (float, int, bool):
+        return value
+    expected = scalar[0]
+    if expected is float and not isinstance(value, bool):
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
+        return value
+    wanted = {float: "a number", int: "a whole number", bool: "true or false"}[expected]
+    raise UserError(f"{name} must be {wanted}, got {value!r}.")
+
+
 def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     fields = {field.name: field for field in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:
@@ -260,7 +286,7 @@ def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         elif isinstance(value, list):
             kwargs[key] = tuple(value)
         else:
-            kwargs[key] = value
+            kwargs[key] = _typed(prefix + key, hints[key], value)
     return cls(**kwargs)
 
 

@@ -31,6 +31,16 @@ def test_file_then_keywords_then_overrides(tmp_path):
     assert config.features.top_db is None
 
 
+def test_numbers_are_read_as_their_fields_type(tmp_path):
+    # YAML reads 1e-5 (no dot) as a string; the optimiser would reject it at training time.
+    path = tmp_path / "config.yaml"
+    path.write_text("gan:\n  learning_rate: 2e-4\nclassifier:\n  learning_rate: 1\n")
+    config = load_config(str(path), ["evaluation.max_eer=1", "features.top_db=1e1"])
+    assert config.gan.learning_rate == 2e-4 and config.classifier.learning_rate == 1.0
+    assert isinstance(config.classifier.learning_rate, float)
+    assert config.evaluation.max_eer == 1.0 and config.features.top_db == 10.0
+
+
 def test_json_round_trip_for_components():
     config = FeatureConfig(segment_mode="all", top_db=None)
     assert section_from_json(FeatureConfig, section_to_json(config)) == config
@@ -42,6 +52,9 @@ def test_json_round_trip_for_components():
     (["features.segment_mode=some"], "segment_mode"),
     (["features.hop_length=0"], "hop_length must be positive"),
     (["no_equals_sign"], "KEY=VALUE"),
+    (["gan.epochs=2.5"], "gan.epochs must be a whole number, got 2.5"),
+    (["classifier.from_scratch=1"], "classifier.from_scratch must be true or false"),
+    (["classifier.learning_rate=fast"], "classifier.learning_rate must be a number"),
 ])
 def test_bad_values_are_user_errors(overrides, message):
     with pytest.raises(UserError, match=message):
