@@ -6,7 +6,8 @@ changed (benchmarks/quality.py's runner, same dataset, splits and seeds).
         [--only NAME ...] [--without A04] [--output benchmarks]
 
 Every run's result is kept in OUTPUT/ablation_runs/NAME-seedK.json, so an interrupted study
-resumes where it stopped, and OUTPUT/ABLATION.md is rewritten after each run. "EER without"
+resumes where it stopped, and OUTPUT/ABLATION.md is rewritten after each run (`--table-only`
+rewrites it from the kept runs alone). "EER without"
 pools every eval clip except the attacks named by --without: Griffin-Lim (A04) keeps the STFT
 magnitude, every system is at chance on it, and it would otherwise hide any other difference.
 """
@@ -72,7 +73,7 @@ def result_of(run: dict[str, Any], without: set[str]) -> dict[str, Any]:
 def write_table(results: dict[str, list[dict[str, Any]]], without: list[str], command: str,
                 path: str) -> None:
     attacks = sorted({attack for runs in results.values() for run in runs
-                      for attack in run["per_attack"] if attack not in without})
+                      for attack in run["per_attack"]})
     excluded = ", ".join(without) or "nothing"
     lines = ["# Ablation: why stage 1 does not beat training from scratch", "",
              f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}, CPU only. Eval split, "
@@ -111,8 +112,11 @@ def main() -> None:
     parser.add_argument("--without", nargs="*", default=["A04"], metavar="ATTACK")
     parser.add_argument("--workdir", default=os.path.join(HERE, "_data", "quality_workdir"))
     parser.add_argument("--output", default=HERE, help="where ABLATION.md and the runs go")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rewrite ABLATION.md from the kept runs, running nothing")
     args = parser.parse_args()
-    command = "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "python benchmarks/ablation.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:] if a != "--table-only")
     runs_dir = os.path.join(args.output, "ablation_runs")
     os.makedirs(runs_dir, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {}
@@ -121,6 +125,8 @@ def main() -> None:
             continue
         for seed in experiment.seeds or args.seeds:
             path = os.path.join(runs_dir, f"{experiment.name}-seed{seed}.json")
+            if args.table_only and not os.path.exists(path):
+                continue
             if not os.path.exists(path):
                 run = run_pipeline(args.dataset, args.workdir, seed, experiment.from_scratch,
                                    args.config, list(experiment.overrides))
