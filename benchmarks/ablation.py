@@ -1,6 +1,7 @@
-"""Why stage 1 does not beat training from scratch on the real-speech benchmark: the ablation
-study behind the README's answer. Each experiment is the local pipeline with a few settings
-changed (benchmarks/quality.py's runner, same dataset, splits and seeds).
+"""What stage 1 adds over training from scratch on the real-speech benchmark, and why the
+overall EER hides it: the ablation study behind the README's answer. Each experiment is the
+local pipeline with a few settings changed (benchmarks/quality.py's runner, same dataset,
+splits and seeds).
 
     python benchmarks/ablation.py DATASET [--config benchmarks/quality.yaml] [--seeds 0 1 2]
         [--only NAME ...] [--without A04] [--output benchmarks]
@@ -75,7 +76,8 @@ def write_table(results: dict[str, list[dict[str, Any]]], without: list[str], co
     attacks = sorted({attack for runs in results.values() for run in runs
                       for attack in run["per_attack"]})
     excluded = ", ".join(without) or "nothing"
-    lines = ["# Ablation: why stage 1 does not beat training from scratch", "",
+    lines = ["# Ablation: what stage 1 adds over training from scratch, and why the overall "
+             "EER hides it", "",
              f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}, CPU only. Eval split, "
              "EER in %, mean ± standard deviation over seeds (min-max). The README's quality "
              "section reads these numbers.", "",
