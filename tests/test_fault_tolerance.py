@@ -81,8 +81,10 @@ def test_killed_in_every_stage_and_rerun_ends_like_an_uninterrupted_run(demo_roo
     stages = [
         ("feature extraction mid-Beam",
          lambda: found(workdir, "FeatureExtractor/examples/*/_summary/chunk-*.json")),
+        # TensorFlow's `checkpoint` state file is written last (and atomically): only then
+        # is ckpt-1 whole. Killed between ckpt-1.index and it, stage 1 rightly starts over.
         ("pre-training mid-epoch",
-         lambda: found(workdir, "WganPretrainer/.checkpoints/*/ckpt-1.index")),
+         lambda: found(workdir, "WganPretrainer/.checkpoints/*/checkpoint")),
         ("fine-tuning", lambda: found(workdir, "Trainer/model_run/*/logs")),
         ("evaluation", lambda: found(workdir, "SpoofEvaluator/evaluation/*")),
     ]
