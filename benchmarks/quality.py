@@ -33,7 +33,7 @@ from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
 from spoofdetect.baselines import LfccGmm
 from spoofdetect.config import FeatureConfig, load_config
-from spoofdetect.pipeline.local_runner import latest_run_summary
+from spoofdetect.pipeline.run_summary import latest_run_summary
 from spoofdetect.plots import det_axis_ticks
 from spoofdetect.protocol import read_protocol
 

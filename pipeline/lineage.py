@@ -18,7 +18,12 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from spoofdetect.errors import UserError
-from spoofdetect.pipeline.metadata import custom_property, property_value, run_outputs
+from spoofdetect.pipeline.metadata import (
+    custom_property,
+    property_value,
+    run_outputs,
+    short_type_name,
+)
 
 Event = metadata_store_pb2.Event
 Execution = metadata_store_pb2.Execution
@@ -41,11 +46,6 @@ KEY_PARAMETERS = {
     "SpoofEvaluator": ("evaluation_config",),
     "Pusher": ("push_destination",),
 }
-
-
-def _short_type(type_name: str) -> str:
-    # TFX names component execution types by module path; artifact types plainly.
-    return type_name.rsplit(".", 1)[-1]
 
 
 def _time(milliseconds: int) -> str:
@@ -83,7 +83,7 @@ class LineageReader:
                 "properties": shown, "all_properties": custom}
 
     def _execution(self, execution: metadata_store_pb2.Execution) -> dict[str, Any]:
-        type_name = _short_type(self._execution_types.get(execution.type_id, "?"))
+        type_name = short_type_name(self._execution_types.get(execution.type_id, "?"))
         parameters = {k: property_value(v) for k, v in execution.properties.items()}
         parameters.update({k: property_value(v) for k, v in execution.custom_properties.items()})
         shown = {k: parameters[k] for k in KEY_PARAMETERS.get(type_name, ()) if k in parameters}
@@ -293,9 +293,9 @@ def list_runs(store: metadata_store.MetadataStore) -> list[dict[str, Any]]:
         else:
             outcome = "succeeded"
         outputs = run_outputs(store, context)
-        evaluation = outputs.get("SpoofEvaluator", {}).get("ModelEvaluation")
-        blessing = outputs.get("SpoofEvaluator", {}).get("ModelBlessing")
-        pushed = outputs.get("Pusher", {}).get("PushedModel")
+        evaluation = outputs.get(("SpoofEvaluator", "ModelEvaluation"))
+        blessing = outputs.get(("SpoofEvaluator", "ModelBlessing"))
+        pushed = outputs.get(("Pusher", "PushedModel"))
 
         runs.append({
             "run": context.name,

@@ -102,9 +102,14 @@ def latest_run(store: metadata_store.MetadataStore) -> metadata_store_pb2.Contex
     return max(runs, key=lambda context: context.id) if runs else None
 
 
+def short_type_name(type_name: str) -> str:
+    """TFX names component execution types by module path; the last part names the component."""
+    return type_name.rsplit(".", 1)[-1]
+
+
 def run_outputs(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context,
-                ) -> dict[str, dict[str, metadata_store_pb2.Artifact]]:
-    """component -> artifact type -> the artifact that component output in this run.
+                ) -> dict[tuple[str, str], metadata_store_pb2.Artifact]:
+    """(component, artifact type) -> the artifact that component output in this run.
 
     Read from the run's OUTPUT events, which a cached execution records too, so a fully cached
     run still names its own (older) artifacts. The newest artifact of a type is not the answer:
@@ -112,14 +117,11 @@ def run_outputs(store: metadata_store.MetadataStore, run: metadata_store_pb2.Con
     """
     executions = store.get_executions_by_context(run.id)
     types = {t.id: t.name for t in store.get_execution_types()}
-    producer = {e.id: types[e.type_id].rsplit(".", 1)[-1] for e in executions}
+    producer = {e.id: short_type_name(types[e.type_id]) for e in executions}
     events = [event for event in store.get_events_by_execution_ids(list(producer))
               if event.type == metadata_store_pb2.Event.OUTPUT]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     artifact_types = {t.id: t.name for t in store.get_artifact_types()}
-    outputs: dict[str, dict[str, metadata_store_pb2.Artifact]] = {}
-    for event in sorted(events, key=lambda event: event.artifact_id):
-        artifact = artifacts[event.artifact_id]
-        outputs.setdefault(producer[event.execution_id], {})[
-            artifact_types[artifact.type_id]] = artifact
-    return outputs
+    return {(producer[event.execution_id], artifact_types[artifacts[event.artifact_id].type_id]):
+            artifacts[event.artifact_id]
+            for event in sorted(events, key=lambda event: event.artifact_id)}

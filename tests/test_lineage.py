@@ -135,5 +135,5 @@ def test_a_cached_run_reports_its_own_outputs_not_the_newest(tmp_path):
         (trainer, Execution.CACHED, a, Event.OUTPUT))
     latest = latest_run(store)
     assert latest.name == "3"
-    assert run_outputs(store, latest)["Trainer"]["Model"].id == model_a
-    assert "Resolver" not in run_outputs(store, latest)
+    assert run_outputs(store, latest)[("Trainer", "Model")].id == model_a
+    assert not [key for key in run_outputs(store, latest) if key[0] == "Resolver"]

@@ -17,7 +17,8 @@ from tfx import v1 as tfx
 from spoofdetect.cli import main as cli_main
 from spoofdetect.config import load_config
 from spoofdetect.errors import UserError
-from spoofdetect.pipeline.local_runner import latest_run_summary, run_local
+from spoofdetect.pipeline.local_runner import run_local
+from spoofdetect.pipeline.run_summary import latest_run_summary
 from spoofdetect.pipeline.schema import load_schema, packaged_schema_path, schema_path_for
 from tests.conftest import FAST
 
