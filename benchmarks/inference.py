@@ -72,7 +72,7 @@ def main() -> None:
     clips = speech_like_clips(args.batches * BATCH)
     spectrograms = np.stack([seed_log_mel(clip) for clip in clips]).astype(np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        export_serving_model(classifier, features, folder)
+        export_serving_model(classifier, features, folder, max_seconds=600.0)
         loaded = tf.saved_model.load(folder)
         from_waveforms = loaded.signatures["serving_default"]
         from_features = loaded.signatures["from_features"]

@@ -75,6 +75,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: object |
             trainer_module.FEATURES: section_to_json(config.features),
             trainer_module.GAN: section_to_json(config.gan),
             trainer_module.CLASSIFIER: section_to_json(config.classifier),
+            trainer_module.MAX_AUDIO_SECONDS: config.evaluation.max_score_seconds,
         })
     trainer.add_upstream_node(example_validator)
     components.append(trainer)

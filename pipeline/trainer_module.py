@@ -17,8 +17,10 @@ from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig, secti
 from spoofdetect.export import export_serving_model
 from spoofdetect.finetune import summarise, train_classifier
 
-# custom_config keys, one per config section.
+# custom_config keys: one per config section, and the exported model's duration limit
+# (evaluation.max_score_seconds alone, so that other evaluation settings keep the cache).
 FEATURES, GAN, CLASSIFIER = "features", "gan", "classifier"
+MAX_AUDIO_SECONDS = "max_audio_seconds"
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -30,6 +32,7 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.train_files, fn_args.eval_files, features, config, gan,
         base_model_dir=None if config.from_scratch else fn_args.base_model,
         run_dir=fn_args.model_run_dir)
-    export_serving_model(model, features, fn_args.serving_model_dir)
+    export_serving_model(model, features, fn_args.serving_model_dir,
+                         float(custom[MAX_AUDIO_SECONDS]))
     with open(os.path.join(fn_args.model_run_dir, "summary.json"), "w") as handle:
         json.dump(summarise(history), handle, indent=1)

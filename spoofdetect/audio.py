@@ -26,8 +26,11 @@ import soxr
 from spoofdetect.config import FeatureConfig
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-# Sample rates outside these bounds are header damage, not audio.
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
+# Sample rates and channel counts outside these bounds are header damage or not a speech
+# clip. The exported model's byte signature applies the same bounds, and its in-graph
+# resampler's filter grows with the input rate (800 taps at 192 kHz), so they bound its work.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 192000
+MAX_CHANNELS = 8
 # A header declaring more decoded audio than this (float32) is refused before anything is
 # allocated: about 4.6 hours of 16 kHz mono, far beyond a speech clip.
 MAX_DECODED_BYTES = 2**30
@@ -69,10 +72,12 @@ def decode_audio(data: bytes, target_sample_rate: int,
         raise AudioRejected(f"not a readable audio file ({_describe(error)})") from error
     if info.frames <= 0:
         raise AudioRejected("the file holds no audio samples")
-    if info.channels <= 0 or not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+    if (not 1 <= info.channels <= MAX_CHANNELS
+            or not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE):
         raise AudioRejected(
             f"invalid header: {info.samplerate} Hz, {info.channels} channel(s) (sample rates "
-            f"from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz are accepted)")
+            f"from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz and 1 to {MAX_CHANNELS} channels "
+            "are accepted)")
     decoded_bytes = info.frames * info.channels * 4
     if decoded_bytes > MAX_DECODED_BYTES:
         raise AudioRejected(

@@ -83,7 +83,7 @@ def exported(demo_examples, tmp_path_factory):
                                       config, GanConfig(critic_widths=(8, 16, 32)), None,
                                       run_dir)
     path = str(tmp_path_factory.mktemp("serving"))
-    export_serving_model(model, FeatureConfig(), path)
+    export_serving_model(model, FeatureConfig(), path, max_seconds=600.0)
     return path, run_dir, history, model
 
 
