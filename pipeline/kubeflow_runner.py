@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import tempfile
 from typing import Any
 
@@ -39,13 +40,34 @@ def kubeflow_config(config: PipelineConfig, image: str, pipeline_root: str, data
     if not image:
         raise UserError("Give the container image: --image REGISTRY/spoof-detection:TAG "
                         "(built from docker/Dockerfile).")
+    check_cluster_location(pipeline_root, "--pipeline-root")
+    check_cluster_location(data_root, "--data-root")
+    if gpus is not None and gpus < 0:
+        raise UserError(f"--gpus {gpus}: give 0 (CPU nodes) or more GPUs per training step.")
     kubeflow = dataclasses.replace(config.kubeflow, image=image,
                                    gpus=config.kubeflow.gpus if gpus is None else gpus)
+    kubeflow.validate()
     return dataclasses.replace(
         config, data_root=data_root, pipeline_root_uri=pipeline_root,
         serving_dir=config.serving_dir or pipeline_root.rstrip("/") + "/serving",
         kubeflow=kubeflow,
         evaluation=dataclasses.replace(config.evaluation, baseline="serving_dir"))
+
+
+def check_cluster_location(location: str, flag: str) -> None:
+    """A location the cluster can resolve: SCHEME://BUCKET/... or an absolute path (a volume
+    mounted in every step). Anything else would be resolved against a step's working folder."""
+    scheme, separator, rest = location.partition("://")
+    if separator:
+        valid = (re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) is not None
+                 and rest.strip("/") != "" and not any(c.isspace() for c in location))
+    else:
+        valid = location.startswith("/") and location.strip("/") != "" and not any(
+            c.isspace() for c in location)
+    if not valid:
+        raise UserError(f"{flag} {location!r} is not a location the cluster can use: give a "
+                        "URI (gs://BUCKET/PATH, s3://BUCKET/PATH, minio://BUCKET/PATH) or an "
+                        "absolute path on a volume mounted in every step.")
 
 
 def _title(type_schema: dict[str, Any]) -> str:

@@ -64,12 +64,19 @@ def describe(location: str) -> str:
     return urllib.parse.urlunsplit((url.scheme, netloc, url.path, "", ""))
 
 
-def open_store(location: str, must_exist: bool = False) -> metadata_store.MetadataStore:
-    """Opens the store; a connection failure is one message naming host and database."""
-    if must_exist and "://" not in location and not os.path.exists(location):
+def open_store(location: str, read_only: bool = False) -> metadata_store.MetadataStore:
+    """Opens the store; a connection failure is one message naming host and database.
+
+    `read_only` (the reading commands): the store must exist, and a SQLite file is opened
+    read-only, so a wrong path (an empty or unrelated file) is an error, never a new store's
+    schema written into it."""
+    if read_only and "://" not in location and not os.path.isfile(location):
         raise UserError(f"No ML Metadata store at {location}: run the pipeline first "
                         "(spoofdetect run or make demo), or pass --metadata.")
     connection = connection_config(location)
+    if read_only and connection.HasField("sqlite"):
+        connection.sqlite.connection_mode = (
+            metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
     try:
         return metadata_store.MetadataStore(connection)
     except Exception as error:  # MLMD raises its own and absl status errors
@@ -80,6 +87,10 @@ def open_store(location: str, must_exist: bool = False) -> metadata_store.Metada
                 f"{mysql.host}:{mysql.port} as user {mysql.user!r}: "
                 f"{' '.join(str(error).split())[:300]}. Check that the server runs, the host "
                 f"and port, and the user's password ({PASSWORD_VARIABLE}).") from error
+        if read_only:
+            raise UserError(f"{location} is not an ML Metadata store (SQLite: "
+                            f"{' '.join(str(error).split())[:120]}); pass the store a run "
+                            "wrote, WORKDIR/metadata.sqlite, with --metadata.") from error
         raise UserError(f"Cannot open the SQLite metadata store {location}: {error}") from error
 
 

@@ -36,7 +36,7 @@ def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
 
 def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
     """What the newest run produced or reused from the cache, read from ML Metadata."""
-    store = open_store(store_location(config))
+    store = open_store(store_location(config), read_only=True)
     run = latest_run(store)
     if run is None:
         raise UserError(f"No pipeline run in the metadata store {store_location(config)}.")

@@ -15,9 +15,11 @@ slower.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import os
 import re
+import stat
 
 import numpy as np
 import soundfile
@@ -163,6 +165,59 @@ def check_file(name: str, size_bytes: int, config: FeatureConfig) -> None:
         raise AudioRejected(
             f"file is {size_bytes / 1e6:.0f} MB, above features.max_file_megabytes "
             f"= {config.max_file_megabytes:g}; raise the limit to use it")
+
+
+def read_local_file(path: str, max_bytes: int, root: str | None = None) -> bytes:
+    """The bytes of a regular local file, at most `max_bytes`, or AudioRejected saying why not.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO (which would block
+    the reader forever) or a device such as /dev/zero (which never ends) is a named rejection,
+    and the size limit applies to what is read, not to what the listing reported (0 bytes for
+    both). With `root`, a file that resolves outside it (a symbolic link leaving the dataset)
+    is refused, as protocol paths that leave the root are.
+    """
+    if root is not None:
+        real_root = os.path.realpath(root)
+        if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+            raise AudioRejected(f"a symbolic link to {os.path.realpath(path)}, outside the "
+                                "dataset root; copy the file into the dataset instead")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as error:
+        raise AudioRejected(f"cannot open the file ({error.strerror})") from error
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise AudioRejected(f"not a regular file (a {_file_kind(mode)}); only audio files "
+                                "are read")
+        chunks, remaining = [], max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 2**24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as error:
+        if error.errno == errno.EISDIR:
+            raise AudioRejected("a folder, not a file") from error
+        raise AudioRejected(f"cannot read the file ({error.strerror})") from error
+    finally:
+        os.close(descriptor)
+    return check_read_size(b"".join(chunks), max_bytes)
+
+
+def check_read_size(data: bytes, max_bytes: int) -> bytes:
+    """`data`, read with a limit of max_bytes + 1, or AudioRejected if it reached the limit."""
+    if len(data) > max_bytes:
+        raise AudioRejected(f"more than {max_bytes / 1e6:g} MB read, above "
+                            "features.max_file_megabytes; raise the limit to use it")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"))
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def audio_segments(data: bytes, config: FeatureConfig) -> tuple[DecodedAudio, list[np.ndarray]]:

@@ -92,14 +92,17 @@ def cmd_features(args: argparse.Namespace) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from spoofdetect.extraction import REPORT_FILE, run_extraction
+    from spoofdetect.outputs import output_folder, replace_folder
 
     overrides = [*args.set, *_protocol_overrides(args)]
     if args.segments:
         overrides.append(f"features.segment_mode={args.segments}")
     config = load_config(args.config, overrides, data_root=args.data_root)
+    folder = output_folder(args.output, args.overwrite)
     beam_args = list(args.beam_arg) if args.beam_arg else list(config.beam_pipeline_args)
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
-    summary = run_extraction(pipeline, config.data_root, args.output, config.features)
+    summary = run_extraction(pipeline, config.data_root, folder, config.features)
+    replace_folder(folder, args.output)
     print(format_summary(summary))
     print(f"TFRecords under {args.output}/Split-*/; report: {args.output}/{REPORT_FILE}")
     return 0
@@ -162,7 +165,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     from spoofdetect.evaluation import utterance_id
     from spoofdetect.metrics import write_score_file
 
+    from spoofdetect.outputs import check_writable_file
+
     config = _config_from_args(args)
+    if args.output:
+        if not args.output.lower().endswith((".csv", ".json")):
+            raise UserError(f"--output {args.output}: name a .csv or a .json file (the "
+                            "format follows the name).")
+        check_writable_file(args.output, "the scores")
+    if args.asvspoof_scores:
+        check_writable_file(args.asvspoof_scores, "the ASVspoof score file")
     files = scoring.expand_inputs(args.paths)
     scorer = scoring.Scorer(args.model, config.features, config.evaluation.max_score_seconds,
                             args.segments)
@@ -172,7 +184,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.output:
         records = scoring.as_records(results)
         with open(args.output, "w", encoding="utf-8", newline="") as handle:
-            if args.output.endswith(".json"):
+            if args.output.lower().endswith(".json"):
                 json.dump(records, handle, indent=1)
             else:
                 writer = csv.DictWriter(handle, fieldnames=list(records[0]))
@@ -196,10 +208,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from spoofdetect.outputs import check_writable_file
     from spoofdetect.pipeline import kubeflow_runner
 
     config = kubeflow_runner.kubeflow_config(_config_from_args(args), args.image,
                                              args.pipeline_root, args.data_root, args.gpus)
+    check_writable_file(args.output, "the pipeline spec")
     documents = kubeflow_runner.compile_spec(config)
     kubeflow_runner.write_spec(documents, args.output)
     print(kubeflow_runner.describe_spec(documents))
@@ -235,7 +249,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from spoofdetect.pipeline import lineage
     from spoofdetect.pipeline.metadata import open_store
 
-    reader = lineage.LineageReader(open_store(_metadata_location(args), must_exist=True))
+    reader = lineage.LineageReader(open_store(_metadata_location(args), read_only=True))
     walked = reader.walk(reader.find_start(args.model))
     if args.format == "json":
         print(json.dumps(walked.as_json(), indent=1))
@@ -250,7 +264,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from spoofdetect.pipeline import lineage
     from spoofdetect.pipeline.metadata import open_store
 
-    runs = lineage.list_runs(open_store(_metadata_location(args), must_exist=True))
+    runs = lineage.list_runs(open_store(_metadata_location(args), read_only=True))
     print(json.dumps(runs, indent=1) if args.format == "json" else lineage.format_runs(runs))
     return 0
 
@@ -290,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     features = commands.add_parser(
         "features", help="run the Beam feature extraction alone: audio -> TFRecords")
     features.add_argument("--data-root", required=True)
-    features.add_argument("--output", required=True)
+    features.add_argument("--output", required=True,
+                          help="a new or empty folder for Split-*/ and the report")
+    features.add_argument("--overwrite", action="store_true",
+                          help="replace an existing output folder, once the new output is "
+                               "complete")
     features.add_argument("--segments", choices=("first", "all"))
     features.add_argument("--beam-arg", action="append", metavar="ARG",
                           help="a Beam pipeline option (repeat); replaces the config's "
@@ -326,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="score every 4 s window of a file and average their log-odds "
                             "(default), or only the first window, as the evaluator does with "
                             "features.segment_mode=first")
-    score.add_argument("--output", help="write the scores as CSV, or JSON if it ends in .json")
+    score.add_argument("--output", help="write the scores to FILE.csv or FILE.json")
     score.add_argument("--asvspoof-scores", metavar="FILE",
                        help="also write an ASVspoof score file 'utt_id - key score'; the key "
                             "comes from a real/fake folder in each path, '-' if none")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import typing
 from typing import Any
@@ -17,9 +18,31 @@ from typing import Any
 import yaml
 
 from spoofdetect.errors import UserError
+from spoofdetect.mel import empty_mel_bands
 
 SPLITS = ("train", "dev", "eval")
 LABELS = {"real": 0, "fake": 1}
+
+
+def _positive(section: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        if not getattr(section, name) > 0:
+            raise UserError(f"{prefix}.{name} must be positive, got {getattr(section, name)}.")
+
+
+def _at_least_zero(section: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        if not getattr(section, name) >= 0:
+            raise UserError(f"{prefix}.{name} must not be negative, got "
+                            f"{getattr(section, name)}.")
+
+
+def _fraction(section: Any, prefix: str, *names: str, upper_open: bool = False) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
+            raise UserError(f"{prefix}.{name} is a fraction in [0, 1{')' if upper_open else ']'}"
+                            f", got {value}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +87,27 @@ class FeatureConfig:
             raise UserError(
                 f"features.segment_mode is {self.segment_mode!r}; use 'first' or 'all'."
             )
-        for name in ("sample_rate", "n_mels", "n_fft", "hop_length", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"features.{name} must be positive, got {getattr(self, name)}.")
-        if self.segment_seconds <= 0:
-            raise UserError("features.segment_seconds must be positive.")
+        _positive(self, "features", "sample_rate", "n_mels", "n_fft", "hop_length",
+                  "batch_size", "segment_seconds", "max_file_megabytes")
+        _at_least_zero(self, "features", "min_last_segment_seconds")
+        if self.top_db is not None:
+            _positive(self, "features", "top_db")
+        if not 0.0 <= self.silence_peak < 1.0:
+            raise UserError(f"features.silence_peak is a peak amplitude in [0, 1) (full scale "
+                            f"is 1), got {self.silence_peak}.")
+        if self.hop_length > self.n_fft:
+            raise UserError(f"features.hop_length ({self.hop_length}) is longer than the "
+                            f"window, features.n_fft ({self.n_fft}): samples between windows "
+                            "would never be seen.")
+        if self.n_fft > self.segment_samples:
+            raise UserError(f"features.n_fft ({self.n_fft}) is longer than a segment "
+                            f"({self.segment_samples} samples).")
+        empty = empty_mel_bands(self.sample_rate, self.n_fft, self.n_mels)
+        if empty:
+            raise UserError(
+                f"{empty} of features.n_mels = {self.n_mels} mel bands get no FFT bin with "
+                f"features.n_fft = {self.n_fft}: raise n_fft or lower n_mels (their features "
+                "would be constant).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +136,14 @@ class GanConfig:
     def validate(self) -> None:
         if self.critic_data not in ("fake", "all"):
             raise UserError(f"gan.critic_data is {self.critic_data!r}; use 'fake' or 'all'.")
-        for name in ("noise_dim", "critic_steps_per_generator_step", "batch_size", "epochs",
-                     "checkpoint_every_steps"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"gan.{name} must be positive, got {getattr(self, name)}.")
+        _positive(self, "gan", "noise_dim", "critic_steps_per_generator_step", "batch_size",
+                  "epochs", "checkpoint_every_steps", "learning_rate", "shuffle_buffer")
+        _at_least_zero(self, "gan", "gradient_penalty_weight")
+        _fraction(self, "gan", "beta_1", "beta_2", upper_open=True)
+        if not all(isinstance(width, int) and width > 0
+                   for width in (*self.critic_widths, *self.generator_widths)):
+            raise UserError("gan.critic_widths and gan.generator_widths are lists of positive "
+                            "whole numbers.")
         if len(self.critic_widths) != 3:
             raise UserError("gan.critic_widths takes three widths, e.g. [64, 128, 256].")
         if len(self.generator_widths) != 4:
@@ -126,10 +169,12 @@ class ClassifierConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        for name in ("batch_size", "epochs"):
-            if getattr(self, name) <= 0:
-                raise UserError(
-                    f"classifier.{name} must be positive, got {getattr(self, name)}.")
+        _positive(self, "classifier", "batch_size", "epochs", "learning_rate",
+                  "shuffle_buffer")
+        _at_least_zero(self, "classifier", "early_stopping_patience", "reduce_lr_patience")
+        if not 0.0 < self.reduce_lr_factor < 1.0:
+            raise UserError(f"classifier.reduce_lr_factor multiplies the learning rate: it is in "
+                            f"(0, 1), got {self.reduce_lr_factor}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,13 +209,9 @@ class EvaluationConfig:
         if self.baseline not in ("mlmd", "serving_dir"):
             raise UserError(f"evaluation.baseline is {self.baseline!r}; use 'mlmd' or "
                             "'serving_dir'.")
-        if self.batch_size <= 0 or self.max_score_seconds <= 0:
-            raise UserError("evaluation.batch_size and evaluation.max_score_seconds must be "
-                            "positive.")
-        for name in ("max_eer", "pfa_asv", "pmiss_asv", "pmiss_spoof_asv"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UserError(f"evaluation.{name} is a fraction in [0, 1], got "
-                                f"{getattr(self, name)}.")
+        _positive(self, "evaluation", "batch_size", "max_score_seconds", "max_min_tdcf")
+        _at_least_zero(self, "evaluation", "eer_tolerance", "min_tdcf_tolerance")
+        _fraction(self, "evaluation", "max_eer", "pfa_asv", "pmiss_asv", "pmiss_spoof_asv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,9 +233,7 @@ class KubeflowConfig:
     schema_file: str = "/app/schemas/examples_schema.pbtxt"
 
     def validate(self) -> None:
-        if self.gpus < 0 or self.training_cpu < 0 or self.training_memory_gb < 0:
-            raise UserError("kubeflow.gpus, training_cpu and training_memory_gb must not be "
-                            "negative.")
+        _at_least_zero(self, "kubeflow", "gpus", "training_cpu", "training_memory_gb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,23 +289,46 @@ _SECTIONS: dict[str, type] = {
 
 
 def _typed(name: str, hint: Any, value: Any) -> Any:
-    """The value as its field's scalar type says, or a UserError naming the key.
+    """The value as its field's type says, or a UserError naming the key.
 
-    YAML reads `1e-5` (no dot) as a string and `1` as an int; a float field takes both.
+    YAML reads `1e-5` (no dot) as a string and `1` as an int; a float field takes both. A
+    list field takes a list (a single string is a list of one: `features.protocol=a.csv`),
+    each element typed in turn; a mapping field takes a mapping. NaN is no number.
     """
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        element = typing.get_args(hint)[0]
+        if isinstance(value, str) and element is str:
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise UserError(f"{name} takes a list, e.g. [...], got {value!r}.")
+        return tuple(_typed(f"{name}[{index}]", element, item)
+                     for index, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{name} takes a mapping of keys to values, got {value!r}.")
+        return value
     args = typing.get_args(hint) or (hint,)
     scalar = [arg for arg in args if arg is not type(None)]
-    if value is None or len(scalar) != 1 or scalar[0] not in (float, int, bool):
+    if value is None or len(scalar) != 1 or scalar[0] not in (float, int, bool, str):
         return value
     expected = scalar[0]
+    if expected is str:
+        if isinstance(value, dict | list):
+            raise UserError(f"{name} takes text, got {value!r}.")
+        # YAML reads `pipeline_name=2024` as a number; the field wants its text.
+        return value if isinstance(value, str) else str(value)
     if expected is float and not isinstance(value, bool):
+        number = None
         if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None and not math.isnan(number):
+            return number
     elif isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
         return value
     wanted = {float: "a number", int: "a whole number", bool: "true or false"}[expected]
@@ -281,10 +343,11 @@ def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if key not in fields:
             known = ", ".join(sorted(prefix + name for name in fields))
             raise UserError(f"Unknown config key {prefix + key!r}. Known keys: {known}.")
-        if key in _SECTIONS:
+        if key in _SECTIONS and not prefix:
+            if not isinstance(value or {}, dict):
+                raise UserError(f"{key} is a section of settings ({key}.KEY=VALUE), not a "
+                                f"value; got {value!r}.")
             kwargs[key] = _from_dict(_SECTIONS[key], value or {}, f"{key}.")
-        elif isinstance(value, list):
-            kwargs[key] = tuple(value)
         else:
             kwargs[key] = _typed(prefix + key, hints[key], value)
     return cls(**kwargs)
@@ -329,8 +392,14 @@ def load_config(path: str | None = None, overrides: list[str] | None = None,
             raise UserError(f"--set takes KEY=VALUE, got {override!r}.")
         section = merged
         *parents, leaf = key.strip().split(".")
-        for parent in parents:
+        if parents and parents[0] not in _SECTIONS:
+            raise UserError(f"--set {key}: {parents[0]} is not a section of settings; the "
+                            f"sections are {', '.join(_SECTIONS)}.")
+        for depth, parent in enumerate(parents):
             section = section.setdefault(parent, {})
+            if not isinstance(section, dict):
+                raise UserError(f"--set {key}: {'.'.join(parents[:depth + 1])} is a value, "
+                                "not a section of settings.")
         section[leaf] = _parse_value(raw)
     config = _from_dict(PipelineConfig, merged)
     config.validate()

@@ -28,7 +28,13 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import StandardOptions
 
-from spoofdetect.audio import AudioRejected, audio_segments, check_file
+from spoofdetect.audio import (
+    AudioRejected,
+    audio_segments,
+    check_file,
+    check_read_size,
+    read_local_file,
+)
 from spoofdetect.config import LABELS, SPLITS, FeatureConfig
 from spoofdetect.dataset import ClipSource, join, scan_dataset
 from spoofdetect.errors import UserError
@@ -144,12 +150,17 @@ class ExtractChunk(beam.DoFn):
     def _segments(self, source: ClipSource) -> list[Segment]:
         config = self._config
         check_file(source.relative_path, source.size_bytes, config)
-        try:
-            with FileSystems.open(join(self._data_root, source.relative_path),
-                                  compression_type="uncompressed") as handle:
-                data = handle.read(int(config.max_file_megabytes * 1e6) + 1)
-        except OSError as error:
-            raise AudioRejected(f"cannot read the file ({error})") from error
+        path = join(self._data_root, source.relative_path)
+        max_bytes = int(config.max_file_megabytes * 1e6)
+        if "://" not in self._data_root:
+            data = read_local_file(path, max_bytes, root=self._data_root)
+        else:
+            try:
+                with FileSystems.open(path, compression_type="uncompressed") as handle:
+                    data = handle.read(max_bytes + 1)
+            except OSError as error:
+                raise AudioRejected(f"cannot read the file ({error})") from error
+            check_read_size(data, max_bytes)
         decoded, windows = audio_segments(data, config)
         return [Segment(source, index, samples, decoded.original_sample_rate,
                         decoded.duration_seconds) for index, samples in enumerate(windows)]

@@ -17,58 +17,15 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import tensorflow as tf
 
 from spoofdetect.config import FeatureConfig
+from spoofdetect.mel import mel_filterbank
 
 # power_to_db's amin: the smallest power represented, so log10 never sees zero.
 _AMIN = 1e-10
 # Below this standard deviation a clip is constant (silence): standardising must not divide by 0.
 _MIN_STD = 1e-6
-
-
-# Slaney's mel scale: linear (HZ_PER_MEL Hz per mel) below 1 kHz, logarithmic above.
-_HZ_PER_MEL = 200.0 / 3
-_LOG_START_HZ = 1000.0
-_LOG_START_MEL = _LOG_START_HZ / _HZ_PER_MEL
-_LOG_STEP = np.log(6.4) / 27.0
-
-
-def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
-    frequencies = np.asarray(frequencies, dtype=np.float64)
-    mels = frequencies / _HZ_PER_MEL
-    above = frequencies >= _LOG_START_HZ
-    mels[above] = _LOG_START_MEL + np.log(frequencies[above] / _LOG_START_HZ) / _LOG_STEP
-    return mels
-
-
-def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    mels = np.asarray(mels, dtype=np.float64)
-    frequencies = _HZ_PER_MEL * mels
-    above = mels >= _LOG_START_MEL
-    frequencies[above] = _LOG_START_HZ * np.exp(_LOG_STEP * (mels[above] - _LOG_START_MEL))
-    return frequencies
-
-
-@functools.lru_cache(maxsize=8)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney-normalised triangular mel filters, shape [n_mels, n_fft // 2 + 1], float32.
-
-    Each filter spans three adjacent points equally spaced on the mel scale from 0 Hz to
-    Nyquist, and is scaled by 2 / bandwidth so that every filter has the same area.
-    """
-    fft_frequencies = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    edges_mel = np.linspace(_hz_to_mel(np.array([0.0]))[0],
-                            _hz_to_mel(np.array([sample_rate / 2.0]))[0], n_mels + 2)
-    edges_hz = _mel_to_hz(edges_mel)
-    widths = np.diff(edges_hz)
-    distance = edges_hz[:, None] - fft_frequencies[None, :]
-    rising = -distance[:-2] / widths[:-1, None]
-    falling = distance[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
-    return weights.astype(np.float32)
 
 
 def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:

@@ -239,16 +239,32 @@ class ScoreFile:
 
 def _open_text(path: str) -> Iterable[str]:
     try:
-        handle = gzip.open(path, "rt") if path.endswith(".gz") else open(path)
+        handle = (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz")
+                  else open(path, encoding="utf-8"))
         with handle:
             yield from handle
-    except OSError as error:
-        raise UserError(f"Cannot read {path}: {error.strerror or error}.") from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not a text score file (byte {error.start} is not "
+                        "UTF-8 text).") from error
+    except (OSError, EOFError) as error:  # gzip: BadGzipFile is an OSError, EOFError
+        raise UserError(f"Cannot read {path}: {getattr(error, 'strerror', None) or error}."
+                        ) from error
+
+
+def _score_value(path: str, number: int, text: str) -> float:
+    try:
+        score = float(text)
+    except ValueError:
+        raise UserError(f"{path}, line {number}: score {text!r} is not a number.") from None
+    if not math.isfinite(score):
+        raise UserError(f"{path}, line {number}: score {text!r} is not finite.")
+    return score
 
 
 def read_score_file(path: str) -> ScoreFile:
     """Reads a CM score file (plain or .gz). Bona fide lines may use '-' as the attack."""
     utterances, attacks, keys, scores = [], [], [], []
+    first_line: dict[str, int] = {}
     for number, line in enumerate(_open_text(path), start=1):
         fields = line.split()
         if not fields:
@@ -256,13 +272,13 @@ def read_score_file(path: str) -> ScoreFile:
         if len(fields) != 4 or fields[2] not in (BONAFIDE, SPOOF):
             raise UserError(f"{path}, line {number}: expected 'utt_id attack key score' with "
                             f"key bonafide or spoof, got {line.strip()!r}.")
-        try:
-            score = float(fields[3])
-        except ValueError:
-            raise UserError(f"{path}, line {number}: score {fields[3]!r} is not a number."
-                            ) from None
-        if not math.isfinite(score):
-            raise UserError(f"{path}, line {number}: score {fields[3]!r} is not finite.")
+        score = _score_value(path, number, fields[3])
+        if fields[0] in first_line:
+            # Counted twice, a trial would weigh double in every metric; with another key or
+            # score, the file contradicts itself.
+            raise UserError(f"{path}, line {number}: utterance {fields[0]!r} is already scored "
+                            f"on line {first_line[fields[0]]}; each trial must appear once.")
+        first_line[fields[0]] = number
         utterances.append(fields[0])
         attacks.append(fields[1])
         keys.append(fields[2] == SPOOF)
@@ -283,7 +299,7 @@ def read_asv_score_file(path: str) -> AsvErrorRates:
         if len(fields) not in (2, 3) or fields[-2] not in by_key:
             raise UserError(f"{path}, line {number}: expected '[source] key score' with key "
                             f"target, nontarget or spoof, got {line.strip()!r}.")
-        by_key[fields[-2]].append(float(fields[-1]))
+        by_key[fields[-2]].append(_score_value(path, number, fields[-1]))
     empty = [key for key, values in by_key.items() if not values]
     if empty:
         raise UserError(f"{path} has no {', '.join(empty)} trials; the ASV error rates need "

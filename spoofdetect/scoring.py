@@ -9,6 +9,7 @@ score, the mean of its segments' log-odds (as the evaluator aggregates clips).
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -17,10 +18,17 @@ from typing import Any, TextIO
 import numpy as np
 import soundfile
 
-from spoofdetect.audio import AUDIO_EXTENSIONS, AudioRejected, audio_segments, check_file
+from spoofdetect.audio import (
+    AUDIO_EXTENSIONS,
+    AudioRejected,
+    audio_segments,
+    check_file,
+    read_local_file,
+)
 from spoofdetect.config import FeatureConfig
 from spoofdetect.errors import UserError
 from spoofdetect.evaluation import newest_version
+from spoofdetect.export import STATUS_OK
 from spoofdetect.metrics import sigmoid
 
 
@@ -74,32 +82,50 @@ class Scorer:
         import tensorflow as tf
 
         self.model_dir = resolve_model_dir(model_dir)
-        self.signature = tf.saved_model.load(self.model_dir).signatures["serving_default"]
+        try:
+            signatures = tf.saved_model.load(self.model_dir).signatures
+        except Exception as error:  # protobuf, TensorFlow and OS errors alike
+            raise UserError(f"Cannot load the SavedModel in {self.model_dir}: "
+                            f"{type(error).__name__}: {' '.join(str(error).split())[:200]}. "
+                            "Is it a complete export (saved_model.pb and variables/)?"
+                            ) from error
+        if "serving_default" not in signatures or "status" not in (
+                signatures["serving_default"].structured_outputs):
+            raise UserError(f"The SavedModel in {self.model_dir} has no serving_default "
+                            "signature with a status output: it was not exported by this "
+                            "project's Trainer (or by an older release); retrain or re-export.")
+        self.signature = signatures["serving_default"]
         self.features = dataclasses.replace(features, segment_mode=segments)
         self.max_seconds = max_seconds
 
     def _read(self, path: str) -> bytes:
-        size = os.path.getsize(path)
-        check_file(path, size, self.features)
+        check_file(path, 0, self.features)
+        data = read_local_file(path, int(self.features.max_file_megabytes * 1e6))
         try:
-            duration = soundfile.info(path).duration
-        except Exception:  # an unreadable header: the decoder below names the problem
+            duration = soundfile.info(io.BytesIO(data)).duration
+        except Exception:  # an unreadable header: the decoder names the problem
             duration = None
         if duration is not None and duration > self.max_seconds:
             raise AudioRejected(f"{duration:.0f} s long, above evaluation.max_score_seconds = "
                                 f"{self.max_seconds:g}; raise the limit or cut the file")
-        with open(path, "rb") as handle:
-            return handle.read()
+        return data
 
     def score(self, path: str) -> FileScore:
         import tensorflow as tf
 
         try:
             decoded, segments = audio_segments(self._read(path), self.features)
-        except (AudioRejected, OSError) as error:
+        except AudioRejected as error:
             return FileScore(path, error=str(error))
         outputs = self.signature(waveforms=tf.constant(np.stack(segments)))
-        segment_scores = [float(value) for value in outputs["score"].numpy()]
+        # A window the model cannot judge (a silent stretch of a longer file) has no score;
+        # the file's score is the mean over the windows it judged.
+        judged = outputs["status"].numpy() == STATUS_OK.encode()
+        if not judged.any():
+            reasons = sorted({value.decode() for value in outputs["status"].numpy()})
+            return FileScore(path, error=f"the model judged none of its windows "
+                                         f"({', '.join(reasons)})")
+        segment_scores = [float(value) for value in outputs["score"].numpy()[judged]]
         score = float(np.mean(segment_scores))
         p_fake = float(sigmoid(-score))
         return FileScore(path, score, p_fake, "fake" if p_fake >= 0.5 else "real",

@@ -55,6 +55,27 @@ def test_json_round_trip_for_components():
     (["gan.epochs=2.5"], "gan.epochs must be a whole number, got 2.5"),
     (["classifier.from_scratch=1"], "classifier.from_scratch must be true or false"),
     (["classifier.learning_rate=fast"], "classifier.learning_rate must be a number"),
+    # A section given a value, a value given keys, a list given a number.
+    (["features=3"], "features is a section of settings"),
+    (["workdir.x=1"], "workdir is not a section of settings"),
+    (["gan.critic_widths=5"], "gan.critic_widths takes a list"),
+    (["gan.critic_widths=[8, x, 32]"], r"gan.critic_widths\[1\] must be a whole number"),
+    (["gan.critic_widths=[8, -16, 32]"], "lists of positive whole numbers"),
+    (["kubeflow.gpu_node_selector=[a]"], "takes a mapping"),
+    # Settings that produced garbage without a word.
+    (["features.n_fft=1"], "hop_length \\(512\\) is longer than the window"),
+    (["features.n_fft=64", "features.hop_length=32"], "mel bands get no FFT bin"),
+    (["features.n_fft=100000"], "longer than a segment"),
+    (["features.max_file_megabytes=-1"], "max_file_megabytes must be positive"),
+    (["features.silence_peak=nan"], "silence_peak must be a number"),
+    (["features.silence_peak=2"], "silence_peak is a peak amplitude in \\[0, 1\\)"),
+    (["features.top_db=0"], "top_db must be positive"),
+    (["gan.learning_rate=-1e-4"], "gan.learning_rate must be positive"),
+    (["gan.beta_2=1"], "gan.beta_2 is a fraction"),
+    (["classifier.learning_rate=0"], "classifier.learning_rate must be positive"),
+    (["classifier.reduce_lr_factor=1.5"], "reduce_lr_factor"),
+    (["evaluation.eer_tolerance=-0.1"], "eer_tolerance must not be negative"),
+    (["kubeflow.gpus=-1"], "kubeflow.gpus must not be negative"),
 ])
 def test_bad_values_are_user_errors(overrides, message):
     with pytest.raises(UserError, match=message):
@@ -64,3 +85,9 @@ def test_bad_values_are_user_errors(overrides, message):
 def test_missing_config_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="Cannot read config file"):
         load_config(str(tmp_path / "absent.yaml"))
+
+
+def test_a_lone_string_for_a_list_is_a_list_of_one_not_its_letters():
+    config = load_config(None, ["features.protocol=lists/train.csv", "pipeline_name=2024"])
+    assert config.features.protocol == ("lists/train.csv",)
+    assert config.pipeline_name == "2024"
