@@ -97,8 +97,8 @@ def resample(samples: tf.Tensor, rate_in: tf.Tensor | int, rate_out: int,
         # rate has up to 16000 phases: their weights are interpolated linearly between
         # INTERPOLATED_PHASES + 1 computed ones (errors below -100 dB), as polyphase
         # resamplers do, so the cost stays that of a common rate.
-        exact = tf.minimum(up, num_out) * taps <= TABLE_ELEMENTS
-        table = tf.cond(exact, lambda: table_of(tf.minimum(up, num_out), up),
+        exact = up * taps <= TABLE_ELEMENTS
+        table = tf.cond(exact, lambda: table_of(up, up),
                         lambda: table_of(INTERPOLATED_PHASES + 1, INTERPOLATED_PHASES))
 
         def output_block(start: tf.Tensor, stop: tf.Tensor) -> tf.Tensor:

@@ -87,6 +87,21 @@ def exported(demo_examples, tmp_path_factory):
     return path, run_dir, history, model
 
 
+@pytest.fixture(scope="session")
+def untrained_export(tmp_path_factory):
+    """A narrow, untrained classifier exported (seconds to make): for what the signatures do
+    with input they cannot judge, which needs no training."""
+    from spoofdetect.config import FeatureConfig, GanConfig
+    from spoofdetect.export import export_serving_model
+    from spoofdetect.models import build_critic, classifier_from_critic
+
+    path = str(tmp_path_factory.mktemp("untrained_serving"))
+    classifier = classifier_from_critic(build_critic(FeatureConfig(),
+                                                     GanConfig(critic_widths=(8, 16, 32))))
+    export_serving_model(classifier, FeatureConfig(), path, max_seconds=600.0)
+    return path
+
+
 # Seconds, not minutes: narrow networks, one epoch of each stage. Limits that any model
 # meets, so the first run is blessed and pushed.
 FAST = ["gan.epochs=1", "gan.batch_size=4", "gan.critic_widths=[8,16,32]",

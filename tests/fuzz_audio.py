@@ -1,7 +1,11 @@
-"""Fuzz cases for the audio decoding path, run by tests/test_audio_fuzz.py in a child process
+"""Fuzz cases for the audio decoding paths, run by tests/test_audio_fuzz.py in a child process
 (a decoder that aborts would take the test runner with it).
 
-    python tests/fuzz_audio.py SEED COUNT   -> one JSON line per case, then a summary line
+    python tests/fuzz_audio.py SEED COUNT [MODEL]   -> one JSON line per case, then a summary
+
+With MODEL (an exported SavedModel), each case also goes through the model's
+`from_audio_bytes` signature beside a valid clip, and the summary reports the peak memory
+those calls added (VmHWM reset after loading the model and a first call).
 """
 
 from __future__ import annotations
@@ -60,8 +64,19 @@ def wav_with_header(rng: np.random.Generator) -> bytes:
     return header + data
 
 
+def extreme_rate_or_channels(rng: np.random.Generator) -> bytes:
+    """A well-formed 16-bit WAV at a rate or channel count at or past the accepted bounds."""
+    rate = int(rng.choice([1000, 999, 7999, 96001, 191999, 192000, 192001, 384000, 768000]))
+    channels = int(rng.choice([1, 2, 8, 9, 12]))
+    frames = int(rng.integers(1, rate // 2))
+    samples = rng.uniform(-0.5, 0.5, (frames, channels)).astype(np.float32)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def case(rng: np.random.Generator, index: int) -> tuple[str, bytes]:
-    kind = index % 5
+    kind = index % 6
     if kind == 0:
         return "random bytes", rng.bytes(int(rng.integers(0, 4096)))
     if kind == 1:
@@ -74,6 +89,8 @@ def case(rng: np.random.Generator, index: int) -> tuple[str, bytes]:
         for _ in range(int(rng.integers(1, 20))):
             data[int(rng.integers(len(data)))] = int(rng.integers(256))
         return "bytes flipped", bytes(data)
+    if kind == 5:
+        return "extreme rate or channels", extreme_rate_or_channels(rng)
     data = bytearray(encoded(rng))
     # Huge sizes written into the first length fields of the container's header.
     for offset in (4, 18, 22, 24, 40):
@@ -82,8 +99,43 @@ def case(rng: np.random.Generator, index: int) -> tuple[str, bytes]:
     return "huge declared sizes", bytes(data)
 
 
+class SignatureCheck:
+    """Runs each case through the model's byte signature, second in a batch after a valid
+    clip, and checks what a server must guarantee: the valid clip's result is unchanged, and
+    an item not judged is never labelled (-1, p_fake 1)."""
+
+    def __init__(self, model_dir: str):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.signature = tf.saved_model.load(model_dir).signatures["from_audio_bytes"]
+        t = np.arange(32000) / 16000
+        buffer = io.BytesIO()
+        soundfile.write(buffer, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000,
+                        format="WAV", subtype="PCM_16")
+        self.valid = buffer.getvalue()
+        self.valid_score = float(self.signature(audio=tf.constant([self.valid]))["score"][0])
+        # Peak memory from here on is what the calls add, not the model's own.
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        self.baseline_mb = rss_mb()
+
+    def __call__(self, data: bytes) -> dict[str, object]:
+        out = self.signature(audio=self.tf.constant([self.valid, data]))
+        status = [value.decode() for value in out["status"].numpy()]
+        label, p_fake = out["label"].numpy(), out["p_fake"].numpy()
+        assert status[0] == "ok", status
+        assert abs(float(out["score"][0]) - self.valid_score) < 1e-4, "neighbour changed"
+        if status[1] != "ok":
+            assert label[1] == -1 and p_fake[1] == 1.0, (status, label, p_fake)
+        else:
+            assert label[1] in (0, 1) and np.isfinite(float(out["score"][1]))
+        return {"status": status[1]}
+
+
 def main() -> None:
     seed, count = int(sys.argv[1]), int(sys.argv[2])
+    check = SignatureCheck(sys.argv[3]) if len(sys.argv) > 3 else None
     rng = np.random.default_rng(seed)
     for index in range(count):
         kind, data = case(rng, index)
@@ -97,8 +149,21 @@ def main() -> None:
             assert decoded.samples.dtype == np.float32
             assert np.isfinite(decoded.samples).all()
             outcome = {"decoded_seconds": round(decoded.samples.size / 16000, 3)}
+        if check:
+            outcome["signature"] = check(data)
         print(json.dumps({"case": index, **outcome}), flush=True)
-    print(json.dumps({"done": count, "peak_rss_mb": round(peak_rss_mb())}), flush=True)
+    summary = {"done": count, "peak_rss_mb": round(peak_rss_mb())}
+    if check:
+        summary["signature_peak_added_mb"] = round(peak_rss_mb() - check.baseline_mb)
+    print(json.dumps(summary), flush=True)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def peak_rss_mb() -> float:
