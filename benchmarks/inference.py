@@ -6,12 +6,18 @@ Prints latency p50/p99 for one 4 s clip and throughput at batch 64 for each path
 ratios. Targets: SavedModel p50 <= 10 ms at batch 1; at batch 64, >= 1.5x the seed path's
 throughput and >= 80 % of the bare network's.
 
+Then the memory one `from_audio_bytes` request adds to the serving process (peak resident
+memory, reset before each request), for WAV files of several rates, lengths and channel
+counts, as a ratio to the request's own size: the signature reads only the scored window,
+so the figure must not grow with the file's length or the rate its header declares.
+
     python benchmarks/inference.py [--batches 6] [--repeats 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import tempfile
 import time
@@ -20,6 +26,7 @@ from collections.abc import Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
+import soundfile
 import tensorflow as tf
 from seed_features import seed_log_mel
 
@@ -62,6 +69,47 @@ def throughput(run: Path, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
+def _memory_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(field))
+
+
+def peak_added_mb(run: Callable[[], object]) -> float:
+    """Peak resident memory that `run()` adds (Linux: VmHWM reset through clear_refs)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+        handle.write("5")
+    before = _memory_kb("VmRSS:")
+    run()
+    return (_memory_kb("VmHWM:") - before) / 1024
+
+
+def wav_bytes(seconds: float, rate: int, channels: int) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.stack([mono] * channels, axis=1), rate, format="WAV",
+                    subtype="PCM_16")
+    return buffer.getvalue()
+
+
+# (seconds, rate, channels, items per request): from a phone clip to long studio files.
+MEMORY_REQUESTS = ((4, 16000, 1, 1), (10, 44100, 2, 1), (10, 96000, 1, 1), (10, 96000, 1, 3),
+                   (60, 48000, 2, 1), (30, 192000, 8, 1))
+
+
+def memory_per_request(from_bytes: Callable[..., dict]) -> None:
+    from_bytes(audio=tf.constant([wav_bytes(1, 44100, 1)]))  # the first call's set-up
+    print("from_audio_bytes: peak memory added per request")
+    for seconds, rate, channels, items in MEMORY_REQUESTS:
+        request = [wav_bytes(seconds, rate, channels)] * items
+        size_mb = sum(len(item) for item in request) / 1e6
+        batch = tf.constant(request)
+        added = max(peak_added_mb(lambda: from_bytes(audio=batch)["score"].numpy())  # noqa: B023
+                    for _ in range(2))
+        print(f"  {items} x {seconds:>2} s, {rate / 1000:g} kHz, {channels} ch: request "
+              f"{size_mb:6.1f} MB, added {added:6.1f} MB ({added / size_mb:.2f}x the request)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=6, help="batches of 64 timed")
@@ -76,6 +124,7 @@ def main() -> None:
         loaded = tf.saved_model.load(folder)
         from_waveforms = loaded.signatures["serving_default"]
         from_features = loaded.signatures["from_features"]
+        from_bytes = loaded.signatures["from_audio_bytes"]
 
         def saved_model(start: int, stop: int) -> object:
             return from_waveforms(waveforms=tf.constant(clips[start:stop]))["score"].numpy()
@@ -99,6 +148,7 @@ def main() -> None:
             rows[name] = (np.percentile(latency, 50), np.percentile(latency, 99), rate)
             print(f"  {name:<31} p50 {rows[name][0]:7.2f} ms  p99 {rows[name][1]:7.2f} ms  "
                   f"batch {BATCH}: {rate:7.1f} clips/s")
+        memory_per_request(from_bytes)
     ours, seed, bare = rows.values()
     print(f"SavedModel p50 at batch 1: {ours[0]:.2f} ms (target <= 10 ms)")
     print(f"batch {BATCH} throughput, SavedModel / seed path: {ours[2] / seed[2]:.2f}x "

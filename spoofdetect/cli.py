@@ -164,7 +164,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     from spoofdetect import scoring
     from spoofdetect.evaluation import utterance_id
     from spoofdetect.metrics import write_score_file
-
     from spoofdetect.outputs import check_writable_file
 
     config = _config_from_args(args)
