@@ -52,8 +52,18 @@ def score_examples(model_dir: str, files: list[str], features: FeatureConfig,
     score = tf.saved_model.load(model_dir).signatures["from_features"]
     ids, paths, attacks, labels, scores, segment_index = [], [], [], [], [], []
     for batch in example_dataset(files, features, batch_size):
-        scores.append(score(log_mel=batch[examples.LOG_MEL])["score"].numpy())
-        ids += [value.decode() for value in batch[examples.CLIP_ID].numpy()]
+        outputs = score(log_mel=batch[examples.LOG_MEL])
+        batch_ids = [value.decode() for value in batch[examples.CLIP_ID].numpy()]
+        # Models exported before the status output have none; they judge every example.
+        if "status" in outputs:
+            refused = [f"{clip} ({status.decode()})" for clip, status in
+                       zip(batch_ids, outputs["status"].numpy(), strict=True) if status != b"ok"]
+            if refused:
+                raise ValueError(f"The model in {model_dir} did not judge the examples "
+                                 f"{', '.join(refused[:5])}: the Examples are not the feature "
+                                 "stage's (shape or values), or the model is not for them.")
+        scores.append(outputs["score"].numpy())
+        ids += batch_ids
         paths += [value.decode() for value in batch[examples.PATH].numpy()]
         attacks += [value.decode() for value in batch[examples.ATTACK].numpy()]
         labels.append(batch[examples.LABEL].numpy())

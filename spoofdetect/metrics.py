@@ -156,6 +156,58 @@ def min_tdcf(bonafide: np.ndarray, spoof: np.ndarray,
     return float(values[index]), float(thresholds[index])
 
 
+@dataclasses.dataclass(frozen=True)
+class DcfCosts:
+    """The countermeasure-only detection cost of ASVspoof 5 (2024): a spoof prior and the
+    costs of rejecting bona fide speech (miss) and accepting a spoof (false alarm)."""
+
+    p_spoof: float = 0.05
+    cmiss: float = 1.0
+    cfa: float = 10.0
+
+    @property
+    def normaliser(self) -> float:
+        """The cost of the better of the two trivial systems (accept all, reject all)."""
+        return min(self.cmiss * (1.0 - self.p_spoof), self.cfa * self.p_spoof)
+
+    @property
+    def bayes_threshold(self) -> float:
+        """Where a log-likelihood ratio (higher = bona fide) minimises the expected cost."""
+        return -math.log(self.cmiss * (1.0 - self.p_spoof) / (self.cfa * self.p_spoof))
+
+
+def min_dcf(bonafide: np.ndarray, spoof: np.ndarray, costs: DcfCosts = DcfCosts()
+            ) -> tuple[float, float]:
+    """(ASVspoof 5 minDCF, its threshold): the normalised cost at the best threshold on the
+    DET curve (the EER's curve), i.e. with the scores perfectly calibrated."""
+    miss, false_alarm, thresholds = det_curve(bonafide, spoof)
+    values = (costs.cmiss * (1.0 - costs.p_spoof) * miss
+              + costs.cfa * costs.p_spoof * false_alarm) / costs.normaliser
+    index = int(np.argmin(values))
+    return float(values[index]), float(thresholds[index])
+
+
+def act_dcf(bonafide: np.ndarray, spoof: np.ndarray, costs: DcfCosts = DcfCosts()) -> float:
+    """ASVspoof 5 actDCF: the normalised cost at the Bayes threshold of scores read as
+    log-likelihood ratios; a bona fide clip below it is missed, a spoof at or above it
+    accepted. Above minDCF by what miscalibration costs."""
+    threshold = costs.bayes_threshold
+    miss = float(np.mean(np.asarray(bonafide, np.float64) < threshold))
+    false_alarm = float(np.mean(np.asarray(spoof, np.float64) >= threshold))
+    return (costs.cmiss * (1.0 - costs.p_spoof) * miss
+            + costs.cfa * costs.p_spoof * false_alarm) / costs.normaliser
+
+
+def cllr(bonafide: np.ndarray, spoof: np.ndarray) -> float:
+    """Log-likelihood-ratio cost in bits (0: perfect, 1: an uninformative system that always
+    says 0), scores read as natural-log LLRs of bona fide."""
+    bonafide = np.asarray(bonafide, np.float64)
+    spoof = np.asarray(spoof, np.float64)
+    # log2(1 + e^-s) for bona fide and log2(1 + e^s) for spoof, without overflow.
+    return float(0.5 * (np.mean(np.logaddexp(0.0, -bonafide))
+                        + np.mean(np.logaddexp(0.0, spoof))) / math.log(2.0))
+
+
 def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
@@ -194,6 +246,7 @@ def evaluate_scores(scores: Sequence[float], is_spoof: Sequence[bool],
     eer, eer_threshold = equal_error_rate(bonafide, spoof)
     tdcf, tdcf_threshold = min_tdcf(bonafide, spoof, asv, "2019")
     tdcf_2021, _ = min_tdcf(bonafide, spoof, asv, "2021")
+    dcf, dcf_threshold = min_dcf(bonafide, spoof)
     p_spoof = sigmoid(-scores)
     fraction_spoof, mean_predicted = calibration_curve(is_spoof, p_spoof,
                                                        n_bins=calibration_bins)
@@ -205,6 +258,12 @@ def evaluate_scores(scores: Sequence[float], is_spoof: Sequence[bool],
         "min_tdcf": tdcf,
         "min_tdcf_threshold": tdcf_threshold,
         "min_tdcf_2021": tdcf_2021,
+        # ASVspoof 5: DCF with Pspoof 0.05, Cmiss 1, Cfa 10; actDCF and Cllr read the scores
+        # as log-likelihood ratios, so they also measure calibration.
+        "min_dcf": dcf,
+        "min_dcf_threshold": dcf_threshold,
+        "act_dcf": act_dcf(bonafide, spoof),
+        "cllr": cllr(bonafide, spoof),
         "auc": float(skm.roc_auc_score(is_spoof, -scores)),
         "average_precision": float(skm.average_precision_score(is_spoof, -scores)),
         "brier": float(np.mean((p_spoof - is_spoof) ** 2)),
@@ -324,6 +383,9 @@ def format_summary(result: dict[str, Any]) -> str:
         f"EER            {100 * result['eer']:.4f} %  (threshold {result['eer_threshold']:.6g})",
         f"min t-DCF      {result['min_tdcf']:.6f}  (ASVspoof 2019 form)",
         f"min t-DCF 2021 {result['min_tdcf_2021']:.6f}  (ASV-constrained form)",
+        f"minDCF         {result['min_dcf']:.6f}  (ASVspoof 5: Pspoof 0.05, Cmiss 1, Cfa 10)",
+        f"actDCF         {result['act_dcf']:.6f}  (at the Bayes threshold of LLR scores)",
+        f"Cllr           {result['cllr']:.6f} bits",
         f"ROC AUC        {result['auc']:.6f}  (positive class: spoof)",
         f"avg precision  {result['average_precision']:.6f}",
         f"Brier          {result['brier']:.6f}  (scores read as log-odds of bona fide)",

@@ -14,6 +14,7 @@ from spoofdetect.cli import main
 
 VECTORS = os.path.join(os.path.dirname(__file__), "data", "testvectors")
 RAWGAT = os.path.join(VECTORS, "rawgat_st_mul_la19_eval_scores.txt.gz")
+RAWGAT_ADD = os.path.join(VECTORS, "rawgat_st_add_la19_eval_scores.txt.gz")
 ASV = os.path.join(VECTORS, "asvspoof2019_la_asv_eval_scores.txt.gz")
 
 
@@ -44,6 +45,45 @@ def test_reproduces_published_rawgat_st_eer_and_min_tdcf(rawgat: metrics.ScoreFi
     assert max(per_attack_eer, key=per_attack_eer.get) == "A18"
     assert min(per_attack_eer, key=per_attack_eer.get) == "A09"
     assert 0.998 < result["auc"] < 1.0
+
+
+# Reference values of the ASVspoof 5 metrics (tests/data/testvectors/README.md).
+ASVSPOOF5_REFERENCE = {
+    RAWGAT: (0.010601347517626343, 0.029893113388380865, 0.04439536474572818,
+             0.06625195005752256),
+    RAWGAT_ADD: (0.011585964783684807, 0.0322811452309962, 0.046673819555689555,
+                 0.0780801692596958),
+}
+
+
+@pytest.mark.parametrize("path", list(ASVSPOOF5_REFERENCE))
+def test_reproduces_the_asvspoof5_metrics_of_both_released_systems(path: str, capsys) -> None:
+    assert main(["metrics", path]) == 0
+    result = json.loads(capsys.readouterr().out)
+    eer, min_dcf, act_dcf, cllr = ASVSPOOF5_REFERENCE[path]
+    assert result["eer"] == pytest.approx(eer, abs=1e-12)
+    assert result["min_dcf"] == pytest.approx(min_dcf, abs=1e-12)
+    assert result["act_dcf"] == pytest.approx(act_dcf, abs=1e-12)
+    assert result["cllr"] == pytest.approx(cllr, abs=1e-12)
+    assert result["act_dcf"] >= result["min_dcf"]
+
+
+def test_hand_worked_asvspoof5_costs() -> None:
+    costs = metrics.DcfCosts()
+    assert costs.normaliser == pytest.approx(0.5)
+    assert costs.bayes_threshold == pytest.approx(-np.log(0.95 / 0.5))
+    # Bona fide at 2 and -1, spoofs at -3 and 0: at the Bayes threshold (-0.64) one bona fide
+    # is missed and one spoof accepted: (0.95 / 2 + 0.5 / 2) / 0.5.
+    bonafide, spoof = np.array([2.0, -1.0]), np.array([-3.0, 0.0])
+    assert metrics.act_dcf(bonafide, spoof) == pytest.approx((0.95 / 2 + 0.5 / 2) / 0.5)
+    # Sorted: -3 s, -1 b, 0 s, 2 b. The best cut rejects only -3: no bona fide missed, half
+    # the spoofs accepted: (10 * 0.05 / 2) / 0.5 (the next cuts cost 1.45 and 0.95).
+    value, threshold = metrics.min_dcf(bonafide, spoof)
+    assert value == pytest.approx(0.5) and threshold == -3.0
+    # An uninformative system (every score 0) costs exactly 1 bit; a confident right one ~0.
+    assert metrics.cllr(np.zeros(4), np.zeros(4)) == pytest.approx(1.0)
+    assert metrics.cllr(np.full(3, 40.0), np.full(3, -40.0)) < 1e-15
+    assert np.isfinite(metrics.cllr(np.array([-1e4]), np.array([1e4])))
 
 
 def test_hand_worked_eer_and_tdcf() -> None:
