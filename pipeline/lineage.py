@@ -198,12 +198,12 @@ def _format_value(value: Any, limit: int = 400) -> str:
 
 
 def _property_lines(values: dict[str, Any], pad: str) -> list[str]:
-    """One line per property; a config (a JSON object of sections) one line per section."""
+    """One line per property; a config (a JSON object of sections, and perhaps single
+    values) one line per entry."""
     lines = []
     for key, value in values.items():
         value = _compact(value)
-        if isinstance(value, dict) and value and all(isinstance(v, dict)
-                                                     for v in value.values()):
+        if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
             for section, settings in value.items():
                 lines.append(f"{pad}{key}.{section}: {_format_value(settings)}")
         else:

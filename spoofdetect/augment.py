@@ -1,0 +1,216 @@
+"""Waveform augmentation of training clips: RawBoost's three noise families, channel and
+codec simulation, gain and additive noise. Plain NumPy, SciPy and libsndfile; no TFX.
+
+The feature job (spoofdetect/extraction.py) makes `features.augment` extra copies of each
+training clip, each through one family drawn from `features.augment_families`, seeded by
+the clip's path, the copy's number and `features.augment_seed`: the same clip always gets
+the same copies, on any worker, in any order, after any retry. Dev and eval are never
+augmented.
+
+The codecs are libsndfile's own (the decoder every clip already goes through): G.711 mu-law
+and A-law, GSM 06.10 full rate, MP3 (LAME) and Opus at their lowest bit rates. RawBoost (Tak
+et al., ICASSP 2022) is written here after the paper's description, as no maintained package
+provides it: (1) linear and non-linear convolutive noise, a sum of the signal's first powers
+each through a random multi-band FIR filter; (2) impulsive signal-dependent noise on a random
+tenth of the samples; (3) stationary coloured noise, white noise through a random multi-band
+filter, at a random SNR.
+
+Every output is finite, at the input's length, and within full scale (peak <= 1): a
+transform that would clip is scaled down instead, and one that loses the signal (a filter on
+a clip with nothing in its band) falls back to the clip itself, named "none", so no copy is a
+silent or broken example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+
+import numpy as np
+import scipy.signal
+import soundfile
+import soxr
+
+Transform = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+# The peak any output may reach (full scale is 1.0; a little headroom for codecs' overshoot).
+_FULL_SCALE = 0.999
+# An output this far below its input (-60 dB) has lost the signal (a band filter on a clip
+# with nothing in its band): the clip is kept as it was instead.
+_LOST_SIGNAL = 1e-3
+
+
+def _peak_limited(samples: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if peak > _FULL_SCALE:
+        samples = samples * (_FULL_SCALE / peak)
+    return samples.astype(np.float32, copy=False)
+
+
+def _at_length(samples: np.ndarray, length: int) -> np.ndarray:
+    if samples.size >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - samples.size))
+
+
+def _multiband_fir(rng: np.random.Generator, sample_rate: int, bands: int = 5,
+                   min_hz: float = 20.0, max_hz: float = 8000.0, min_bw: float = 100.0,
+                   max_bw: float = 1000.0, min_taps: int = 10, max_taps: int = 100
+                   ) -> np.ndarray:
+    """A random FIR filter passing `bands` bands of random centre and width (RawBoost's
+    notch-filter bank, as a sum of band-pass filters)."""
+    nyquist = sample_rate / 2.0
+    taps = int(rng.integers(min_taps, max_taps + 1)) | 1  # odd: a band-pass FIR needs it
+    response = np.zeros(taps)
+    for _ in range(bands):
+        centre = rng.uniform(min_hz, min(max_hz, nyquist - 1.0))
+        width = rng.uniform(min_bw, max_bw)
+        low = max(centre - width / 2.0, 1.0)
+        high = min(centre + width / 2.0, nyquist - 1.0)
+        if high - low < 1.0:
+            continue
+        response += scipy.signal.firwin(taps, [low, high], pass_zero=False, fs=sample_rate)
+    return response
+
+
+def rawboost_convolutive(samples: np.ndarray, sample_rate: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """RawBoost 1: sum over j = 1..5 of g_j (h_j * x^j), h_j random multi-band filters; the
+    higher powers' gains shrink (a random 5-20 dB bias), as non-linear distortion does."""
+    out = np.zeros_like(samples, dtype=np.float64)
+    for order in range(1, 6):
+        gain = 1.0 if order == 1 else 10.0 ** (-rng.uniform(5.0, 20.0) * (order - 1) / 20.0)
+        filtered = scipy.signal.lfilter(_multiband_fir(rng, sample_rate), 1.0,
+                                        samples.astype(np.float64) ** order)
+        out += gain * filtered
+    peak = float(np.max(np.abs(out)))
+    return out / peak * float(np.max(np.abs(samples))) if peak > 0 else out
+
+
+def rawboost_impulsive(samples: np.ndarray, sample_rate: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """RawBoost 2: a random 10 % of the samples get x + x * g * u, u uniform in [-1, 1],
+    g = 2: clicks whose size follows the signal."""
+    out = samples.astype(np.float64).copy()
+    chosen = rng.choice(samples.size, size=max(1, samples.size // 10), replace=False)
+    out[chosen] += out[chosen] * 2.0 * rng.uniform(-1.0, 1.0, chosen.size)
+    return out
+
+
+def add_at_snr(samples: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`samples` plus `noise` scaled to `snr_db` below the signal's power."""
+    signal_power = float(np.mean(samples.astype(np.float64) ** 2))
+    noise_power = float(np.mean(noise.astype(np.float64) ** 2))
+    if noise_power == 0.0:
+        return samples
+    scale = np.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    return samples + scale * noise
+
+
+def rawboost_coloured(samples: np.ndarray, sample_rate: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """RawBoost 3: white noise through a random multi-band filter, at 10-40 dB SNR."""
+    noise = scipy.signal.lfilter(_multiband_fir(rng, sample_rate), 1.0,
+                                 rng.standard_normal(samples.size))
+    return add_at_snr(samples, noise, rng.uniform(10.0, 40.0))
+
+
+def white_noise(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian white noise at a random 5-30 dB SNR."""
+    return add_at_snr(samples, rng.standard_normal(samples.size), rng.uniform(5.0, 30.0))
+
+
+def gain(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A random -20 to +6 dB level change (limited to full scale)."""
+    return samples * 10.0 ** (rng.uniform(-20.0, 6.0) / 20.0)
+
+
+def telephone_band(samples: np.ndarray, sample_rate: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """The 300-3400 Hz telephone band: a 4th-order Butterworth band-pass, edges jittered by
+    up to 10 %."""
+    low, high = 300.0 * rng.uniform(0.9, 1.1), 3400.0 * rng.uniform(0.9, 1.1)
+    sos = scipy.signal.butter(4, [low, min(high, sample_rate / 2.0 - 1.0)], btype="bandpass",
+                              fs=sample_rate, output="sos")
+    return scipy.signal.sosfilt(sos, samples)
+
+
+def narrowband(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A round trip through 8 kHz: everything above 4 kHz is gone."""
+    down = soxr.resample(samples, sample_rate, 8000, quality="HQ")
+    return soxr.resample(down, 8000, sample_rate, quality="HQ")
+
+
+def _codec_round_trip(samples: np.ndarray, sample_rate: int, codec_rate: int, container: str,
+                      subtype: str, **options: object) -> np.ndarray:
+    """Encodes with libsndfile at `codec_rate` and decodes back to `sample_rate`."""
+    audio = samples if codec_rate == sample_rate else soxr.resample(
+        samples, sample_rate, codec_rate, quality="HQ")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(audio, -1.0, 1.0), codec_rate, format=container,
+                    subtype=subtype, **options)
+    decoded, _ = soundfile.read(io.BytesIO(buffer.getvalue()), dtype="float32")
+    if codec_rate != sample_rate:
+        decoded = soxr.resample(decoded, codec_rate, sample_rate, quality="HQ")
+    return decoded
+
+
+def mu_law(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """G.711 mu-law at 8 kHz (North American and Japanese telephony)."""
+    return _codec_round_trip(samples, sample_rate, 8000, "WAV", "ULAW")
+
+
+def a_law(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """G.711 A-law at 8 kHz (European telephony)."""
+    return _codec_round_trip(samples, sample_rate, 8000, "WAV", "ALAW")
+
+
+def gsm(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """GSM 06.10 full rate (13 kbit/s) at 8 kHz, the 2G mobile codec."""
+    return _codec_round_trip(samples, sample_rate, 8000, "WAV", "GSM610")
+
+
+def mp3(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """MP3 (LAME) at a low constant bit rate (libsndfile's compression level 0.7-1.0)."""
+    return _codec_round_trip(samples, sample_rate, sample_rate, "MP3", "MPEG_LAYER_III",
+                             compression_level=rng.uniform(0.7, 1.0), bitrate_mode="CONSTANT")
+
+
+def opus(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Opus at a low bit rate (libsndfile's compression level 0.7-1.0): VoIP and messengers."""
+    return _codec_round_trip(samples, sample_rate, sample_rate, "OGG", "OPUS",
+                             compression_level=rng.uniform(0.7, 1.0))
+
+
+AUGMENTATIONS: dict[str, Transform] = {
+    "rawboost_convolutive": rawboost_convolutive,
+    "rawboost_impulsive": rawboost_impulsive,
+    "rawboost_coloured": rawboost_coloured,
+    "telephone": telephone_band,
+    "narrowband": narrowband,
+    "mu_law": mu_law,
+    "a_law": a_law,
+    "gsm": gsm,
+    "mp3": mp3,
+    "opus": opus,
+    "gain": gain,
+    "noise": white_noise,
+}
+
+
+def copy_rng(relative_path: str, copy: int, seed: int) -> np.random.Generator:
+    """The generator of one copy of one clip: the same wherever and whenever it runs."""
+    digest = int.from_bytes(hashlib.sha256(relative_path.encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, copy, digest])
+
+
+def augment(samples: np.ndarray, sample_rate: int, families: tuple[str, ...],
+            rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """One copy of `samples`: (the family drawn, its output), finite, same length, peak <= 1."""
+    name = families[int(rng.integers(len(families)))]
+    out = np.asarray(AUGMENTATIONS[name](samples, sample_rate, rng), np.float64)
+    out = np.nan_to_num(_at_length(out, samples.size), nan=0.0, posinf=0.0, neginf=0.0)
+    if np.sqrt(np.mean(out ** 2)) < _LOST_SIGNAL * np.sqrt(np.mean(samples ** 2)):
+        return "none", _peak_limited(samples)
+    return name, _peak_limited(out)
