@@ -68,6 +68,14 @@ class FeatureConfig:
     max_file_megabytes: float = 512.0
     # Files per batch handed to the TensorFlow feature function.
     batch_size: int = 32
+    # Extra copies of each training clip, each through one waveform augmentation drawn from
+    # augment_families (spoofdetect/augment.py), seeded by the clip, the copy and
+    # augment_seed. Dev and eval are never augmented. 0: none (the seed).
+    augment: int = 0
+    augment_families: tuple[str, ...] = (
+        "rawboost_convolutive", "rawboost_impulsive", "rawboost_coloured", "telephone",
+        "narrowband", "mu_law", "a_law", "gsm", "mp3", "opus", "gain", "noise")
+    augment_seed: int = 0
     # Protocol files listing the clips (spoofdetect/protocol.py) instead of the folder layout,
     # and where an ASVspoof protocol's utterances are, relative to the dataset root.
     protocol: tuple[str, ...] = ()
@@ -89,7 +97,15 @@ class FeatureConfig:
             )
         _positive(self, "features", "sample_rate", "n_mels", "n_fft", "hop_length",
                   "batch_size", "segment_seconds", "max_file_megabytes")
-        _at_least_zero(self, "features", "min_last_segment_seconds")
+        _at_least_zero(self, "features", "min_last_segment_seconds", "augment")
+        if self.augment:
+            from spoofdetect.augment import AUGMENTATIONS  # SciPy: only when augmenting
+
+            unknown = [name for name in self.augment_families if name not in AUGMENTATIONS]
+            if unknown or not self.augment_families:
+                given = ", ".join(unknown) if unknown else "none given"
+                raise UserError(f"features.augment_families: {given}; the augmentations are "
+                                f"{', '.join(AUGMENTATIONS)}.")
         if self.top_db is not None:
             _positive(self, "features", "top_db")
         if not 0.0 <= self.silence_peak < 1.0:

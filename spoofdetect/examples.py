@@ -19,11 +19,12 @@ SAMPLE_RATE = "sample_rate"  # int64: the file's original sample rate
 DURATION = "duration_seconds"  # float: the file's original duration
 ATTACK = "attack"  # bytes, only when the dataset names the attack
 SPEAKER = "speaker"  # bytes, only when the dataset names the speaker
+AUGMENTATION = "augmentation"  # bytes, only on augmented copies: the transform's name
 
 
 def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segment_index: int,
                  sample_rate: int, duration_seconds: float, attack: str = "",
-                 speaker: str = "") -> bytes:
+                 speaker: str = "", augmentation: str = "") -> bytes:
     example = tf.train.Example()
     feature = example.features.feature
     # A list of Python floats serialises about 3x faster than a numpy array here.
@@ -38,11 +39,13 @@ def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segme
         feature[ATTACK].bytes_list.value.append(attack.encode())
     if speaker:
         feature[SPEAKER].bytes_list.value.append(speaker.encode())
+    if augmentation:
+        feature[AUGMENTATION].bytes_list.value.append(augmentation.encode())
     return example.SerializeToString()
 
 
 def feature_spec(config: FeatureConfig) -> dict[str, tf.io.FixedLenFeature]:
-    """Parsing spec for tf.io.parse_example; attack and speaker default to ''."""
+    """Parsing spec for tf.io.parse_example; attack, speaker, augmentation default to ''."""
     return {
         LOG_MEL: tf.io.FixedLenFeature([config.n_mels * config.num_frames], tf.float32),
         LABEL: tf.io.FixedLenFeature([], tf.int64),
@@ -53,6 +56,7 @@ def feature_spec(config: FeatureConfig) -> dict[str, tf.io.FixedLenFeature]:
         DURATION: tf.io.FixedLenFeature([], tf.float32),
         ATTACK: tf.io.FixedLenFeature([], tf.string, default_value=""),
         SPEAKER: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        AUGMENTATION: tf.io.FixedLenFeature([], tf.string, default_value=""),
     }
 
 

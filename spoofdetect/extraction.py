@@ -34,6 +34,7 @@ from spoofdetect.audio import (
     check_file,
     check_read_size,
     read_local_file,
+    segment_waveform,
 )
 from spoofdetect.config import LABELS, SPLITS, FeatureConfig
 from spoofdetect.dataset import ClipSource, join, scan_dataset
@@ -51,6 +52,13 @@ class Segment:
     samples: np.ndarray
     original_sample_rate: int
     duration_seconds: float
+    augmentation: str = ""  # the transform of an augmented copy; '' for the clip itself
+    copy: int = 0  # 0: the clip itself; 1..features.augment: its augmented copies
+
+    @property
+    def clip_id(self) -> str:
+        """The source's clip id; a copy's is the clip's with '~copy' (unique per example)."""
+        return f"{self.source.clip_id}~{self.copy}" if self.copy else self.source.clip_id
 
 
 def split_folder(output_dir: str, split: str) -> str:
@@ -112,11 +120,11 @@ class ExtractChunk(beam.DoFn):
                 key = counts.setdefault(f"{source.split}/{source.label}",
                                         {"clips": 0, "examples": 0})
                 key["examples"] += 1
-                key["clips"] += int(segment.index == 0)
+                key["clips"] += int(segment.index == 0 and not segment.copy)
                 records.setdefault(source.split, []).append(self._make_example(
-                    log_mel, source.label_id, source.relative_path, source.clip_id,
+                    log_mel, source.label_id, source.relative_path, segment.clip_id,
                     segment.index, segment.original_sample_rate, segment.duration_seconds,
-                    source.attack, source.speaker))
+                    source.attack, source.speaker, segment.augmentation))
         for split, serialized in records.items():
             self._write_records(split, number, serialized)
         self._write(FileSystems.join(self._output_dir, _SUMMARY_DIR,
@@ -162,8 +170,20 @@ class ExtractChunk(beam.DoFn):
                 raise AudioRejected(f"cannot read the file ({error})") from error
             check_read_size(data, max_bytes)
         decoded, windows = audio_segments(data, config)
-        return [Segment(source, index, samples, decoded.original_sample_rate,
-                        decoded.duration_seconds) for index, samples in enumerate(windows)]
+        segments = [Segment(source, index, samples, decoded.original_sample_rate,
+                            decoded.duration_seconds) for index, samples in enumerate(windows)]
+        if source.split == "train" and config.augment:
+            # SciPy (0.5 s to import) only where augmentation is on.
+            from spoofdetect.augment import augment, copy_rng
+
+            for copy in range(1, config.augment + 1):
+                name, samples = augment(decoded.samples, config.sample_rate,
+                                        config.augment_families,
+                                        copy_rng(source.relative_path, copy, config.augment_seed))
+                segments += [Segment(source, index, window, decoded.original_sample_rate,
+                                     decoded.duration_seconds, name, copy)
+                             for index, window in enumerate(segment_waveform(samples, config))]
+        return segments
 
 
 def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_root: str,

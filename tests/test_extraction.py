@@ -167,3 +167,46 @@ def test_output_files_and_record_order_do_not_depend_on_scheduling(small_layout,
         np.testing.assert_allclose(first[examples.LOG_MEL], second[examples.LOG_MEL],
                                    atol=1e-4)
     assert not (outputs[1] / "_tmp").exists() and not (outputs[1] / "_summary").exists()
+
+
+def test_augmented_copies_of_training_clips_only_named_and_reproducible(small_layout, tmp_path):
+    config = dataclasses.replace(CONFIG, augment=2, augment_families=("mu_law", "noise"))
+    summary = extract(small_layout, str(tmp_path / "a"), config)
+    # Clips are counted once; each training clip adds two augmented examples.
+    assert summary.counts["train"]["real"] == {"clips": 2, "examples": 6}
+    assert summary.counts["dev"]["fake"] == {"clips": 2, "examples": 2}
+    train = read_split(str(tmp_path / "a"), "train")
+    names = train[examples.AUGMENTATION].astype(str)
+    assert sorted(set(names)) <= ["", "mu_law", "noise"] and (names != "").sum() == 8
+    ids = train[examples.CLIP_ID].astype(str)
+    assert len(set(ids)) == 12  # unique: a copy's id is its clip's with '~copy'
+    for copy_id in ids[names != ""]:
+        base, copy = copy_id.rsplit("~", 1)
+        assert base in set(ids[names == ""]) and copy in ("1", "2")
+    original = train[examples.LOG_MEL][names == ""]
+    augmented = train[examples.LOG_MEL][names != ""]
+    assert np.isfinite(augmented).all()
+    assert not any(np.allclose(a, o, atol=1e-3) for a in augmented for o in original)
+    assert set(read_split(str(tmp_path / "a"), "eval")[examples.AUGMENTATION].astype(str)) == {""}
+    # The same copies on a rerun, with another schedule.
+    extract(small_layout, str(tmp_path / "b"), config,
+            args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    again = read_split(str(tmp_path / "b"), "train")
+    order_a, order_b = np.argsort(ids), np.argsort(again[examples.CLIP_ID].astype(str))
+    np.testing.assert_array_equal(names[order_a],
+                                  again[examples.AUGMENTATION].astype(str)[order_b])
+    np.testing.assert_allclose(train[examples.LOG_MEL][order_a],
+                               again[examples.LOG_MEL][order_b], atol=1e-4)
+
+
+def test_unknown_augmentation_is_a_config_error_naming_the_valid_ones():
+    with pytest.raises(UserError, match="features.augment_families: wah; the augmentations "
+                                        "are rawboost_convolutive, "):
+        FeatureConfig(augment=1, augment_families=("wah",)).validate()
+
+
+def test_schema_describes_every_feature_the_examples_can_hold():
+    from spoofdetect.pipeline.schema import load_schema, packaged_schema_path
+
+    schema = load_schema(packaged_schema_path())
+    assert {feature.name for feature in schema.feature} == set(examples.feature_spec(CONFIG))
