@@ -127,6 +127,27 @@ class FeatureConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MaskingConfig:
+    """SpecAugment-style masking of training spectrograms (Park et al. 2019), in tf.data:
+    per example, `freq_masks` bands of up to `max_freq_bins` mel bins and `time_masks` spans
+    of up to `max_time_frames` frames are set to 0 (the standardised features' mean). Seeded
+    per example, so a run and its resume see the same masks. 0 masks: off (the seed)."""
+
+    freq_masks: int = 0
+    max_freq_bins: int = 8
+    time_masks: int = 0
+    max_time_frames: int = 10
+
+    @property
+    def active(self) -> bool:
+        return bool(self.freq_masks or self.time_masks)
+
+    def validate(self, prefix: str) -> None:
+        _at_least_zero(self, prefix, "freq_masks", "time_masks")
+        _positive(self, prefix, "max_freq_bins", "max_time_frames")
+
+
+@dataclasses.dataclass(frozen=True)
 class GanConfig:
     """Stage 1: WGAN-GP pre-training of the self-attention critic (defaults: the seed's)."""
 
@@ -147,6 +168,8 @@ class GanConfig:
     jit_compile: bool = False
     # float16 compute with loss scaling on a GPU; bfloat16 on a CPU that has it (AVX512_BF16).
     mixed_precision: bool = False
+    # Masking of the critic's data-side spectrograms.
+    masking: MaskingConfig = dataclasses.field(default_factory=MaskingConfig)
     seed: int = 0
 
     def validate(self) -> None:
@@ -156,6 +179,7 @@ class GanConfig:
                   "epochs", "checkpoint_every_steps", "learning_rate", "shuffle_buffer")
         _at_least_zero(self, "gan", "gradient_penalty_weight")
         _fraction(self, "gan", "beta_1", "beta_2", upper_open=True)
+        self.masking.validate("gan.masking")
         if not all(isinstance(width, int) and width > 0
                    for width in (*self.critic_widths, *self.generator_widths)):
             raise UserError("gan.critic_widths and gan.generator_widths are lists of positive "
@@ -182,9 +206,12 @@ class ClassifierConfig:
     reduce_lr_patience: int = 2
     reduce_lr_factor: float = 0.5
     shuffle_buffer: int = 1024
+    # Masking of the training split's spectrograms (never of dev).
+    masking: MaskingConfig = dataclasses.field(default_factory=MaskingConfig)
     seed: int = 0
 
     def validate(self) -> None:
+        self.masking.validate("classifier.masking")
         _positive(self, "classifier", "batch_size", "epochs", "learning_rate",
                   "shuffle_buffer")
         _at_least_zero(self, "classifier", "early_stopping_patience", "reduce_lr_patience")
@@ -359,11 +386,11 @@ def _from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if key not in fields:
             known = ", ".join(sorted(prefix + name for name in fields))
             raise UserError(f"Unknown config key {prefix + key!r}. Known keys: {known}.")
-        if key in _SECTIONS and not prefix:
+        if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value or {}, dict):
-                raise UserError(f"{key} is a section of settings ({key}.KEY=VALUE), not a "
-                                f"value; got {value!r}.")
-            kwargs[key] = _from_dict(_SECTIONS[key], value or {}, f"{key}.")
+                raise UserError(f"{prefix + key} is a section of settings "
+                                f"({prefix + key}.KEY=VALUE), not a value; got {value!r}.")
+            kwargs[key] = _from_dict(hints[key], value or {}, f"{prefix + key}.")
         else:
             kwargs[key] = _typed(prefix + key, hints[key], value)
     return cls(**kwargs)

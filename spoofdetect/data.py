@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from spoofdetect import examples
-from spoofdetect.config import LABELS, FeatureConfig
+from spoofdetect.config import LABELS, FeatureConfig, MaskingConfig
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:
@@ -33,11 +33,13 @@ def expand_patterns(files: list[str]) -> list[str]:
 def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
                     shuffle_buffer: int = 0, seed: int | None = None,
                     label: int | None = None, repeat: bool = False,
-                    drop_remainder: bool = False) -> tf.data.Dataset:
+                    drop_remainder: bool = False,
+                    masking: MaskingConfig | None = None) -> tf.data.Dataset:
     """Batches of parsed examples ({log_mel: [batch, n_mels, frames], label, ...}).
 
     `label` keeps only examples of that class. With a seed, the order (shuffle included) is
-    the same on every run, so training can be reproduced and resumed exactly.
+    the same on every run, so training can be reproduced and resumed exactly. `masking`
+    masks the spectrograms (training only), seeded by `seed` and the batch's position.
     """
     dataset = tf.data.TFRecordDataset(expand_patterns(files), compression_type="GZIP")
     if label is not None:
@@ -52,7 +54,44 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(lambda records: examples.parse_examples(records, config),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if masking is not None and masking.active:
+        dataset = dataset.enumerate().map(
+            lambda index, batch: {**batch, examples.LOG_MEL: mask_spectrograms(
+                batch[examples.LOG_MEL], masking, tf.stack([tf.cast(seed or 0, tf.int64),
+                                                            index]))},
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _random_spans(seed: tf.Tensor, batch: tf.Tensor, size: int, count: int,
+                  max_width: int) -> tf.Tensor:
+    """[batch, size] bool: the union of `count` spans per row, each of a width uniform in
+    [0, max_width] at a uniform start (stateless: the same for the same seed)."""
+    positions = tf.range(size)[tf.newaxis, :]
+    covered = tf.zeros([batch, size], tf.bool)
+    for span in range(count):
+        span_seed = tf.random.experimental.stateless_fold_in(seed, span)
+        width = tf.random.stateless_uniform([batch, 1], span_seed, 0, min(max_width, size) + 1,
+                                            dtype=tf.int32)
+        start_seed = tf.random.experimental.stateless_fold_in(span_seed, 1)
+        start = tf.cast(tf.floor(tf.random.stateless_uniform([batch, 1], start_seed)
+                                 * tf.cast(size - width + 1, tf.float32)), tf.int32)
+        covered |= (positions >= start) & (positions < start + width)
+    return covered
+
+
+def mask_spectrograms(log_mel: tf.Tensor, masking: MaskingConfig, seed: tf.Tensor
+                      ) -> tf.Tensor:
+    """SpecAugment's frequency and time masks on [batch, n_mels, frames], masked values 0."""
+    shape = tf.shape(log_mel)
+    bins, frames = log_mel.shape[1], log_mel.shape[2]
+    seed = tf.cast(seed, tf.int64)
+    freq = _random_spans(tf.random.experimental.stateless_fold_in(seed, 0), shape[0], bins,
+                         masking.freq_masks, masking.max_freq_bins)
+    time = _random_spans(tf.random.experimental.stateless_fold_in(seed, 1), shape[0], frames,
+                         masking.time_masks, masking.max_time_frames)
+    keep = ~(freq[:, :, tf.newaxis] | time[:, tf.newaxis, :])
+    return tf.where(keep, log_mel, tf.zeros_like(log_mel))
 
 
 def count_labels(files: list[str], config: FeatureConfig) -> dict[int, int]:

@@ -72,7 +72,7 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
     # Endless, with a fixed number of steps per epoch: Keras then knows the epoch's length.
     train = _pairs(example_dataset(train_files, features, config.batch_size,
                                    shuffle_buffer=config.shuffle_buffer, seed=config.seed,
-                                   repeat=True))
+                                   repeat=True, masking=config.masking))
     steps_per_epoch = math.ceil((num_real + num_fake) / config.batch_size)
     # Dev is read whole each epoch (no repeat), so its metrics are exactly the dev set's.
     dev = _pairs(example_dataset(dev_files, features, config.batch_size))

@@ -36,6 +36,7 @@ def run_pretraining(examples_uri: str, features: FeatureConfig, config: GanConfi
         return example_dataset(
             files, features, config.batch_size, shuffle_buffer=config.shuffle_buffer,
             seed=config.seed, label=label, repeat=True, drop_remainder=True,
+            masking=config.masking,
         ).map(lambda batch: batch[examples.LOG_MEL])
 
     result = train_wgan(make_dataset, num_real, features, config, checkpoint_dir,

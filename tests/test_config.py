@@ -5,7 +5,9 @@ import json
 import pytest
 
 from spoofdetect.config import (
+    ClassifierConfig,
     FeatureConfig,
+    MaskingConfig,
     load_config,
     section_from_json,
     section_to_json,
@@ -44,6 +46,9 @@ def test_numbers_are_read_as_their_fields_type(tmp_path):
 def test_json_round_trip_for_components():
     config = FeatureConfig(segment_mode="all", top_db=None)
     assert section_from_json(FeatureConfig, section_to_json(config)) == config
+    # A section nested in a section (masking) comes back as its own dataclass.
+    classifier = ClassifierConfig(masking=MaskingConfig(freq_masks=2, time_masks=1))
+    assert section_from_json(ClassifierConfig, section_to_json(classifier)) == classifier
     assert json.loads(section_to_json(config))["segment_mode"] == "all"
 
 

@@ -200,8 +200,8 @@ def test_augmented_copies_of_training_clips_only_named_and_reproducible(small_la
 
 
 def test_unknown_augmentation_is_a_config_error_naming_the_valid_ones():
-    with pytest.raises(UserError, match="features.augment_families: wah; the augmentations "
-                                        "are rawboost_convolutive, "):
+    with pytest.raises(UserError, match=r"features\.augment_families: wah; the augmentations "
+                                        r"are rawboost_convolutive, "):
         FeatureConfig(augment=1, augment_families=("wah",)).validate()
 
 

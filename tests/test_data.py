@@ -1,0 +1,59 @@
+"""The training input: SpecAugment-style masking, seeded, bounded, and only where asked."""
+
+import numpy as np
+import tensorflow as tf
+
+from spoofdetect import examples
+from spoofdetect.config import FeatureConfig, MaskingConfig, load_config
+from spoofdetect.data import example_dataset, mask_spectrograms, split_files
+
+MASKING = MaskingConfig(freq_masks=2, max_freq_bins=8, time_masks=2, max_time_frames=10)
+
+
+def test_masks_are_bands_and_spans_of_bounded_width_set_to_zero():
+    log_mel = tf.ones([64, 80, 126])
+    masked = mask_spectrograms(log_mel, MASKING, tf.constant([3, 0], tf.int64)).numpy()
+    for example in masked:
+        zero = example == 0
+        rows = zero.all(axis=1)  # frequency masks: whole rows
+        columns = zero.all(axis=0)  # time masks: whole columns
+        # Every zero lies in a masked row or column, and no more than 2 x 8 rows, 2 x 10
+        # columns are masked.
+        assert np.array_equal(zero, rows[:, None] | columns[None, :])
+        assert rows.sum() <= 16 and columns.sum() <= 20
+    masked_rows = (masked == 0).all(axis=2).sum(axis=1)
+    assert masked_rows.mean() > 2  # masks are drawn, not all of width 0
+    assert (masked[masked != 0] == 1).all()
+
+
+def test_masks_are_the_same_for_the_same_seed_and_differ_otherwise():
+    log_mel = tf.random.stateless_normal([8, 80, 126], [1, 2])
+    first = mask_spectrograms(log_mel, MASKING, tf.constant([0, 5], tf.int64)).numpy()
+    again = mask_spectrograms(log_mel, MASKING, tf.constant([0, 5], tf.int64)).numpy()
+    other = mask_spectrograms(log_mel, MASKING, tf.constant([0, 6], tf.int64)).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_the_dataset_masks_only_when_asked_and_reproducibly(demo_examples):
+    files = split_files(demo_examples, "train")
+    features = FeatureConfig()
+
+    def first_batch(masking):
+        dataset = example_dataset(files, features, 4, shuffle_buffer=16, seed=3,
+                                  masking=masking)
+        return next(iter(dataset))[examples.LOG_MEL].numpy()
+
+    plain = first_batch(None)
+    np.testing.assert_array_equal(plain, first_batch(MaskingConfig()))  # off: unchanged
+    masked = first_batch(MASKING)
+    np.testing.assert_array_equal(masked, first_batch(MASKING))
+    assert ((masked == 0) & (plain != 0)).any()
+    np.testing.assert_array_equal(masked[masked != 0], plain[masked != 0])
+
+
+def test_masking_is_set_per_stage_from_the_command_line():
+    config = load_config(None, ["classifier.masking.freq_masks=2",
+                                "gan.masking.time_masks=1"])
+    assert config.classifier.masking.freq_masks == 2 and config.gan.masking.time_masks == 1
+    assert not config.classifier.masking.time_masks
