@@ -92,9 +92,11 @@ def format_run_summary(summary: dict[str, object]) -> str:
                      f"Wasserstein estimate {pretrained['wasserstein']:.3f}; {pretrained['uri']}")
     classifier = summary.get("classifier")
     if classifier:
-        lines.append(f"Stage 2 (fine-tuning): best dev AUC {classifier['best_dev_auc']:.3f}, "
+        lines.append(f"Stage 2 (fine-tuning): dev AUC {classifier['best_dev_auc']:.3f}, "
+                     f"EER {100 * classifier.get('best_dev_eer', float('nan')):.1f} %, "
                      f"accuracy {classifier['best_dev_accuracy']:.3f} at epoch "
-                     f"{classifier['best_epoch']}/{classifier['epochs_run']}; SavedModel "
+                     f"{classifier['best_epoch']}/{classifier['epochs_run']} (kept by dev "
+                     f"{classifier.get('selection', 'auc')}); SavedModel "
                      f"{summary['model_uri']}/Format-Serving")
     evaluation = summary.get("evaluation")
     if evaluation:

@@ -35,4 +35,4 @@ def run_fn(fn_args: FnArgs) -> None:
     export_serving_model(model, features, fn_args.serving_model_dir,
                          float(custom[MAX_AUDIO_SECONDS]))
     with open(os.path.join(fn_args.model_run_dir, "summary.json"), "w") as handle:
-        json.dump(summarise(history), handle, indent=1)
+        json.dump(summarise(history, config), handle, indent=1)

@@ -21,6 +21,8 @@ from spoofdetect.errors import UserError
 from spoofdetect.mel import empty_mel_bands
 
 SPLITS = ("train", "dev", "eval")
+# classifier.selection: the dev metric that picks the epoch, and whether higher is better.
+SELECTION_METRICS = {"auc": "max", "eer": "min", "worst_attack_eer": "min"}
 LABELS = {"real": 0, "fake": 1}
 
 
@@ -208,9 +210,16 @@ class ClassifierConfig:
     shuffle_buffer: int = 1024
     # Masking of the training split's spectrograms (never of dev).
     masking: MaskingConfig = dataclasses.field(default_factory=MaskingConfig)
+    # The dev signal for early stopping, learning-rate cuts and the epoch kept: 'auc' (the
+    # seed), 'eer', or 'worst_attack_eer' (the dev EER of the attack it detects worst: a
+    # blind spot shows even when the pooled numbers saturate).
+    selection: str = "auc"
     seed: int = 0
 
     def validate(self) -> None:
+        if self.selection not in SELECTION_METRICS:
+            raise UserError(f"classifier.selection is {self.selection!r}; use one of "
+                            f"{', '.join(SELECTION_METRICS)}.")
         self.masking.validate("classifier.masking")
         _positive(self, "classifier", "batch_size", "epochs", "learning_rate",
                   "shuffle_buffer")

@@ -10,10 +10,17 @@ import warnings
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from spoofdetect import examples
-from spoofdetect.config import LABELS, ClassifierConfig, FeatureConfig, GanConfig
+from spoofdetect import examples, metrics
+from spoofdetect.config import (
+    LABELS,
+    SELECTION_METRICS,
+    ClassifierConfig,
+    FeatureConfig,
+    GanConfig,
+)
 from spoofdetect.data import count_labels, example_dataset
 from spoofdetect.errors import UserError
 from spoofdetect.models import CLASSIFIER_LOGIT, build_critic, classifier_from_critic
@@ -32,6 +39,40 @@ def _pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
                                       tf.cast(batch[examples.LABEL], tf.float32)))
 
 
+class DevErrorRates(keras.callbacks.Callback):
+    """Adds `val_eer` and `val_worst_attack_eer` to each epoch's logs: the dev EER, and the
+    highest per-attack dev EER (all bona fide against each attack's spoofs; without attack
+    names, the pooled EER). Listed before the callbacks that read them."""
+
+    def __init__(self, dev: tf.data.Dataset):
+        super().__init__()
+        self.dev = dev
+        self.logit_model: keras.Model | None = None
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        # Logits, not p_fake: the sigmoid saturates to ties at 0 and 1 that blur the EER.
+        self.logit_model = keras.Model(self.model.input,
+                                       self.model.get_layer(CLASSIFIER_LOGIT).output)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logits, labels, attacks = [], [], []
+        for batch in self.dev:
+            logits.append(self.logit_model(batch[examples.LOG_MEL], training=False)
+                          .numpy().astype(np.float64)[:, 0])
+            labels.append(batch[examples.LABEL].numpy())
+            attacks.append(batch[examples.ATTACK].numpy())
+        score = -np.concatenate(logits)  # log-odds of bona fide: higher = more bona fide
+        is_spoof = np.concatenate(labels) == LABELS["fake"]
+        attack = np.concatenate(attacks)
+        bonafide = score[~is_spoof]
+        eer = metrics.equal_error_rate(bonafide, score[is_spoof])[0]
+        per_attack = [metrics.equal_error_rate(bonafide, score[is_spoof & (attack == name)])[0]
+                      for name in set(attack[is_spoof].tolist()) if name]
+        if logs is not None:
+            logs["val_eer"] = eer
+            logs["val_worst_attack_eer"] = max(per_attack, default=eer)
+
+
 def load_critic(base_model_dir: str) -> keras.Model:
     path = os.path.join(base_model_dir, CRITIC_FILE)
     if not tf.io.gfile.exists(path):
@@ -43,7 +84,7 @@ def load_critic(base_model_dir: str) -> keras.Model:
 def train_classifier(train_files: list[str], dev_files: list[str], features: FeatureConfig,
                      config: ClassifierConfig, gan: GanConfig, base_model_dir: str | None,
                      run_dir: str) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Fits the classifier; keeps the weights of the epoch with the best dev AUC.
+    """Fits the classifier; keeps the weights of the epoch best by `config.selection`.
 
     Writes run_dir/{history.json, training.png, logs/ (TensorBoard)}.
     """
@@ -75,12 +116,15 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
                                    repeat=True, masking=config.masking))
     steps_per_epoch = math.ceil((num_real + num_fake) / config.batch_size)
     # Dev is read whole each epoch (no repeat), so its metrics are exactly the dev set's.
-    dev = _pairs(example_dataset(dev_files, features, config.batch_size))
+    dev_examples = example_dataset(dev_files, features, config.batch_size)
+    dev = _pairs(dev_examples)
+    monitor, mode = f"val_{config.selection}", SELECTION_METRICS[config.selection]
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
+        DevErrorRates(dev_examples),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                       patience=config.early_stopping_patience,
                                       restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max",
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode,
                                           patience=config.reduce_lr_patience,
                                           factor=config.reduce_lr_factor),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
@@ -100,8 +144,14 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
     return model, history
 
 
-def summarise(history: dict[str, list[float]]) -> dict[str, Any]:
-    best = max(range(len(history["val_auc"])), key=lambda epoch: history["val_auc"][epoch])
-    return {"epochs_run": len(history["val_auc"]), "best_epoch": best + 1,
+def summarise(history: dict[str, list[float]], config: ClassifierConfig) -> dict[str, Any]:
+    """The kept epoch (the best by `config.selection`, as EarlyStopping restored it) and its
+    dev metrics."""
+    signal = history[f"val_{config.selection}"]
+    sign = 1.0 if SELECTION_METRICS[config.selection] == "max" else -1.0
+    best = max(range(len(signal)), key=lambda epoch: sign * signal[epoch])
+    return {"epochs_run": len(signal), "best_epoch": best + 1, "selection": config.selection,
             "best_dev_auc": history["val_auc"][best],
-            "best_dev_accuracy": history["val_accuracy"][best]}
+            "best_dev_accuracy": history["val_accuracy"][best],
+            "best_dev_eer": history["val_eer"][best],
+            "best_dev_worst_attack_eer": history["val_worst_attack_eer"][best]}

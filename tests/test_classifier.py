@@ -15,8 +15,10 @@ from spoofdetect.audio import decode_audio
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
 from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
+from spoofdetect.evaluation import score_examples
 from spoofdetect.export import SIGNATURES
-from spoofdetect.finetune import class_weights, train_classifier
+from spoofdetect.finetune import class_weights, summarise, train_classifier
+from spoofdetect.metrics import equal_error_rate
 from spoofdetect.models import CLASSIFIER_LOGIT, CRITIC_SCORE, build_critic
 from spoofdetect.pretraining import CRITIC_FILE
 
@@ -32,8 +34,11 @@ def test_class_weights_balance_the_classes():
 
 def test_fine_tuning_records_history_plots_and_logs(exported):
     _, run_dir, history, _ = exported
-    assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"} <= set(history)
+    assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "val_eer",
+            "val_worst_attack_eer"} <= set(history)
     assert len(history["val_auc"]) == 2
+    # The demo data names no attacks: the worst attack's EER is the pooled EER.
+    assert history["val_worst_attack_eer"] == history["val_eer"]
     for name in ("history.json", "training.png"):
         assert os.path.getsize(os.path.join(run_dir, name)) > 100
     assert os.listdir(os.path.join(run_dir, "logs"))
@@ -113,6 +118,20 @@ def test_saved_model_loads_without_the_project(exported):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert 0.0 <= float(result.stdout.strip().splitlines()[-1]) <= 1.0
+
+
+def test_dev_eer_is_the_eer_of_the_kept_model_and_can_pick_the_epoch(exported, demo_examples):
+    history = exported[2]
+
+    with_eer = ClassifierConfig(selection="eer")
+    summary = summarise({**history, "val_eer": [0.4, 0.1]}, with_eer)
+    assert summary["best_epoch"] == 2 and summary["best_dev_eer"] == 0.1
+    assert summarise({**history, "val_auc": [0.9, 0.5]}, ClassifierConfig())["best_epoch"] == 1
+    # The callback's EER is the dev EER of the model's own scores (here: the last epoch's,
+    # which the exported fixture keeps when it is best or equal).
+    scored = score_examples(exported[0], split_files(demo_examples, "dev"), FEATURES, 8)
+    eer = equal_error_rate(scored.scores[~scored.is_spoof], scored.scores[scored.is_spoof])[0]
+    assert eer in [pytest.approx(value, abs=1e-9) for value in history["val_eer"]]
 
 
 def test_fixed_seeds_give_identical_first_epoch_losses(demo_examples, tmp_path):

@@ -81,6 +81,10 @@ def test_json_round_trip_for_components():
     (["classifier.reduce_lr_factor=1.5"], "reduce_lr_factor"),
     (["evaluation.eer_tolerance=-0.1"], "eer_tolerance must not be negative"),
     (["kubeflow.gpus=-1"], "kubeflow.gpus must not be negative"),
+    (["classifier.selection=loss"], "classifier.selection is 'loss'; use one of auc, eer"),
+    (["classifier.masking.freq_masks=-1"], "classifier.masking.freq_masks must not be"),
+    (["gan.masking=2"], "gan.masking is a section of settings"),
+    (["features.augment=1", "features.augment_families=[]"], "none given"),
 ])
 def test_bad_values_are_user_errors(overrides, message):
     with pytest.raises(UserError, match=message):
