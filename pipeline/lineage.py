@@ -33,8 +33,8 @@ KEY_PROPERTIES = {
     "Examples": ("num_clips", "num_examples", "num_rejected", "rejected_files",
                  "segment_mode"),
     "Model": ("steps", "epochs", "wasserstein", "device", "wall_seconds"),
-    "ModelEvaluation": ("eer", "min_tdcf", "min_tdcf_2021", "auc", "accuracy", "f1",
-                        "num_clips", "report_uri"),
+    "ModelEvaluation": ("eer", "min_tdcf", "min_tdcf_2021", "min_dcf", "act_dcf", "cllr",
+                        "auc", "accuracy", "f1", "num_clips", "report_uri"),
     "ModelBlessing": ("blessed", "reason", "eer", "min_tdcf"),
     "PushedModel": ("pushed", "pushed_destination", "pushed_version"),
 }

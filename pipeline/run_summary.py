@@ -57,8 +57,8 @@ def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
     pushed = output(("Pusher", "PushedModel"))
     return {
         "evaluation": ({name: custom_property(evaluation, name) for name in (
-            "eer", "min_tdcf", "min_tdcf_2021", "auc", "accuracy", "f1", "num_clips",
-            "report_uri")} if evaluation else None),
+            "eer", "min_tdcf", "min_tdcf_2021", "min_dcf", "act_dcf", "cllr", "auc",
+            "accuracy", "f1", "num_clips", "report_uri")} if evaluation else None),
         "blessing": ({"blessed": bool(custom_property(blessing, "blessed")),
                       "reason": custom_property(blessing, "reason")} if blessing else None),
         "pushed_to": (custom_property(pushed, "pushed_destination")
@@ -104,6 +104,9 @@ def format_run_summary(summary: dict[str, object]) -> str:
                      f"{100 * evaluation['eer']:.2f} %, min t-DCF {evaluation['min_tdcf']:.4f} "
                      f"(2021 form {evaluation['min_tdcf_2021']:.4f}), AUC {evaluation['auc']:.4f}, "
                      f"accuracy {evaluation['accuracy']:.4f}, F1 {evaluation['f1']:.4f}")
+        if evaluation.get("min_dcf") is not None:  # runs before the ASVspoof 5 metrics
+            lines.append(f"  ASVspoof 5: minDCF {evaluation['min_dcf']:.4f}, actDCF "
+                         f"{evaluation['act_dcf']:.4f}, Cllr {evaluation['cllr']:.4f} bits")
         lines.append(f"  report: {evaluation['report_uri']}")
     blessing = summary.get("blessing")
     if blessing:

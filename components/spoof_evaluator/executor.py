@@ -23,6 +23,7 @@ def headline_properties(result: dict[str, Any]) -> dict[str, object]:
     return {
         "eer": clip["eer"], "eer_threshold": clip["eer_threshold"],
         "min_tdcf": clip["min_tdcf"], "min_tdcf_2021": clip["min_tdcf_2021"],
+        "min_dcf": clip["min_dcf"], "act_dcf": clip["act_dcf"], "cllr": clip["cllr"],
         "auc": clip["auc"], "average_precision": clip["average_precision"],
         "brier": clip["brier"], "accuracy": clip["at_probability_0_5"]["accuracy"],
         "f1": clip["at_probability_0_5"]["f1"], "num_clips": result["num_clips"],
