@@ -14,8 +14,8 @@ import os
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig, section_from_json
-from spoofdetect.export import export_serving_model
-from spoofdetect.finetune import summarise, train_classifier
+from spoofdetect.export import UNCALIBRATED, export_serving_model
+from spoofdetect.finetune import fit_dev_calibration, summarise, train_classifier
 
 # custom_config keys: one per config section, and the exported model's duration limit
 # (evaluation.max_score_seconds alone, so that other evaluation settings keep the cache).
@@ -32,7 +32,12 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.train_files, fn_args.eval_files, features, config, gan,
         base_model_dir=None if config.from_scratch else fn_args.base_model,
         run_dir=fn_args.model_run_dir)
+    summary = summarise(history, config)
+    calibration = UNCALIBRATED
+    if config.calibrate:
+        calibration, summary["calibration"] = fit_dev_calibration(
+            model, fn_args.eval_files, features, config)
     export_serving_model(model, features, fn_args.serving_model_dir,
-                         float(custom[MAX_AUDIO_SECONDS]))
+                         float(custom[MAX_AUDIO_SECONDS]), calibration)
     with open(os.path.join(fn_args.model_run_dir, "summary.json"), "w") as handle:
-        json.dump(summarise(history, config), handle, indent=1)
+        json.dump(summary, handle, indent=1)

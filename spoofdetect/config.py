@@ -214,6 +214,9 @@ class ClassifierConfig:
     # seed), 'eer', or 'worst_attack_eer' (the dev EER of the attack it detects worst: a
     # blind spot shows even when the pooled numbers saturate).
     selection: str = "auc"
+    # Fit a calibration on dev (spoofdetect/calibration.py) and export it in the model, so
+    # `score` is a log-likelihood ratio and `p_fake` a probability. Off: the raw log-odds.
+    calibrate: bool = False
     seed: int = 0
 
     def validate(self) -> None:

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from spoofdetect.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig
 from spoofdetect.features import log_mel_spectrogram
 from spoofdetect.models import CLASSIFIER_LOGIT
@@ -169,10 +170,12 @@ def decode_wav_window(encoded: tf.Tensor, config: FeatureConfig, max_seconds: fl
 
 
 class ServingModule(tf.Module):
-    def __init__(self, classifier: keras.Model, config: FeatureConfig, max_seconds: float):
+    def __init__(self, classifier: keras.Model, config: FeatureConfig, max_seconds: float,
+                 calibration: Calibration):
         super().__init__()
         self.config = config
         self.max_seconds = max_seconds
+        self.calibration = calibration
         self.logit_model = keras.Model(classifier.input,
                                        classifier.get_layer(CLASSIFIER_LOGIT).output)
 
@@ -182,11 +185,13 @@ class ServingModule(tf.Module):
         judged = tf.equal(status, _CODE[STATUS_OK])
         safe = tf.where(judged[:, tf.newaxis, tf.newaxis], log_mel, tf.zeros_like(log_mel))
         logit = tf.reshape(tf.cast(self.logit_model(safe, training=False), tf.float32), [-1])
-        p_fake = tf.sigmoid(logit)
+        # The log-odds of bona fide, calibrated to an LLR when the Trainer fitted one.
+        score = self.calibration.scale * -logit + self.calibration.offset
+        p_fake = tf.sigmoid(-score)
         return {
             "status": tf.gather(tf.constant(STATUSES), status),
             "p_fake": tf.where(judged, p_fake, NOT_JUDGED_P_FAKE),
-            "score": tf.where(judged, -logit, float("-inf")),
+            "score": tf.where(judged, score, float("-inf")),
             "label": tf.where(judged, tf.cast(p_fake >= 0.5, tf.int64), NOT_JUDGED_LABEL),
         }
 
@@ -231,11 +236,15 @@ class ServingModule(tf.Module):
         return self._score_segments(segments, status)
 
 
+UNCALIBRATED = Calibration()
+
+
 def export_serving_model(classifier: keras.Model, config: FeatureConfig, path: str,
-                         max_seconds: float) -> None:
+                         max_seconds: float, calibration: Calibration = UNCALIBRATED) -> None:
     """`max_seconds`: the longest audio `from_audio_bytes` accepts (evaluation.
-    max_score_seconds, the limit `spoofdetect score` applies)."""
-    module = ServingModule(classifier, config, max_seconds)
+    max_score_seconds, the limit `spoofdetect score` applies). `calibration`: the affine map
+    from the network's log-odds to the exported score."""
+    module = ServingModule(classifier, config, max_seconds, calibration)
     tf.saved_model.save(module, path, signatures={
         "serving_default": module.from_waveforms,
         "from_features": module.from_features,

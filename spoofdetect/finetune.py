@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from spoofdetect import examples, metrics
+from spoofdetect.calibration import Calibration, fit_calibration
 from spoofdetect.config import (
     LABELS,
     SELECTION_METRICS,
@@ -39,6 +40,40 @@ def _pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
                                       tf.cast(batch[examples.LABEL], tf.float32)))
 
 
+def logit_model(classifier: keras.Model) -> keras.Model:
+    """The classifier up to its logit: scores without the sigmoid's saturation (ties at 0
+    and 1 that blur the EER)."""
+    return keras.Model(classifier.input, classifier.get_layer(CLASSIFIER_LOGIT).output)
+
+
+def scores_of(logits: keras.Model, dataset: tf.data.Dataset
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log-odds of bona fide, is_spoof, attack names) of every example of `dataset`."""
+    scores, labels, attacks = [], [], []
+    for batch in dataset:
+        scores.append(-logits(batch[examples.LOG_MEL], training=False).numpy()
+                      .astype(np.float64)[:, 0])
+        labels.append(batch[examples.LABEL].numpy())
+        attacks.append(batch[examples.ATTACK].numpy())
+    return (np.concatenate(scores), np.concatenate(labels) == LABELS["fake"],
+            np.concatenate(attacks))
+
+
+def fit_dev_calibration(classifier: keras.Model, dev_files: list[str],
+                        features: FeatureConfig, config: ClassifierConfig
+                        ) -> tuple[Calibration, dict[str, float]]:
+    """The calibration fitted on dev's scores, and dev's Cllr and actDCF before and after."""
+    score, is_spoof, _ = scores_of(logit_model(classifier),
+                                   example_dataset(dev_files, features, config.batch_size))
+    calibration = fit_calibration(score, is_spoof)
+    calibrated = calibration.apply(score)
+    report = {"scale": calibration.scale, "offset": calibration.offset}
+    for name, values in (("raw", score), ("calibrated", calibrated)):
+        report[f"dev_cllr_{name}"] = metrics.cllr(values[~is_spoof], values[is_spoof])
+        report[f"dev_act_dcf_{name}"] = metrics.act_dcf(values[~is_spoof], values[is_spoof])
+    return calibration, report
+
+
 class DevErrorRates(keras.callbacks.Callback):
     """Adds `val_eer` and `val_worst_attack_eer` to each epoch's logs: the dev EER, and the
     highest per-attack dev EER (all bona fide against each attack's spoofs; without attack
@@ -47,23 +82,13 @@ class DevErrorRates(keras.callbacks.Callback):
     def __init__(self, dev: tf.data.Dataset):
         super().__init__()
         self.dev = dev
-        self.logit_model: keras.Model | None = None
+        self.logits: keras.Model | None = None
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
-        # Logits, not p_fake: the sigmoid saturates to ties at 0 and 1 that blur the EER.
-        self.logit_model = keras.Model(self.model.input,
-                                       self.model.get_layer(CLASSIFIER_LOGIT).output)
+        self.logits = logit_model(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        logits, labels, attacks = [], [], []
-        for batch in self.dev:
-            logits.append(self.logit_model(batch[examples.LOG_MEL], training=False)
-                          .numpy().astype(np.float64)[:, 0])
-            labels.append(batch[examples.LABEL].numpy())
-            attacks.append(batch[examples.ATTACK].numpy())
-        score = -np.concatenate(logits)  # log-odds of bona fide: higher = more bona fide
-        is_spoof = np.concatenate(labels) == LABELS["fake"]
-        attack = np.concatenate(attacks)
+        score, is_spoof, attack = scores_of(self.logits, self.dev)
         bonafide = score[~is_spoof]
         eer = metrics.equal_error_rate(bonafide, score[is_spoof])[0]
         per_attack = [metrics.equal_error_rate(bonafide, score[is_spoof & (attack == name)])[0]

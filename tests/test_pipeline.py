@@ -112,6 +112,10 @@ def test_both_training_stages_ran_and_recorded_their_settings(pipeline_run):
     assert 0.0 <= summary["classifier"]["best_dev_auc"] <= 1.0
     saved = tf.saved_model.load(os.path.join(summary["model_uri"], "Format-Serving"))
     assert set(saved.signatures) == {"serving_default", "from_features", "from_audio_bytes"}
+    # FAST calibrates: the fitted map is in the Trainer's summary and in the model's scores.
+    calibration = summary["classifier"]["calibration"]
+    assert calibration["dev_cllr_calibrated"] <= calibration["dev_cllr_raw"] + 1e-9
+    assert summary["evaluation"]["cllr"] is not None
 
 
 def test_from_scratch_ablation_on_the_local_dag_runner(demo_root, tmp_path):
