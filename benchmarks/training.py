@@ -93,7 +93,7 @@ def main() -> None:
     features = FeatureConfig()
     config = GanConfig(batch_size=args.batch_size)
     data = np.random.default_rng(0).standard_normal(
-        (config.critic_steps_per_generator_step, args.batch_size, features.n_mels,
+        (config.critic_steps_per_generator_step, args.batch_size, features.num_rows,
          features.num_frames)).astype(np.float32)
     device = "GPU" if tf.config.list_logical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
     print(f"WGAN-GP critic updates/s on {device}, batch {args.batch_size}, "

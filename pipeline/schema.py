@@ -28,7 +28,7 @@ def schema_path_for(config: FeatureConfig, scratch_dir: str) -> str:
     """The packaged schema, or a copy in scratch_dir whose log_mel size matches `config`."""
     path = packaged_schema_path()
     schema = load_schema(path)
-    size = config.n_mels * config.num_frames
+    size = config.num_rows * config.num_frames
     log_mel = next(feature for feature in schema.feature if feature.name == LOG_MEL)
     if log_mel.value_count.min == size and log_mel.value_count.max == size:
         return path

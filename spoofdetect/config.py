@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from spoofdetect.errors import UserError
-from spoofdetect.mel import empty_mel_bands
+from spoofdetect.filterbanks import empty_bands
 
 SPLITS = ("train", "dev", "eval")
+FRONT_ENDS = ("log_mel", "log_linear")
 # classifier.selection: the dev metric that picks the epoch, and whether higher is better.
 SELECTION_METRICS = {"auc": "max", "eer": "min", "worst_attack_eer": "min"}
 LABELS = {"real": 0, "fake": 1}
@@ -57,7 +58,14 @@ class FeatureConfig:
     segment_mode: str = "first"
     # With 'all', a final partial window shorter than this is not used (it is mostly padding).
     min_last_segment_seconds: float = 1.0
+    # The front end (spoofdetect/features.py): 'log_mel' (the seed: n_mels mel bands) or
+    # 'log_linear' (linear_bands linearly spaced bands, which keep high-frequency detail);
+    # with `phase`, each band's instantaneous-frequency deviation is stacked below the
+    # magnitude rows (phase-reconstruction and vocoder artefacts live there).
+    front_end: str = "log_mel"
     n_mels: int = 80
+    linear_bands: int = 80
+    phase: bool = False
     n_fft: int = 2048
     hop_length: int = 512
     peak_normalise: bool = True
@@ -88,6 +96,19 @@ class FeatureConfig:
         return round(self.segment_seconds * self.sample_rate)
 
     @property
+    def num_bands(self) -> int:
+        return self.n_mels if self.front_end == "log_mel" else self.linear_bands
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of a feature map: the bands, twice with `phase` (magnitude, then phase)."""
+        return self.num_bands * (2 if self.phase else 1)
+
+    @property
+    def filter_scale(self) -> str:
+        return {"log_mel": "mel", "log_linear": "linear"}[self.front_end]
+
+    @property
     def num_frames(self) -> int:
         # Centred frames: one frame per hop, plus one.
         return self.segment_samples // self.hop_length + 1
@@ -97,7 +118,11 @@ class FeatureConfig:
             raise UserError(
                 f"features.segment_mode is {self.segment_mode!r}; use 'first' or 'all'."
             )
-        _positive(self, "features", "sample_rate", "n_mels", "n_fft", "hop_length",
+        if self.front_end not in FRONT_ENDS:
+            raise UserError(f"features.front_end is {self.front_end!r}; use one of "
+                            f"{', '.join(FRONT_ENDS)}.")
+        _positive(self, "features", "sample_rate", "n_mels", "linear_bands", "n_fft",
+                  "hop_length",
                   "batch_size", "segment_seconds", "max_file_megabytes")
         _at_least_zero(self, "features", "min_last_segment_seconds", "augment")
         if self.augment:
@@ -120,11 +145,12 @@ class FeatureConfig:
         if self.n_fft > self.segment_samples:
             raise UserError(f"features.n_fft ({self.n_fft}) is longer than a segment "
                             f"({self.segment_samples} samples).")
-        empty = empty_mel_bands(self.sample_rate, self.n_fft, self.n_mels)
+        empty = empty_bands(self.sample_rate, self.n_fft, self.num_bands, self.filter_scale)
         if empty:
+            name = "n_mels" if self.front_end == "log_mel" else "linear_bands"
             raise UserError(
-                f"{empty} of features.n_mels = {self.n_mels} mel bands get no FFT bin with "
-                f"features.n_fft = {self.n_fft}: raise n_fft or lower n_mels (their features "
+                f"{empty} of features.{name} = {self.num_bands} bands get no FFT bin with "
+                f"features.n_fft = {self.n_fft}: raise n_fft or lower {name} (their features "
                 "would be constant).")
 
 

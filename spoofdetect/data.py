@@ -35,7 +35,7 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
                     label: int | None = None, repeat: bool = False,
                     drop_remainder: bool = False,
                     masking: MaskingConfig | None = None) -> tf.data.Dataset:
-    """Batches of parsed examples ({log_mel: [batch, n_mels, frames], label, ...}).
+    """Batches of parsed examples ({log_mel: [batch, rows, frames], label, ...}).
 
     `label` keeps only examples of that class. With a seed, the order (shuffle included) is
     the same on every run, so training can be reproduced and resumed exactly. `masking`
@@ -82,7 +82,7 @@ def _random_spans(seed: tf.Tensor, batch: tf.Tensor, size: int, count: int,
 
 def mask_spectrograms(log_mel: tf.Tensor, masking: MaskingConfig, seed: tf.Tensor
                       ) -> tf.Tensor:
-    """SpecAugment's frequency and time masks on [batch, n_mels, frames], masked values 0."""
+    """SpecAugment's frequency and time masks on [batch, rows, frames], masked values 0."""
     shape = tf.shape(log_mel)
     bins, frames = log_mel.shape[1], log_mel.shape[2]
     seed = tf.cast(seed, tf.int64)

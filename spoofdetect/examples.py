@@ -10,7 +10,9 @@ import tensorflow as tf
 
 from spoofdetect.config import FeatureConfig
 
-LOG_MEL = "log_mel"  # float32 [n_mels * frames], row-major [n_mels, frames]
+# float32 [rows * frames], row-major [rows, frames]: the front end's features (the seed's
+# log-Mel by default, whence the name, kept so that existing Examples still read).
+LOG_MEL = "log_mel"
 LABEL = "label"  # int64: 0 real (bona fide), 1 fake (spoof)
 PATH = "path"  # bytes: source file relative to the dataset root
 CLIP_ID = "clip_id"  # bytes: shared by every segment of one file
@@ -47,7 +49,7 @@ def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segme
 def feature_spec(config: FeatureConfig) -> dict[str, tf.io.FixedLenFeature]:
     """Parsing spec for tf.io.parse_example; attack, speaker, augmentation default to ''."""
     return {
-        LOG_MEL: tf.io.FixedLenFeature([config.n_mels * config.num_frames], tf.float32),
+        LOG_MEL: tf.io.FixedLenFeature([config.num_rows * config.num_frames], tf.float32),
         LABEL: tf.io.FixedLenFeature([], tf.int64),
         PATH: tf.io.FixedLenFeature([], tf.string),
         CLIP_ID: tf.io.FixedLenFeature([], tf.string),
@@ -61,7 +63,7 @@ def feature_spec(config: FeatureConfig) -> dict[str, tf.io.FixedLenFeature]:
 
 
 def parse_examples(serialized: tf.Tensor, config: FeatureConfig) -> dict[str, tf.Tensor]:
-    """Batch of serialised examples -> tensors, log_mel reshaped to [batch, n_mels, frames]."""
+    """Batch of serialised examples -> tensors, log_mel reshaped to [batch, rows, frames]."""
     parsed = tf.io.parse_example(serialized, feature_spec(config))
-    parsed[LOG_MEL] = tf.reshape(parsed[LOG_MEL], [-1, config.n_mels, config.num_frames])
+    parsed[LOG_MEL] = tf.reshape(parsed[LOG_MEL], [-1, config.num_rows, config.num_frames])
     return parsed

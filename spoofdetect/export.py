@@ -1,7 +1,7 @@
 """The exported SavedModel (TF Serving layout) and its three signatures.
 
     serving_default   waveforms: float32 [batch, samples], 16 kHz mono, any length
-    from_features     log_mel:   float32 [batch, n_mels, frames]
+    from_features     log_mel:   float32 [batch, rows, frames] (the front end's features)
     from_audio_bytes  audio:     string  [batch], encoded 16-bit PCM WAV files, any rate
 
 Each returns, per item, `status` ("ok", or why the item was not judged), `p_fake`
@@ -11,7 +11,7 @@ cannot judge (see STATUSES) gets label -1, p_fake 1.0 and score -inf, so no thre
 either number accepts it as bona fide, and the other items of its batch are scored as if it
 were not there.
 
-The waveform and byte signatures cut the first segment and run `log_mel_spectrogram`, the
+The waveform and byte signatures cut the first segment and run `spectral_features`, the
 function the Beam job used, so serving computes the training features. The byte signature
 reads the WAV header in the graph and decodes and resamples only the scored window, so the
 work per request is bounded by the window, not by what a header declares. The model needs no
@@ -26,7 +26,7 @@ import tensorflow as tf
 from spoofdetect.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig
-from spoofdetect.features import log_mel_spectrogram
+from spoofdetect.features import spectral_features
 from spoofdetect.models import CLASSIFIER_LOGIT
 from spoofdetect.resample import resample
 
@@ -43,7 +43,7 @@ STATUSES = (
     "too_long",             # longer than the limit `spoofdetect score` applies
     "non_finite",           # a NaN or infinite sample or feature value
     "silent",               # the scored window's peak is below features.silence_peak
-    "wrong_shape",          # features not [n_mels, frames] of the trained model
+    "wrong_shape",          # features not [rows, frames] of the trained model
 )
 _CODE = {name: code for code, name in enumerate(STATUSES)}
 # Outputs for an item that was not judged: no threshold accepts these as bona fide.
@@ -199,17 +199,17 @@ class ServingModule(tf.Module):
         status = tf.where(tf.equal(status, _CODE[STATUS_OK]),
                           _window_status(segments, self.config.silence_peak), status)
         safe = tf.where(tf.equal(status, _CODE[STATUS_OK])[:, tf.newaxis], segments, 0.0)
-        return self._outputs(log_mel_spectrogram(safe, self.config), status)
+        return self._outputs(spectral_features(safe, self.config), status)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, "log_mel")])
     def from_features(self, log_mel: tf.Tensor) -> dict[str, tf.Tensor]:
-        expected = tf.constant([self.config.n_mels, self.config.num_frames])
+        expected = tf.constant([self.config.num_rows, self.config.num_frames])
         batch = tf.shape(log_mel)[0]
         shape_ok = tf.reduce_all(tf.equal(tf.shape(log_mel)[1:], expected))
         # A wrong shape is the whole request's: score zeros of the right shape, judge nothing.
         log_mel = tf.cond(shape_ok, lambda: log_mel, lambda: tf.zeros(
             tf.concat([[batch], expected], 0), tf.float32))
-        log_mel = tf.ensure_shape(log_mel, [None, self.config.n_mels, self.config.num_frames])
+        log_mel = tf.ensure_shape(log_mel, [None, self.config.num_rows, self.config.num_frames])
         finite = tf.reduce_all(tf.math.is_finite(log_mel), axis=[1, 2])
         status = _first_failure([(tf.fill([batch], ~shape_ok), "wrong_shape"),
                                  (~finite, "non_finite")])

@@ -1,8 +1,9 @@
-"""The log-Mel feature function: ONE implementation, in TensorFlow ops, batched.
+"""The feature function: ONE implementation, in TensorFlow ops, batched.
 
 The Beam feature job, the exported model's serving signatures and the scoring CLI all call
-`log_mel_spectrogram`, so training and serving compute identical features. It reproduces the
-seed's librosa chain for a 4 s, 16 kHz segment:
+`spectral_features`, so training and serving compute identical features. With the default
+config (front_end 'log_mel') it reproduces the seed's librosa chain for a 4 s, 16 kHz
+segment:
 
     y = y / max|y|                                     (peak normalisation)
     S = melspectrogram(y, n_fft=2048, hop=512)         (Hann, centred with zero padding,
@@ -10,7 +11,12 @@ seed's librosa chain for a 4 s, 16 kHz segment:
     S_db = power_to_db(S, ref=max, top_db=80)          (dB below the clip's maximum)
     x = (S_db - mean) / std                            (per-clip standardisation)
 
-tests/test_features.py shows the match with librosa 0.11.
+tests/test_features.py shows the match with librosa 0.11. `front_end: log_linear` takes the
+same chain through linearly spaced bands instead (set a short window, e.g. n_fft 512), and
+`phase: true` stacks below the magnitude rows each band's group delay (the negative
+derivative of the STFT phase over frequency, energy-weighted over the band): magnitude
+spectra discard phase, where phase-reconstruction (Griffin-Lim) and vocoder artefacts live.
+Each block is standardised on its own.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import functools
 import tensorflow as tf
 
 from spoofdetect.config import FeatureConfig
-from spoofdetect.mel import mel_filterbank
+from spoofdetect.filterbanks import filterbank
 
 # power_to_db's amin: the smallest power represented, so log10 never sees zero.
 _AMIN = 1e-10
@@ -28,8 +34,9 @@ _AMIN = 1e-10
 _MIN_STD = 1e-6
 
 
-def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
-    """[batch, samples] float32 waveforms -> [batch, n_mels, frames] standardised log-Mel.
+def spectral_features(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """[batch, samples] float32 waveforms -> [batch, config.num_rows, frames] standardised
+    features of the configured front end.
 
     Safe on silence: an all-zero segment gives all-zero features, never NaN.
     """
@@ -48,18 +55,49 @@ def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tenso
         pad_end=False,
     )
     power = tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft))
-    filters = tf.constant(mel_filterbank(config.sample_rate, config.n_fft, config.n_mels).T)
-    mel = tf.transpose(tf.matmul(power, filters), [0, 2, 1])  # [batch, n_mels, frames]
-    features = mel
+    filters = tf.constant(filterbank(config.sample_rate, config.n_fft, config.num_bands,
+                                     config.filter_scale).T)
+    bands = tf.transpose(tf.matmul(power, filters), [0, 2, 1])  # [batch, bands, frames]
+    features = bands
     if config.top_db is not None:
-        log_mel = 10.0 * _log10(tf.maximum(mel, _AMIN))
-        reference = tf.reduce_max(mel, axis=[1, 2], keepdims=True)
-        log_mel -= 10.0 * _log10(tf.maximum(reference, _AMIN))
+        log_bands = 10.0 * _log10(tf.maximum(bands, _AMIN))
+        reference = tf.reduce_max(bands, axis=[1, 2], keepdims=True)
+        log_bands -= 10.0 * _log10(tf.maximum(reference, _AMIN))
         features = tf.maximum(
-            log_mel, tf.reduce_max(log_mel, axis=[1, 2], keepdims=True) - config.top_db)
+            log_bands, tf.reduce_max(log_bands, axis=[1, 2], keepdims=True) - config.top_db)
     if config.standardise:
         features = standardise_per_example(features)
-    return features
+    if not config.phase:
+        return features
+    phase = group_delay(waveforms, stft, power, filters, config)
+    if config.standardise:
+        phase = standardise_per_example(phase)
+    return tf.concat([features, phase], axis=1)
+
+
+def group_delay(waveforms: tf.Tensor, stft: tf.Tensor, power: tf.Tensor, filters: tf.Tensor,
+                config: FeatureConfig) -> tf.Tensor:
+    """[batch, bands, frames] group delay, energy-weighted over each band: where in the
+    window (in window lengths from its centre, -0.5 to 0.5) each band's energy arrives.
+
+    tau_k = Re(X_k conj(Y_k)) / |X_k|^2 with Y the STFT of n x[n] (n the sample's position
+    in its frame): the negative derivative of the phase over frequency, without unwrapping.
+    A click at position p of a frame gives p in every bin; a stationary tone gives the
+    window's centre. Weighting by energy keeps the bins with no energy, where tau is
+    undefined, out of the bands."""
+    half_window = config.n_fft // 2
+    padded = tf.pad(waveforms, [[0, 0], [half_window, half_window]])
+    ramped = tf.signal.stft(
+        padded, frame_length=config.n_fft, frame_step=config.hop_length,
+        fft_length=config.n_fft, pad_end=False,
+        window_fn=lambda length, dtype: (tf.signal.hann_window(length, dtype=dtype)
+                                         * tf.range(length, dtype=dtype)))
+    delay = (tf.math.real(stft) * tf.math.real(ramped)
+             + tf.math.imag(stft) * tf.math.imag(ramped))  # |X|^2 tau, [batch, frames, bins]
+    centred = delay - power * (config.n_fft / 2.0)
+    weighted = tf.matmul(centred, filters) / config.n_fft
+    energy = tf.matmul(power, filters)
+    return tf.transpose(tf.math.divide_no_nan(weighted, energy), [0, 2, 1])
 
 
 def standardise_per_example(values: tf.Tensor) -> tf.Tensor:
@@ -74,8 +112,8 @@ def _log10(values: tf.Tensor) -> tf.Tensor:
 
 
 def feature_function(config: FeatureConfig) -> tf.types.experimental.GenericFunction:
-    """`log_mel_spectrogram` compiled for any batch size of `config`'s segment length."""
+    """`spectral_features` compiled for any batch size of `config`'s segment length."""
     return tf.function(
-        functools.partial(log_mel_spectrogram, config=config),
+        functools.partial(spectral_features, config=config),
         input_signature=[tf.TensorSpec([None, config.segment_samples], tf.float32)],
     )

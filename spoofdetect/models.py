@@ -63,21 +63,30 @@ class SelfAttention(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Standardise(layers.Layer):
-    """Per-example mean 0, std 1: generated maps are standardised exactly like the features."""
+    """Per-example mean 0, std 1 for each of `blocks` equal row blocks (magnitude, phase):
+    generated maps are standardised exactly like the features."""
+
+    def __init__(self, blocks: int = 1, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.blocks = blocks
 
     def call(self, inputs: Any) -> Any:
-        return standardise_per_example(inputs)
+        return ops.concatenate([standardise_per_example(block)
+                                for block in ops.split(inputs, self.blocks, axis=1)], axis=1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "blocks": self.blocks}
 
 
 def build_critic(features: FeatureConfig, gan: GanConfig) -> keras.Model:
-    """The seed's critic: [batch, n_mels, frames] -> one unbounded score per example.
+    """The seed's critic: [batch, rows, frames] -> one unbounded score per example.
 
     Layer normalisation, not batch normalisation: the gradient penalty needs each example's
     score to depend on that example alone.
     """
     first, second, third = gan.critic_widths
-    spectrogram = keras.Input((features.n_mels, features.num_frames), name="log_mel")
-    x = layers.Reshape((features.n_mels, features.num_frames, 1))(spectrogram)
+    spectrogram = keras.Input((features.num_rows, features.num_frames), name="log_mel")
+    x = layers.Reshape((features.num_rows, features.num_frames, 1))(spectrogram)
     x = layers.Conv2D(first, 4, strides=2, padding="same", name="conv1")(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Conv2D(second, 4, strides=2, padding="same", use_bias=False, name="conv2")(x)
@@ -93,13 +102,13 @@ def build_critic(features: FeatureConfig, gan: GanConfig) -> keras.Model:
 
 
 def build_generator(features: FeatureConfig, gan: GanConfig) -> keras.Model:
-    """Noise -> [batch, n_mels, frames], standardised like the features.
+    """Noise -> [batch, rows, frames], standardised like the features (block by block).
 
-    Four stride-2 transposed convolutions grow a (n_mels/16 x frames/16) seed map to full size,
+    Four stride-2 transposed convolutions grow a (rows/16 x frames/16) seed map to full size,
     with self-attention after the second (a quarter of the final resolution).
     """
     widths = gan.generator_widths
-    seed_height = -(-features.n_mels // 16)
+    seed_height = -(-features.num_rows // 16)
     seed_width = -(-features.num_frames // 16)
     noise = keras.Input((gan.noise_dim,), name="noise")
     x = layers.Dense(seed_height * seed_width * widths[0], name="project")(noise)
@@ -115,10 +124,11 @@ def build_generator(features: FeatureConfig, gan: GanConfig) -> keras.Model:
             x = SelfAttention(name="attention")(x)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", name="to_spectrogram",
                                dtype="float32")(x)
-    x = layers.Cropping2D(((0, seed_height * 16 - features.n_mels),
+    x = layers.Cropping2D(((0, seed_height * 16 - features.num_rows),
                            (0, seed_width * 16 - features.num_frames)))(x)
-    x = layers.Reshape((features.n_mels, features.num_frames))(x)
-    spectrogram = Standardise(name="standardise", dtype="float32")(x)
+    x = layers.Reshape((features.num_rows, features.num_frames))(x)
+    spectrogram = Standardise(blocks=2 if features.phase else 1, name="standardise",
+                              dtype="float32")(x)
     return keras.Model(noise, spectrogram, name="generator")
 
 

@@ -210,7 +210,7 @@ def train_wgan(make_dataset: Callable[[], tf.data.Dataset], num_real: int,
     """Trains for `config.epochs` epochs, resuming from `checkpoint_dir` if it holds a run.
 
     `make_dataset` returns an endless, seeded dataset of log-Mel batches
-    ([batch, n_mels, frames], drop_remainder), the same on every call.
+    ([batch, rows, frames], drop_remainder), the same on every call.
     """
     if num_real < config.batch_size:
         raise UserError(

@@ -69,7 +69,10 @@ def test_json_round_trip_for_components():
     (["kubeflow.gpu_node_selector=[a]"], "takes a mapping"),
     # Settings that produced garbage without a word.
     (["features.n_fft=1"], "hop_length \\(512\\) is longer than the window"),
-    (["features.n_fft=64", "features.hop_length=32"], "mel bands get no FFT bin"),
+    (["features.n_fft=64", "features.hop_length=32"], "n_mels = 80 bands get no FFT bin"),
+    (["features.front_end=log_linear", "features.n_fft=64", "features.hop_length=32"],
+     "linear_bands = 80 bands get no FFT bin"),
+    (["features.front_end=cqt"], "features.front_end is .cqt.; use one of log_mel, log_linear"),
     (["features.n_fft=100000"], "longer than a segment"),
     (["features.max_file_megabytes=-1"], "max_file_megabytes must be positive"),
     (["features.silence_peak=nan"], "silence_peak must be a number"),

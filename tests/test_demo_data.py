@@ -10,7 +10,7 @@ from sklearn.model_selection import cross_val_score
 from spoofdetect.audio import segment_waveform
 from spoofdetect.config import FeatureConfig
 from spoofdetect.demo_data import synthesise_clip
-from spoofdetect.features import log_mel_spectrogram
+from spoofdetect.features import spectral_features
 
 CLIPS_PER_CLASS = 30
 
@@ -53,7 +53,7 @@ def test_a_spectrogram_model_learns_the_difference(clips):
     waveforms, labels = clips
     config = FeatureConfig()
     segments = np.stack([segment_waveform(w, config)[0] for w in waveforms])
-    features = log_mel_spectrogram(segments, config).numpy()
+    features = spectral_features(segments, config).numpy()
     # Per band: mean, spread and frame-to-frame change over time; a minimal spectrogram model.
     summary = np.concatenate([features.mean(axis=2), features.std(axis=2),
                               np.abs(np.diff(features, axis=2)).mean(axis=2)], axis=1)

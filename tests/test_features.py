@@ -1,4 +1,5 @@
-"""The TensorFlow log-Mel function against librosa's computation of the seed's features."""
+"""The feature function: the seed's log-Mel against librosa, and the other front ends (linear
+bands, phase) against the physics they measure."""
 
 import dataclasses
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 from spoofdetect.config import FeatureConfig
-from spoofdetect.features import feature_function, log_mel_spectrogram
-from spoofdetect.mel import mel_filterbank
+from spoofdetect.features import feature_function, spectral_features
+from spoofdetect.filterbanks import mel_filterbank
 
 CONFIG = FeatureConfig()
 # Reached: about 2e-6 on standardised values (float32 throughout); the issue asks for 1e-3.
@@ -49,7 +50,7 @@ def _signals() -> np.ndarray:
 
 
 def test_shape_is_80_by_126():
-    assert log_mel_spectrogram(_signals(), CONFIG).shape == (4, 80, 126)
+    assert spectral_features(_signals(), CONFIG).shape == (4, 80, 126)
     assert CONFIG.num_frames == 126
 
 
@@ -65,7 +66,7 @@ def test_each_normalisation_step_is_an_option(option):
     value = None if option == "top_db" else False
     config = dataclasses.replace(CONFIG, **{option: value})
     signals = _signals()[:2] * 0.25
-    ours = log_mel_spectrogram(signals, config).numpy()
+    ours = spectral_features(signals, config).numpy()
     theirs = np.stack([seed_features(y, **{option: value}) for y in signals])
     scale = np.abs(theirs).max()
     np.testing.assert_allclose(ours / scale, theirs / scale, atol=TOLERANCE)
@@ -73,18 +74,98 @@ def test_each_normalisation_step_is_an_option(option):
 
 def test_batch_members_do_not_influence_each_other():
     signals = _signals()
-    together = log_mel_spectrogram(signals, CONFIG).numpy()
-    alone = log_mel_spectrogram(signals[1:2], CONFIG).numpy()
+    together = spectral_features(signals, CONFIG).numpy()
+    alone = spectral_features(signals[1:2], CONFIG).numpy()
     np.testing.assert_allclose(together[1:2], alone, atol=1e-5)
 
 
 def test_silence_gives_zeros_not_nan():
-    out = log_mel_spectrogram(np.zeros((2, 64000), np.float32), CONFIG).numpy()
+    out = spectral_features(np.zeros((2, 64000), np.float32), CONFIG).numpy()
     assert np.isfinite(out).all()
     assert np.abs(out).max() == 0.0
 
 
 def test_standardised_per_clip():
-    out = log_mel_spectrogram(_signals(), CONFIG).numpy()
+    out = spectral_features(_signals(), CONFIG).numpy()
     np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-4)
     np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, atol=1e-3)
+
+
+LINEAR = FeatureConfig(front_end="log_linear", linear_bands=80, n_fft=512, hop_length=256)
+LINEAR_PHASE = dataclasses.replace(LINEAR, phase=True)
+
+
+def sine(frequency: float, seconds: float = 4.0, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def test_linear_filters_are_equally_spaced_with_equal_area():
+    from spoofdetect.filterbanks import filterbank
+
+    filters = filterbank(16000, 512, 80, "linear")
+    centres = np.argmax(filters, axis=1) * 16000 / 512
+    spacing = 8000 / 81
+    np.testing.assert_allclose(centres, spacing * np.arange(1, 81), atol=16000 / 512)
+    areas = filters.sum(axis=1) * 16000 / 512  # sum over bins x Hz per bin
+    np.testing.assert_allclose(areas, 1.0, rtol=0.02)
+
+
+def test_the_linear_front_end_puts_a_high_tone_in_its_band():
+    features = spectral_features(sine(6000.0)[None], dataclasses.replace(
+        LINEAR, standardise=False)).numpy()[0]
+    assert features.shape == (80, LINEAR.num_frames)
+    # Band b is centred on (b + 1) * 8000 / 81 Hz: 6 kHz falls in band 59 or 60.
+    assert int(np.argmax(features.mean(axis=1))) in (59, 60)
+
+
+def test_phase_rows_are_the_group_delay_where_a_click_lands_in_the_window():
+    """A click at position p of a frame reaches every frequency at p: each band's group delay
+    is (p - n_fft / 2) / n_fft. A stationary tone has the window's centre: 0."""
+    config = dataclasses.replace(LINEAR_PHASE, standardise=False, peak_normalise=False)
+    click = np.zeros(64000, np.float32)
+    click[20000] = 1.0
+    features = spectral_features(click[None], config).numpy()[0]
+    assert features.shape == (160, config.num_frames)
+    phase = features[80:]
+    # Centred frames: frame t covers samples t * hop - n_fft / 2 ... + n_fft / 2.
+    for frame in (78, 79):
+        position = 20000 - (frame * 256 - 256)
+        np.testing.assert_allclose(phase[:, frame], (position - 256) / 512, atol=1e-3)
+    tone = spectral_features(sine(3000.0)[None], config).numpy()[0]
+    band = int(np.argmax(tone[:80].mean(axis=1)))
+    np.testing.assert_allclose(tone[80 + band, 5:-5], 0.0, atol=1e-3)
+
+
+def test_phase_features_are_finite_on_silence_and_each_block_standardised():
+    silent = spectral_features(np.zeros((2, 64000), np.float32), LINEAR_PHASE).numpy()
+    assert np.isfinite(silent).all() and not silent.any()
+    rng = np.random.default_rng(0)
+    noisy = spectral_features((0.1 * rng.standard_normal((1, 64000))).astype(np.float32),
+                              LINEAR_PHASE).numpy()[0]
+    for block in (noisy[:80], noisy[80:]):
+        assert abs(block.mean()) < 1e-4 and block.std() == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("config", [LINEAR, LINEAR_PHASE], ids=["log_linear", "phase"])
+def test_every_front_end_serves_the_features_the_beam_job_writes(config, tmp_path):
+    """The exported model's waveform signature runs the same function as the Beam job: its
+    score equals the spectrogram signature's on the Beam function's features."""
+    import tensorflow as tf
+
+    from spoofdetect.config import GanConfig
+    from spoofdetect.export import export_serving_model
+    from spoofdetect.models import build_critic, build_generator, classifier_from_critic
+
+    gan = GanConfig(critic_widths=(8, 16, 32), generator_widths=(16, 8, 8, 8))
+    generated = build_generator(config, gan)(tf.zeros([2, gan.noise_dim]))
+    assert generated.shape == (2, config.num_rows, config.num_frames)
+    classifier = classifier_from_critic(build_critic(config, gan))
+    export_serving_model(classifier, config, str(tmp_path), 600.0)
+    loaded = tf.saved_model.load(str(tmp_path)).signatures
+    clips = np.stack([sine(440.0), sine(2500.0) + 0.05 * sine(300.0)])
+    beam = feature_function(config)(clips)
+    by_waveform = loaded["serving_default"](waveforms=tf.constant(clips))
+    by_features = loaded["from_features"](log_mel=beam)
+    np.testing.assert_allclose(by_waveform["score"], by_features["score"], atol=1e-5)
+    assert list(by_waveform["status"].numpy()) == [b"ok", b"ok"]
