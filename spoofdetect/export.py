@@ -27,7 +27,7 @@ from spoofdetect.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig
 from spoofdetect.features import spectral_features
-from spoofdetect.models import CLASSIFIER_LOGIT
+from spoofdetect.models import logit_model
 from spoofdetect.resample import resample
 
 SIGNATURES = ("serving_default", "from_features", "from_audio_bytes")
@@ -176,8 +176,7 @@ class ServingModule(tf.Module):
         self.config = config
         self.max_seconds = max_seconds
         self.calibration = calibration
-        self.logit_model = keras.Model(classifier.input,
-                                       classifier.get_layer(CLASSIFIER_LOGIT).output)
+        self.logit_model = logit_model(classifier)
 
     def _outputs(self, log_mel: tf.Tensor, status: tf.Tensor) -> dict[str, tf.Tensor]:
         """Scores the items whose status is ok; the others get the not-judged outputs and
@@ -221,7 +220,7 @@ class ServingModule(tf.Module):
         # The whole waveform must be finite, not only the scored window: NaN anywhere means
         # the client's decoding went wrong.
         finite = tf.reduce_all(tf.math.is_finite(waveforms), axis=1)
-        status = _first_failure([(tf.fill([batch], tf.shape(waveforms)[1] == 0), "empty"),
+        status = _first_failure([(tf.fill([batch], tf.equal(tf.shape(waveforms)[1], 0)), "empty"),
                                  (~finite, "non_finite")])
         return self._score_segments(first_segment(waveforms, self.config), status)
 

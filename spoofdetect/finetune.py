@@ -24,7 +24,12 @@ from spoofdetect.config import (
 )
 from spoofdetect.data import count_labels, example_dataset
 from spoofdetect.errors import UserError
-from spoofdetect.models import CLASSIFIER_LOGIT, build_critic, classifier_from_critic
+from spoofdetect.models import (
+    CLASSIFIER_LOGIT,
+    build_critic,
+    classifier_from_critic,
+    logit_model,
+)
 from spoofdetect.plots import plot_classifier_history
 from spoofdetect.pretraining import CRITIC_FILE
 
@@ -38,12 +43,6 @@ def class_weights(num_real: int, num_fake: int) -> dict[int, float]:
 def _pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.map(lambda batch: (batch[examples.LOG_MEL],
                                       tf.cast(batch[examples.LABEL], tf.float32)))
-
-
-def logit_model(classifier: keras.Model) -> keras.Model:
-    """The classifier up to its logit: scores without the sigmoid's saturation (ties at 0
-    and 1 that blur the EER)."""
-    return keras.Model(classifier.input, classifier.get_layer(CLASSIFIER_LOGIT).output)
 
 
 def scores_of(logits: keras.Model, dataset: tf.data.Dataset

@@ -132,6 +132,12 @@ def build_generator(features: FeatureConfig, gan: GanConfig) -> keras.Model:
     return keras.Model(noise, spectrogram, name="generator")
 
 
+def logit_model(classifier: keras.Model) -> keras.Model:
+    """The classifier up to its logit: scores without the sigmoid's saturation (ties at 0
+    and 1 that blur the EER, and log-odds that cannot be recovered from a rounded 1.0)."""
+    return keras.Model(classifier.input, classifier.get_layer(CLASSIFIER_LOGIT).output)
+
+
 def classifier_from_critic(critic: keras.Model) -> keras.Model:
     """The critic without its last Dense, topped by Dense(1) and a sigmoid: p(fake).
 
