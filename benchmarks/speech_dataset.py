@@ -1,28 +1,44 @@
-"""Builds a real-speech spoofing dataset offline, from Debian packages, in the project's layout
-(ROOT/{train,dev,eval}/{real,fake}/) with a protocol file (ROOT/protocol.csv: split, label,
-attack, speaker, file).
+"""Builds the real-speech spoofing benchmark offline, from Debian packages: a dataset in the
+project's layout (ROOT/{train,dev,eval}/{real,fake}/, ROOT/protocol.csv: split, label,
+attack, speaker, file) and, with --cross, a second test set of other speakers, other attack
+families and another channel (CROSS/eval/{real,fake}/, CROSS/protocol.csv), never used for
+training or model selection: the cross-dataset evaluation of benchmarks/quality.py.
 
-Bona fide speech: the Asterisk core prompts, recorded by voice actors (Allison Smith: US
-English and Mexican Spanish; June Wallack: Canadian French), 8 kHz 16-bit, with their
-transcripts; CC-BY-SA 3.0 (packages asterisk-core-sounds-{en,es,fr}-wav).
+Bona fide speech: Asterisk voice prompts recorded by eight speakers in five languages, with
+their transcripts (CC-BY-SA 3.0 and GPL prompt packages; see each package's copyright file):
 
-Spoofed speech, made here (attack ids as in the protocol):
+  split  speaker                      package
+  train  Allison Smith, US English    asterisk-core-sounds-en-wav
+  train  Allison Smith, Mexican Sp.   asterisk-core-sounds-es-wav
+  train  Carlo, Italian (male)        asterisk-core-sounds-it-wav
+  dev    June Wallack, Canadian Fr.   asterisk-core-sounds-fr-wav
+  eval   IVR voice, Russian           asterisk-core-sounds-ru-wav
+  cross  Menardi, Italian             asterisk-prompt-it-menardi-wav
+  cross  Armelle Desjardins, French   asterisk-prompt-fr-armelle (GSM)
+  cross  Colombian Spanish voice      asterisk-prompt-es-co (GSM)
+
+Speakers are disjoint across splits and between the dataset and the cross set.
+
+Spoofed speech, made here (attack ids as in the protocol; one spoof per bona fide prompt):
   A01 formant TTS: espeak-ng, the prompt's transcript in its language
-  A02 diphone TTS: festival with the kal diphone voice (English prompts)
-  A03 cluster unit selection TTS: flite's slt voice (English prompts)
+  A02 diphone TTS: festival diphone voices (kal, English; lp, Italian)
+  A03 corpus-based TTS: flite's slt (English), festival's msu_ru_nsh clunits (Russian)
   A04 Griffin-Lim: the real clip's STFT magnitude with its phase rebuilt (32 iterations)
   A05 LPC resynthesis: the real clip's order-16 LPC envelope driven by a pulse train at its
       pitch, or noise where unvoiced. Only in eval: the unseen attack.
+  Cross set only, families that appear nowhere in the dataset:
+  B01 phase-vocoder conversion: the real clip pitch-shifted 3-5 semitones up or down
+  B02 random-phase vocoder: the real clip's STFT magnitude with random phase, no iteration
+  B03 Klatt formant TTS: espeak-ng's Klatt synthesiser, the transcript in its language
 
-Like ASVspoof, splits are disjoint by prompt (a stable hash of its name: 60/20/20 %). Speakers
-cannot be disjoint: the packages hold two voice actors, both in every split. Both classes go
-through the same channel, so that no trivial cue gives the label away: every clip is brought
-to 8 kHz (the recordings' band), its leading and trailing silence trimmed by the same rule, its
-level set to -26 dBFS RMS, light white noise added (SNR 30-40 dB), and it is written at 16 kHz
-as 16-bit PCM. The script then audits trivial cues: how well duration, level, peak and
-remaining edge silence alone predict the label (cross-validated logistic regression).
+Both classes of a set go through the same channel, so that no trivial cue gives the label
+away: the dataset's is the 8 kHz band, edge silence trimmed, -26 dBFS RMS, light white noise
+(SNR 30-40 dB); the cross set's is a GSM 06.10 round trip (the mobile codec, as two of its
+speakers were recorded), edge silence trimmed, -26 dBFS. Both are written at 16 kHz, 16-bit.
+The script audits trivial cues: how well duration, level, peak and remaining edge silence
+alone predict the label (cross-validated logistic regression).
 
-    python benchmarks/speech_dataset.py DIR [--seed 0] [--limit N]
+    python benchmarks/speech_dataset.py DIR [--cross CROSS_DIR] [--seed 0] [--limit N]
 
 It installs the Debian packages it needs (apt-get, as root) when they are missing, and is
 deterministic for a given seed.
@@ -32,8 +48,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -47,82 +65,165 @@ import numpy as np
 import soundfile
 import soxr
 
-PACKAGES = {  # what must exist -> the Debian package that provides it
-    "/usr/share/asterisk/sounds/en_US_f_Allison": "asterisk-core-sounds-en-wav",
-    "/usr/share/asterisk/sounds/es_MX_f_Allison": "asterisk-core-sounds-es-wav",
-    "/usr/share/asterisk/sounds/fr_CA_f_June": "asterisk-core-sounds-fr-wav",
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The prompt packages are unpacked here, each into its own folder, not installed: two of
+# them conflict with the core packages that hold the transcripts.
+UNPACKED = os.path.join(HERE, "_data", "debian")
+SOUNDS = "usr/share/asterisk/sounds"
+TOOLS = {  # what must exist -> the Debian package that provides it (installed)
     "/usr/bin/espeak-ng": "espeak-ng",
     "/usr/bin/flite": "flite",
     "/usr/bin/text2wave": "festival",
     "/usr/share/festival/voices/english/kal_diphone": "festvox-kallpc16k",
+    "/usr/share/festival/voices/italian/lp_diphone": "festvox-italp16k",
+    "/usr/share/festival/voices/russian/msu_ru_nsh_clunits": "festvox-ru",
 }
-LANGUAGES = {  # language -> (recordings, transcript, speaker, espeak-ng voice)
-    "en": ("/usr/share/asterisk/sounds/en_US_f_Allison",
-           "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz", "allison", "en-us"),
-    "es": ("/usr/share/asterisk/sounds/es_MX_f_Allison",
-           "/usr/share/doc/asterisk-core-sounds-es/core-sounds-es.txt.gz", "allison", "es"),
-    "fr": ("/usr/share/asterisk/sounds/fr_CA_f_June",
-           "/usr/share/doc/asterisk-core-sounds-fr/core-sounds-fr.txt.gz", "june", "fr"),
-}
-SEEN_ATTACKS = ("A01", "A02", "A03", "A04")
+LANGUAGE_CODES = ("en", "es", "fr", "it", "ru")
+
+
+def unpacked(package: str, path: str) -> str:
+    return os.path.join(UNPACKED, package, path)
+
+
+# The core prompts' transcripts, by language; prompts of other packages share their names.
+TRANSCRIPTS = {language: unpacked(f"asterisk-core-sounds-{language}",
+                                  f"usr/share/doc/asterisk-core-sounds-{language}/"
+                                  f"core-sounds-{language}.txt.gz")
+               for language in LANGUAGE_CODES}
+ESPEAK_VOICES = {"en": "en-us", "es": "es", "fr": "fr", "it": "it", "ru": "ru"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Speaker:
+    name: str
+    language: str
+    package: str  # the Debian package of the recordings
+    folder: str  # inside the package
+    split: str  # train, dev, eval; 'cross' for the cross set (its eval)
+    gsm: bool = False  # raw GSM 06.10 files (.gsm) instead of WAV
+
+    @property
+    def path(self) -> str:
+        return unpacked(self.package, self.folder)
+
+
+SPEAKERS = (
+    Speaker("allison_en", "en", "asterisk-core-sounds-en-wav", f"{SOUNDS}/en_US_f_Allison",
+            "train"),
+    Speaker("allison_es", "es", "asterisk-core-sounds-es-wav", f"{SOUNDS}/es_MX_f_Allison",
+            "train"),
+    Speaker("carlo_it", "it", "asterisk-core-sounds-it-wav", f"{SOUNDS}/it_IT_m_Carlo",
+            "train"),
+    Speaker("june_fr", "fr", "asterisk-core-sounds-fr-wav", f"{SOUNDS}/fr_CA_f_June", "dev"),
+    Speaker("ivr_ru", "ru", "asterisk-core-sounds-ru-wav", f"{SOUNDS}/ru_RU_f_IvrvoiceRU",
+            "eval"),
+    Speaker("menardi_it", "it", "asterisk-prompt-it-menardi-wav", f"{SOUNDS}/it_IT_f_Menardi",
+            "cross"),
+    Speaker("armelle_fr", "fr", "asterisk-prompt-fr-armelle", f"{SOUNDS}/fr", "cross",
+            gsm=True),
+    Speaker("colombia_es", "es", "asterisk-prompt-es-co", f"{SOUNDS}/es", "cross", gsm=True),
+)
+DATA_PACKAGES = sorted({speaker.package for speaker in SPEAKERS}
+                       | {f"asterisk-core-sounds-{language}" for language in LANGUAGE_CODES})
+# TTS attacks by language (what the Debian packages can say), signal attacks for all.
+TTS_ATTACKS = {"en": ("A01", "A02", "A03"), "es": ("A01",), "fr": ("A01",),
+               "it": ("A01", "A02"), "ru": ("A01", "A03")}
+SIGNAL_ATTACKS = ("A04",)
 UNSEEN_ATTACK = "A05"
+CROSS_ATTACKS = ("B01", "B02", "B03")
 CHANNEL_RATE, OUTPUT_RATE = 8000, 16000
 MIN_SECONDS, MAX_SECONDS = 0.8, 8.0
 
 
 def ensure_packages() -> None:
-    missing = sorted({package for path, package in PACKAGES.items() if not os.path.exists(path)})
-    if not missing:
+    """Installs the synthesisers and voices; downloads and unpacks the prompt packages."""
+    missing = sorted({package for path, package in TOOLS.items() if not os.path.exists(path)})
+    to_unpack = [package for package in DATA_PACKAGES
+                 if not os.path.isdir(os.path.join(UNPACKED, package))]
+    if not missing and not to_unpack:
         return
-    print(f"Installing Debian packages: {' '.join(missing)}", flush=True)
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and missing:
         sys.exit(f"error: run as root, or install them first: apt-get install {' '.join(missing)}")
     subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if missing:
+        print(f"Installing Debian packages: {' '.join(missing)}", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    for package in to_unpack:
+        print(f"Unpacking {package}", flush=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            # As root, apt's sandbox user cannot write the scratch folder; it warns and goes on.
+            subprocess.run(["apt-get", "download", "-qq", package], check=True, cwd=scratch,
+                           stderr=subprocess.DEVNULL)
+            [deb] = [name for name in os.listdir(scratch) if name.endswith(".deb")]
+            target = os.path.join(UNPACKED, package)
+            shutil.rmtree(target + ".partial", ignore_errors=True)
+            os.makedirs(target + ".partial")
+            subprocess.run(["dpkg-deb", "-x", os.path.join(scratch, deb), target + ".partial"],
+                           check=True)
+            os.replace(target + ".partial", target)
 
 
 def stable_fraction(text: str) -> float:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def split_of(prompt: str) -> str:
-    fraction = stable_fraction("split:" + prompt)
-    return "train" if fraction < 0.6 else "dev" if fraction < 0.8 else "eval"
-
-
-def read_prompts(language: str) -> list[tuple[str, str, str]]:
-    """(prompt name, transcript, recording path) of the usable prompts of one language."""
-    folder, transcript, _, _ = LANGUAGES[language]
-    prompts = []
-    seen: set[str] = set()
-    with gzip.open(transcript, "rt", encoding="utf-8", errors="replace") as handle:
-        for line in handle:
+def read_transcript(language: str) -> dict[str, str]:
+    """Prompt name -> text, from the language's core-sounds transcript."""
+    texts: dict[str, str] = {}
+    with gzip.open(TRANSCRIPTS[language], "rt", encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
             name, separator, text = line.partition(":")
             text = " ".join(text.replace("[", " ").replace("]", " ").split())
-            path = os.path.join(folder, name.strip() + ".wav")
-            if not separator or line.startswith(";") or len(text) < 4 or not os.path.exists(
-                    path):
-                continue
-            duration = soundfile.info(path).duration
             # A name listed twice (the Spanish list has two 'digits/0') keeps its first text.
-            if MIN_SECONDS <= duration <= MAX_SECONDS and name.strip() not in seen:
-                seen.add(name.strip())
-                prompts.append((name.strip(), text, path))
+            if separator and not line.startswith(";") and len(text) >= 4:
+                texts.setdefault(name.strip(), text)
+    return texts
+
+
+def read_recording(path: str, gsm: bool) -> tuple[np.ndarray, int]:
+    if gsm:
+        return soundfile.read(path, format="RAW", subtype="GSM610", samplerate=8000,
+                              channels=1, dtype="float32")
+    samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    return samples.mean(axis=1), rate
+
+
+def read_prompts(speaker: Speaker) -> list[tuple[str, str, str]]:
+    """(prompt name, transcript, recording path) of the speaker's usable prompts: those with a
+    transcript and a length between MIN_SECONDS and MAX_SECONDS."""
+    texts = read_transcript(speaker.language)
+    extension = ".gsm" if speaker.gsm else ".wav"
+    prompts = []
+    for name, text in texts.items():
+        path = os.path.join(speaker.path, name + extension)
+        if not os.path.isfile(path):
+            continue
+        samples, rate = read_recording(path, speaker.gsm)
+        if MIN_SECONDS <= len(samples) / rate <= MAX_SECONDS:
+            prompts.append((name, text, path))
     return sorted(prompts)
 
 
-def run_tts(command: list[str], text: str | None = None) -> tuple[np.ndarray, int]:
+def run_tts(command: list[str], text: str | None = None,
+            encoding: str = "utf-8") -> tuple[np.ndarray, int]:
+    """Runs a synthesiser on `text`; one that exits 0 without audio (festival does, on text
+    it cannot read) is a SubprocessError like one that fails."""
     with tempfile.TemporaryDirectory() as scratch:
         output = os.path.join(scratch, "out.wav")
         command = [output if part == "{out}" else part for part in command]
         if text is not None:
             text_file = os.path.join(scratch, "in.txt")
-            with open(text_file, "w", encoding="utf-8") as handle:
+            with open(text_file, "w", encoding=encoding, errors="replace") as handle:
                 handle.write(text)
             command = [text_file if part == "{text}" else part for part in command]
         subprocess.run(command, check=True, capture_output=True, timeout=120)
-        samples, rate = soundfile.read(output, dtype="float32", always_2d=True)
+        try:
+            samples, rate = soundfile.read(output, dtype="float32", always_2d=True)
+        except soundfile.LibsndfileError as error:
+            raise subprocess.SubprocessError(f"{command[0]} wrote no audio") from error
+    if samples.shape[0] < rate * 0.2:
+        raise subprocess.SubprocessError(f"{command[0]} wrote under 0.2 s of audio")
     return samples.mean(axis=1), rate
 
 
@@ -182,29 +283,65 @@ def _all_pole(coefficients: np.ndarray, excitation: np.ndarray) -> np.ndarray:
     return lfilter([1.0], coefficients, excitation)
 
 
-def synthesize(attack: str, language: str, text: str, recording: str,
+def random_phase(samples: np.ndarray, rate: int, seed: int) -> tuple[np.ndarray, int]:
+    """The STFT magnitude with uniformly random phase, inverted once (no iteration)."""
+    rng = np.random.default_rng(seed)
+    magnitude = np.abs(librosa.stft(samples, n_fft=512, hop_length=128))
+    phase = np.exp(2j * np.pi * rng.random(magnitude.shape))
+    rebuilt = librosa.istft(magnitude * phase, hop_length=128, n_fft=512, length=len(samples))
+    return rebuilt.astype(np.float32), rate
+
+
+def pitch_converted(samples: np.ndarray, rate: int, seed: int) -> tuple[np.ndarray, int]:
+    """Pitch-shifted by 3-5 semitones, up or down, with librosa's phase vocoder."""
+    rng = np.random.default_rng(seed)
+    steps = rng.uniform(3.0, 5.0) * rng.choice([-1.0, 1.0])
+    return librosa.effects.pitch_shift(samples, sr=rate, n_steps=steps).astype(np.float32), rate
+
+
+def festival(voice: str, text: str, encoding: str = "utf-8") -> tuple[np.ndarray, int]:
+    return run_tts(["text2wave", "-eval", f"(voice_{voice})", "{text}", "-o", "{out}"], text,
+                   encoding)
+
+
+def synthesize(attack: str, speaker: Speaker, text: str, recording: str,
                seed: int) -> tuple[np.ndarray, int]:
+    language = speaker.language
     if attack == "A01":
-        return run_tts(["espeak-ng", "-v", LANGUAGES[language][3], "-w", "{out}", "-f",
+        return run_tts(["espeak-ng", "-v", ESPEAK_VOICES[language], "-w", "{out}", "-f",
                         "{text}"], text)
     if attack == "A02":
-        return run_tts(["text2wave", "-eval", "(voice_kal_diphone)", "{text}", "-o", "{out}"],
-                       text)
+        # Festival's Italian letter-to-sound rules read ISO 8859-1, not UTF-8.
+        return festival({"en": "kal_diphone", "it": "lp_diphone"}[language], text,
+                        "latin-1" if language == "it" else "utf-8")
     if attack == "A03":
+        if language == "ru":
+            return festival("msu_ru_nsh_clunits", text)
         return run_tts(["flite", "-voice", "slt", "-f", "{text}", "-o", "{out}"], text)
-    samples, rate = soundfile.read(recording, dtype="float32")
+    if attack == "B03":
+        return run_tts(["espeak-ng", "-v", ESPEAK_VOICES[language] + "+klatt", "-w", "{out}",
+                        "-f", "{text}"], text)
+    samples, rate = read_recording(recording, speaker.gsm)
     if attack == "A04":
         return griffin_lim(samples, rate)
+    if attack == "B01":
+        return pitch_converted(samples, rate, seed)
+    if attack == "B02":
+        return random_phase(samples, rate, seed)
     return lpc_resynthesis(samples, rate, seed)
 
 
-def channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """The same for both classes: 8 kHz band, edge silence trimmed, -26 dBFS RMS, light
-    noise, 16 kHz 16-bit."""
-    narrow = soxr.resample(samples.astype(np.float32), rate, CHANNEL_RATE, quality="HQ")
-    trimmed, _ = librosa.effects.trim(narrow, top_db=35, frame_length=256, hop_length=64)
+def _trimmed_at_level(samples: np.ndarray) -> np.ndarray:
+    trimmed, _ = librosa.effects.trim(samples, top_db=35, frame_length=256, hop_length=64)
     level = np.sqrt(np.mean(trimmed ** 2)) + 1e-9
-    scaled = trimmed * (10 ** (-26 / 20) / level)
+    return trimmed * (10 ** (-26 / 20) / level)
+
+
+def channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """The dataset's, the same for both classes: 8 kHz band, edge silence trimmed, -26 dBFS
+    RMS, light noise, 16 kHz 16-bit."""
+    scaled = _trimmed_at_level(soxr.resample(samples.astype(np.float32), rate, CHANNEL_RATE,
+                                             quality="HQ"))
     snr = rng.uniform(30, 40)
     noise = rng.standard_normal(len(scaled)) * 10 ** (-26 / 20) / 10 ** (snr / 20)
     wide = soxr.resample((scaled + noise).astype(np.float32), CHANNEL_RATE, OUTPUT_RATE,
@@ -212,46 +349,68 @@ def channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndar
     return np.clip(wide, -1.0, 1.0)
 
 
-def attacks_for(language: str, split: str) -> tuple[str, ...]:
-    english_only = {"A02", "A03"}
-    attacks = [a for a in SEEN_ATTACKS if language == "en" or a not in english_only]
-    return (*attacks, UNSEEN_ATTACK) if split == "eval" else tuple(attacks)
+def gsm_channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """The cross set's, the same for both classes: a GSM 06.10 round trip at 8 kHz, edge
+    silence trimmed, -26 dBFS RMS, 16 kHz 16-bit."""
+    narrow = soxr.resample(samples.astype(np.float32), rate, CHANNEL_RATE, quality="HQ")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(narrow, -1.0, 1.0), CHANNEL_RATE, format="WAV",
+                    subtype="GSM610")
+    coded, _ = soundfile.read(io.BytesIO(buffer.getvalue()), dtype="float32")
+    wide = soxr.resample(_trimmed_at_level(coded).astype(np.float32), CHANNEL_RATE,
+                         OUTPUT_RATE, quality="HQ")
+    return np.clip(wide, -1.0, 1.0)
 
 
-def make_pair(job: tuple[str, str, str, str, str, int]) -> list[dict[str, str]]:
+def attacks_for(speaker: Speaker) -> tuple[str, ...]:
+    if speaker.split == "cross":
+        return CROSS_ATTACKS
+    attacks = (*TTS_ATTACKS[speaker.language], *SIGNAL_ATTACKS)
+    return (*attacks, UNSEEN_ATTACK) if speaker.split == "eval" else attacks
+
+
+# Who speaks in a spoof: the TTS voice, or the bona fide speaker for signal attacks.
+TTS_VOICES = {("A01", "*"): "espeak-ng", ("A02", "en"): "kal", ("A02", "it"): "lp",
+              ("A03", "en"): "slt", ("A03", "ru"): "msu_ru_nsh", ("B03", "*"): "espeak-klatt"}
+
+
+def voice_of(attack: str, speaker: Speaker) -> str:
+    return TTS_VOICES.get((attack, speaker.language), TTS_VOICES.get((attack, "*"),
+                                                                    speaker.name))
+
+
+def make_pair(job: tuple[str, Speaker, str, str, str, int]) -> list[dict[str, str]]:
     """One prompt -> its bona fide clip and one spoof of it; rows of the protocol."""
-    root, language, name, text, recording, seed = job
-    split = split_of(name)
-    key = stable_fraction(f"{seed}:{language}:{name}")
+    root, speaker, name, text, recording, seed = job
+    split = "eval" if speaker.split == "cross" else speaker.split
+    key = stable_fraction(f"{seed}:{speaker.name}:{name}")
     rng = np.random.default_rng(int(key * 2**32))
-    candidates = attacks_for(language, split)
+    candidates = attacks_for(speaker)
     first = int(rng.integers(len(candidates)))
-    speaker = LANGUAGES[language][2]
     rows = []
     safe = name.replace("/", "_")
-    real, rate = soundfile.read(recording, dtype="float32")
+    real, rate = read_recording(recording, speaker.gsm)
     # A synthesiser that fails on a text (festival segfaults on a few) hands the prompt to the
     # next attack in the list, so every prompt still gets exactly one spoof.
     for offset in range(len(candidates)):
         attack = candidates[(first + offset) % len(candidates)]
         try:
-            fake, fake_rate = synthesize(attack, language, text, recording, int(key * 2**31))
+            fake, fake_rate = synthesize(attack, speaker, text, recording, int(key * 2**31))
             break
         except subprocess.SubprocessError as error:
-            print(f"  {attack} failed on {language}/{name} ({error}); trying the next attack",
-                  flush=True)
+            print(f"  {attack} failed on {speaker.name}/{name} ({error}); trying the next "
+                  "attack", flush=True)
     else:
-        raise RuntimeError(f"every attack failed on {language}/{name}")
+        raise RuntimeError(f"every attack failed on {speaker.name}/{name}")
+    through = gsm_channel if speaker.split == "cross" else channel
     for label, samples, sample_rate, clip_attack, clip_speaker in (
-            ("real", real, rate, "-", speaker),
-            ("fake", fake, fake_rate, attack,
-             speaker if attack in ("A04", "A05") else {"A01": "espeak-ng", "A02": "kal",
-                                                        "A03": "slt"}[attack])):
-        relative = f"{split}/{label}/{language}_{safe}" + (
+            ("real", real, rate, "-", speaker.name),
+            ("fake", fake, fake_rate, attack, voice_of(attack, speaker))):
+        relative = f"{split}/{label}/{speaker.name}_{safe}" + (
             f"_{attack}" if label == "fake" else "") + ".wav"
         path = os.path.join(root, relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        soundfile.write(path, channel(samples, sample_rate, rng), OUTPUT_RATE,
+        soundfile.write(path, through(samples, sample_rate, rng), OUTPUT_RATE,
                         subtype="PCM_16")
         rows.append({"split": split, "label": label, "attack": clip_attack,
                      "speaker": clip_speaker, "file": relative})
@@ -282,33 +441,25 @@ def audit(root: str, rows: list[dict[str, str]]) -> dict[str, float]:
     return scores
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dir")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=0,
-                        help="at most this many prompts per language (0: all)")
-    args = parser.parse_args()
-    ensure_packages()
-    if os.path.exists(args.dir):
-        shutil.rmtree(args.dir)
-    os.makedirs(args.dir)
+def build(root: str, speakers: list[Speaker], seed: int, limit: int) -> dict[str, object]:
+    """Writes the clips and protocol.csv of `speakers` under `root`; returns the report."""
+    if os.path.exists(root):
+        shutil.rmtree(root)
+    os.makedirs(root)
     jobs = []
-    for language in LANGUAGES:
-        prompts = read_prompts(language)
-        if args.limit:
-            prompts = sorted(prompts, key=lambda p: stable_fraction(f"pick:{p[0]}"))[
-                :args.limit]
-        jobs += [(args.dir, language, name, text, path, args.seed)
-                 for name, text, path in prompts]
-    print(f"Making {2 * len(jobs)} clips from {len(jobs)} prompts in {args.dir}", flush=True)
+    for speaker in speakers:
+        prompts = read_prompts(speaker)
+        if limit:
+            prompts = sorted(prompts, key=lambda p: stable_fraction(f"pick:{p[0]}"))[:limit]
+        jobs += [(root, speaker, name, text, path, seed) for name, text, path in prompts]
+    print(f"Making {2 * len(jobs)} clips from {len(jobs)} prompts in {root}", flush=True)
     rows = []
     with multiprocessing.Pool() as pool:
         for number, pair in enumerate(pool.imap(make_pair, jobs, chunksize=4), start=1):
             rows += pair
             if number % 100 == 0 or number == len(jobs):
                 print(f"  {number}/{len(jobs)} prompts", flush=True)
-    with open(os.path.join(args.dir, "protocol.csv"), "w", newline="", encoding="utf-8") as f:
+    with open(os.path.join(root, "protocol.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["split", "label", "attack", "speaker", "file"])
         writer.writeheader()
         writer.writerows(rows)
@@ -316,12 +467,34 @@ def main() -> None:
     for row in rows:
         key = f"{row['split']}/{row['label']}/{row['attack']}"
         counts[key] = counts.get(key, 0) + 1
-    cues = audit(args.dir, rows)
-    report = {"seed": args.seed, "clips": len(rows), "counts": dict(sorted(counts.items())),
-              "trivial_cue_accuracy": cues}
-    with open(os.path.join(args.dir, "dataset.json"), "w", encoding="utf-8") as handle:
+    speakers_per_split = {split: sorted({row["speaker"] for row in rows
+                                         if row["split"] == split and row["label"] == "real"})
+                          for split in ("train", "dev", "eval")}
+    report = {"seed": seed, "clips": len(rows), "counts": dict(sorted(counts.items())),
+              "bona_fide_speakers": speakers_per_split,
+              "trivial_cue_accuracy": audit(root, rows)}
+    with open(os.path.join(root, "dataset.json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dir")
+    parser.add_argument("--cross", metavar="CROSS_DIR",
+                        help="also build the cross-dataset test set there")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="at most this many prompts per speaker (0: all)")
+    args = parser.parse_args()
+    ensure_packages()
+    report = build(args.dir, [s for s in SPEAKERS if s.split != "cross"], args.seed,
+                   args.limit)
     print(json.dumps(report, indent=1))
+    if args.cross:
+        cross = build(args.cross, [s for s in SPEAKERS if s.split == "cross"], args.seed,
+                      args.limit)
+        print(json.dumps(cross, indent=1))
 
 
 if __name__ == "__main__":
