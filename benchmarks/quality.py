@@ -66,6 +66,7 @@ def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, conf
         evaluated = json.load(handle)
     scores = metrics.read_score_file(os.path.join(evaluation_dir, "scores_clip.txt"))
     return {"metrics": evaluated["clip"], "scores": scores, "classifier": summary["classifier"],
+            "model_dir": os.path.join(summary["model_uri"], "Format-Serving"),
             "seconds": time.monotonic() - started}
 
 

@@ -103,3 +103,16 @@ def test_a_lone_string_for_a_list_is_a_list_of_one_not_its_letters():
     config = load_config(None, ["features.protocol=lists/train.csv", "pipeline_name=2024"])
     assert config.features.protocol == ("lists/train.csv",)
     assert config.pipeline_name == "2024"
+
+
+def test_the_seed_preset_pins_the_seed_recipe():
+    import os
+
+    preset = os.path.join(os.path.dirname(__file__), "..", "pipeline", "seed.yaml")
+    config = load_config(preset)
+    features = config.features
+    assert (features.front_end, features.num_rows, features.num_frames) == ("log_mel", 80, 126)
+    assert (features.augment, features.phase, features.segment_mode) == (0, False, "first")
+    assert not config.classifier.masking.active and not config.gan.masking.active
+    assert (config.classifier.selection, config.classifier.calibrate) == ("auc", False)
+    assert not config.classifier.from_scratch and config.gan.critic_data == "fake"

@@ -1,0 +1,192 @@
+"""Generalisation to attacks, speakers and channels never seen in training: each option of
+docs/generalisation.md measured on the real-speech benchmark's eval split AND on its
+cross-dataset test set (benchmarks/speech_dataset.py --cross: other speakers, three attack
+families absent from training, another channel; never used for training or selection).
+
+    python benchmarks/generalisation.py DATASET CROSS [--config benchmarks/quality.yaml]
+        [--seeds 0 1 2] [--only NAME ...] [--output benchmarks] [--table-only]
+
+Each variant is the local pipeline (benchmarks/quality.py's runner) with a few settings
+changed; its SavedModel then scores the cross set through `spoofdetect score`'s scorer (the
+first 4 s, as the evaluator scores with segment_mode 'first'). LFCC-GMM, trained on the same
+train split, is scored on both. Every run's numbers are kept in
+OUTPUT/generalisation_runs/NAME-seedK.json, so the study resumes where it stopped, and
+OUTPUT/GENERALISATION.md is rewritten after each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+from quality import HERE, load_split, run_pipeline, summarise
+
+from spoofdetect import metrics
+from spoofdetect.baselines import LfccGmm
+from spoofdetect.config import FeatureConfig
+from spoofdetect.protocol import read_protocol
+from spoofdetect.scoring import Scorer
+
+RAWBOOST = "rawboost_convolutive,rawboost_impulsive,rawboost_coloured"
+CHANNELS = "telephone,narrowband,mu_law,a_law,gsm,mp3,opus"
+MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
+           "gan.masking.freq_masks=2", "gan.masking.time_masks=2")
+LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
+
+
+class Variant(NamedTuple):
+    name: str
+    overrides: tuple[str, ...]
+    question: str
+    from_scratch: bool = False
+
+
+VARIANTS = (
+    Variant("seed", ("features.front_end=log_mel", "features.augment=0",
+                     "classifier.selection=auc", "classifier.calibrate=false"),
+            "the seed's recipe (as pipeline/seed.yaml pins it)"),
+    Variant("augment-rawboost", ("features.augment=2", f"features.augment_families=[{RAWBOOST}]"),
+            "RawBoost's three noise families, two copies per training clip"),
+    Variant("augment-channel", ("features.augment=2", f"features.augment_families=[{CHANNELS}]"),
+            "telephone band, 8 kHz, G.711, GSM, MP3 and Opus, two copies per clip"),
+    Variant("augment-all", ("features.augment=2",), "every augmentation family, two copies"),
+    Variant("masking", MASKING, "SpecAugment masks in both stages"),
+    Variant("log-linear", LINEAR, "linearly spaced bands, 32 ms window"),
+    Variant("log-linear-phase", (*LINEAR, "features.phase=true"),
+            "linear bands plus group-delay rows"),
+    Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
+            "the epoch kept by the worst attack's dev EER"),
+    Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),
+)
+LFCC_GMM = "lfcc-gmm"
+
+
+def cross_scores(model_dir: str, cross: str) -> metrics.ScoreFile:
+    """The cross set's clips scored by a SavedModel (its first 4 s)."""
+    scorer = Scorer(model_dir, FeatureConfig(), max_seconds=600, segments="first")
+    entries = read_protocol(os.path.join(cross, "protocol.csv"), FeatureConfig())
+    scores, kept = [], []
+    for entry in entries:
+        result = scorer.score(os.path.join(cross, entry.path))
+        if result.error:
+            sys.exit(f"the cross set's {entry.path} could not be scored: {result.error}")
+        scores.append(result.score)
+        kept.append(entry)
+    return metrics.ScoreFile([entry.path for entry in kept], [entry.attack for entry in kept],
+                             np.asarray([entry.label == "fake" for entry in kept]),
+                             np.asarray(scores))
+
+
+def numbers(scores: metrics.ScoreFile) -> dict[str, Any]:
+    result = metrics.evaluate_scores(scores.scores, scores.is_spoof, scores.attacks)
+    return {name: result[name] for name in ("eer", "min_tdcf", "min_dcf", "act_dcf", "cllr")} | {
+        "per_attack": {attack: values["eer"] for attack, values in result["per_attack"].items()}}
+
+
+def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
+                config: str | None) -> dict[str, Any]:
+    run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
+                       list(variant.overrides))
+    return {"eval": numbers(run["scores"]),
+            "cross": numbers(cross_scores(run["model_dir"], cross)),
+            "best_epoch": run["classifier"].get("best_epoch"), "seconds": run["seconds"]}
+
+
+def run_lfcc_gmm(dataset: str, cross: str, seed: int) -> dict[str, Any]:
+    started = time.monotonic()
+    train, train_spoof, _ = load_split(dataset, "train", 4.0)
+    model = LfccGmm(components=64, seed=seed).fit(train, train_spoof)
+    result = {}
+    for name, root in (("eval", dataset), ("cross", cross)):
+        clips, is_spoof, attacks = load_split(root, "eval", 4.0)
+        scores = model.score(clips)
+        result[name] = numbers(metrics.ScoreFile([str(i) for i in range(len(scores))],
+                                                 attacks, is_spoof, scores))
+    return {**result, "best_epoch": None, "seconds": time.monotonic() - started}
+
+
+def write_table(results: dict[str, list[dict[str, Any]]], command: str, path: str) -> None:
+    lines = ["# Generalisation: each option on the eval split and on the cross-dataset test set",
+             "", f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}, CPU only. EER in %; "
+             "mean ± standard deviation over seeds (min-max). The cross set shares no speaker, "
+             "no attack family and no channel with training.", ""]
+    for test_set in ("eval", "cross"):
+        attacks = sorted({attack for runs in results.values() for run in runs
+                          for attack in run[test_set]["per_attack"]})
+        lines += [f"## {'Eval split' if test_set == 'eval' else 'Cross-dataset test set'}", "",
+                  "| variant | seeds | EER % | min t-DCF | minDCF | actDCF | Cllr | "
+                  + " | ".join(f"{attack} EER %" for attack in attacks) + " |",
+                  "| --- " * (7 + len(attacks)) + "|"]
+        for name, runs in results.items():
+            cells = [name, str(len(runs)), summarise([100 * r[test_set]["eer"] for r in runs]),
+                     *[summarise([r[test_set][key] for r in runs])
+                       for key in ("min_tdcf", "min_dcf", "act_dcf", "cllr")],
+                     *[summarise([100 * r[test_set]["per_attack"][attack] for r in runs])
+                       if all(attack in r[test_set]["per_attack"] for r in runs) else "-"
+                       for attack in attacks]]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["What each variant changes:", ""]
+    lines += [f"- `{variant.name}` ({' '.join(variant.overrides) or 'no changes'}): "
+              f"{variant.question}" for variant in VARIANTS if variant.name in results]
+    if LFCC_GMM in results:
+        lines.append(f"- `{LFCC_GMM}`: LFCC with deltas, two 64-component GMMs (the classic "
+                     "baseline)")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset")
+    parser.add_argument("cross")
+    parser.add_argument("--config", help="pipeline config for every variant")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+",
+                        choices=[variant.name for variant in VARIANTS] + [LFCC_GMM])
+    parser.add_argument("--workdir", default=os.path.join(HERE, "_data", "generalisation_workdir"))
+    parser.add_argument("--output", default=HERE,
+                        help="where GENERALISATION.md and the runs go")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rewrite GENERALISATION.md from the kept runs, running nothing")
+    args = parser.parse_args()
+    command = "python benchmarks/generalisation.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:] if a != "--table-only")
+    runs_dir = os.path.join(args.output, "generalisation_runs")
+    os.makedirs(runs_dir, exist_ok=True)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name in [variant.name for variant in VARIANTS] + [LFCC_GMM]:
+        if args.only and name not in args.only:
+            continue
+        for seed in args.seeds:
+            path = os.path.join(runs_dir, f"{name}-seed{seed}.json")
+            if args.table_only and not os.path.exists(path):
+                continue
+            if not os.path.exists(path):
+                if name == LFCC_GMM:
+                    result = run_lfcc_gmm(args.dataset, args.cross, seed)
+                else:
+                    variant = next(v for v in VARIANTS if v.name == name)
+                    result = run_variant(variant, args.dataset, args.cross, args.workdir,
+                                         seed, args.config)
+                with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                    json.dump({"variant": name, "seed": seed, **result}, handle, indent=1)
+                os.replace(path + ".tmp", path)
+            with open(path, encoding="utf-8") as handle:
+                result = json.load(handle)
+            results.setdefault(name, []).append(result)
+            print(f"{name} seed {seed}: eval EER {100 * result['eval']['eer']:.2f} %, cross "
+                  f"EER {100 * result['cross']['eer']:.2f} % ({result['seconds']:.0f} s)",
+                  flush=True)
+            write_table(results, command, os.path.join(args.output, "GENERALISATION.md"))
+    print(f"Wrote {os.path.join(args.output, 'GENERALISATION.md')}")
+
+
+if __name__ == "__main__":
+    main()
