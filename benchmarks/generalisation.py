@@ -63,6 +63,14 @@ VARIANTS = (
     Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
             "the epoch kept by the worst attack's dev EER"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),
+    Variant("combined", ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
+                         "classifier.selection=worst_attack_eer", "classifier.calibrate=true"),
+            "every option at once: augmentation, masking, linear bands with phase, epoch by "
+            "the worst attack, calibration"),
+    Variant("combined-scratch", ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
+                                 "classifier.selection=worst_attack_eer",
+                                 "classifier.calibrate=true"),
+            "the same without stage 1 (does pre-training still help?)", from_scratch=True),
 )
 LFCC_GMM = "lfcc-gmm"
 
