@@ -38,6 +38,8 @@ CHANNELS = "telephone,narrowband,mu_law,a_law,gsm,mp3,opus"
 MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
            "gan.masking.freq_masks=2", "gan.masking.time_masks=2")
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
+COMBINED = ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
+            "classifier.selection=worst_attack_eer", "classifier.calibrate=true")
 
 
 class Variant(NamedTuple):
@@ -63,14 +65,10 @@ VARIANTS = (
     Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
             "the epoch kept by the worst attack's dev EER"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),
-    Variant("combined", ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
-                         "classifier.selection=worst_attack_eer", "classifier.calibrate=true"),
-            "every option at once: augmentation, masking, linear bands with phase, epoch by "
-            "the worst attack, calibration"),
-    Variant("combined-scratch", ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
-                                 "classifier.selection=worst_attack_eer",
-                                 "classifier.calibrate=true"),
-            "the same without stage 1 (does pre-training still help?)", from_scratch=True),
+    Variant("combined", COMBINED, "every option at once: augmentation, masking, linear bands "
+            "with phase, the epoch by the worst attack, calibration"),
+    Variant("combined-scratch", COMBINED, "the same without stage 1 (does pre-training still "
+            "help?)", from_scratch=True),
 )
 LFCC_GMM = "lfcc-gmm"
 
