@@ -89,11 +89,9 @@ class Scorer:
                             f"{type(error).__name__}: {' '.join(str(error).split())[:200]}. "
                             "Is it a complete export (saved_model.pb and variables/)?"
                             ) from error
-        if "serving_default" not in signatures or "status" not in (
-                signatures["serving_default"].structured_outputs):
+        if "serving_default" not in signatures:
             raise UserError(f"The SavedModel in {self.model_dir} has no serving_default "
-                            "signature with a status output: it was not exported by this "
-                            "project's Trainer (or by an older release); retrain or re-export.")
+                            "signature: it was not exported by this project's Trainer.")
         self.signature = signatures["serving_default"]
         self.features = dataclasses.replace(features, segment_mode=segments)
         self.max_seconds = max_seconds
@@ -120,7 +118,9 @@ class Scorer:
         outputs = self.signature(waveforms=tf.constant(np.stack(segments)))
         # A window the model cannot judge (a silent stretch of a longer file) has no score;
         # the file's score is the mean over the windows it judged.
-        judged = outputs["status"].numpy() == STATUS_OK.encode()
+        # Models exported before the status output judge every window.
+        judged = (outputs["status"].numpy() == STATUS_OK.encode() if "status" in outputs
+                  else np.ones(len(segments), bool))
         if not judged.any():
             reasons = sorted({value.decode() for value in outputs["status"].numpy()})
             return FileScore(path, error=f"the model judged none of its windows "
