@@ -112,3 +112,19 @@ def test_model_folder_of_versions_uses_the_newest(exported, tmp_path):
         scoring.resolve_model_dir(str(tmp_path))
     with pytest.raises(UserError, match="does not exist"):
         scoring.expand_inputs([str(tmp_path / "missing.wav")])
+
+
+def test_a_model_exported_before_the_status_output_still_scores(audio_dir, tmp_path):
+    class OldExport(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, "waveforms")])
+        def serve(self, waveforms):
+            score = tf.reduce_mean(waveforms, axis=1)
+            return {"score": score, "p_fake": tf.sigmoid(-score),
+                    "label": tf.zeros_like(score, tf.int64)}
+
+    module = OldExport()
+    tf.saved_model.save(module, str(tmp_path / "old"), signatures={"serving_default":
+                                                                   module.serve})
+    result = scoring.Scorer(str(tmp_path / "old"), FeatureConfig(), 600).score(
+        str(audio_dir / "real" / "long.wav"))
+    assert result.error is None and len(result.segment_scores) == 3
