@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.config import FeatureConfig, GanConfig, section_to_json
 from spoofdetect.pretraining import CRITIC_FILE, GENERATOR_FILE, run_pretraining
 from spoofdetect.wgan import (
     TrainingDiverged,
@@ -74,9 +74,9 @@ def test_too_little_data_is_a_clear_error(tmp_path):
 
 PRETRAIN_SCRIPT = """
 import json, sys
-from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
 from spoofdetect.pretraining import run_pretraining
-config = GanConfig(**json.loads(sys.argv[2]))
+config = section_from_json(GanConfig, sys.argv[2])
 summary = run_pretraining(sys.argv[1], FeatureConfig(), config, sys.argv[3],
                           sys.argv[4] + "/Format-Serving", sys.argv[4])
 print(json.dumps(summary))
@@ -84,10 +84,8 @@ print(json.dumps(summary))
 
 
 def _pretrain_process(examples_dir, checkpoint_dir, output_dir):
-    config = {**SMALL.__dict__, "critic_widths": list(SMALL.critic_widths),
-              "generator_widths": list(SMALL.generator_widths)}
     return subprocess.Popen(
-        [sys.executable, "-c", PRETRAIN_SCRIPT, examples_dir, json.dumps(config),
+        [sys.executable, "-c", PRETRAIN_SCRIPT, examples_dir, section_to_json(SMALL),
          checkpoint_dir, output_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
