@@ -16,14 +16,13 @@ magnitude, every system is at chance on it, and it would otherwise hide any othe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 import time
 from typing import Any, NamedTuple
 
-from quality import HERE, eer_without, run_pipeline, summarise
+from quality import HERE, eer_without, kept_run, run_pipeline, summarise
 
 
 class Experiment(NamedTuple):
@@ -126,19 +125,17 @@ def main() -> None:
         if args.only and experiment.name not in args.only:
             continue
         for seed in experiment.seeds or args.seeds:
-            path = os.path.join(runs_dir, f"{experiment.name}-seed{seed}.json")
-            if args.table_only and not os.path.exists(path):
-                continue
-            if not os.path.exists(path):
+            def compute(experiment: Experiment = experiment, seed: int = seed
+                        ) -> dict[str, Any]:
                 run = run_pipeline(args.dataset, args.workdir, seed, experiment.from_scratch,
                                    args.config, list(experiment.overrides))
-                result = {"experiment": experiment.name, "seed": seed,
-                          **result_of(run, set(args.without))}
-                with open(path + ".tmp", "w", encoding="utf-8") as handle:
-                    json.dump(result, handle, indent=1)
-                os.replace(path + ".tmp", path)
-            with open(path, encoding="utf-8") as handle:
-                result = json.load(handle)
+                return {"experiment": experiment.name, "seed": seed,
+                        **result_of(run, set(args.without))}
+
+            result = kept_run(os.path.join(runs_dir, f"{experiment.name}-seed{seed}.json"),
+                              compute, args.table_only)
+            if result is None:
+                continue
             results.setdefault(experiment.name, []).append(result)
             print(f"{experiment.name} seed {seed}: EER {100 * result['eer']:.2f} %, without "
                   f"{', '.join(args.without)} {100 * result['eer_without']:.2f} %, min t-DCF "

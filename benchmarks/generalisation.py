@@ -17,7 +17,6 @@ OUTPUT/GENERALISATION.md is rewritten after each run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -25,7 +24,7 @@ import time
 from typing import Any, NamedTuple
 
 import numpy as np
-from quality import HERE, load_split, run_pipeline, summarise
+from quality import HERE, kept_run, load_split, run_pipeline, summarise
 
 from spoofdetect import metrics
 from spoofdetect.baselines import LfccGmm
@@ -175,21 +174,19 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         for seed in args.seeds:
-            path = os.path.join(runs_dir, f"{name}-seed{seed}.json")
-            if args.table_only and not os.path.exists(path):
-                continue
-            if not os.path.exists(path):
+            def compute(name: str = name, seed: int = seed) -> dict[str, Any]:
                 if name == LFCC_GMM:
                     result = run_lfcc_gmm(args.dataset, args.cross, seed)
                 else:
                     variant = next(v for v in VARIANTS if v.name == name)
                     result = run_variant(variant, args.dataset, args.cross, args.workdir,
                                          seed, args.config)
-                with open(path + ".tmp", "w", encoding="utf-8") as handle:
-                    json.dump({"variant": name, "seed": seed, **result}, handle, indent=1)
-                os.replace(path + ".tmp", path)
-            with open(path, encoding="utf-8") as handle:
-                result = json.load(handle)
+                return {"variant": name, "seed": seed, **result}
+
+            result = kept_run(os.path.join(runs_dir, f"{name}-seed{seed}.json"), compute,
+                              args.table_only)
+            if result is None:
+                continue
             results.setdefault(name, []).append(result)
             print(f"{name} seed {seed}: eval EER {100 * result['eval']['eer']:.2f} %, cross "
                   f"EER {100 * result['cross']['eer']:.2f} % ({result['seconds']:.0f} s)",

@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,21 @@ def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, conf
     return {"metrics": evaluated["clip"], "scores": scores, "classifier": summary["classifier"],
             "model_dir": os.path.join(summary["model_uri"], "Format-Serving"),
             "seconds": time.monotonic() - started}
+
+
+def kept_run(path: str, compute: Callable[[], dict[str, Any]],
+             table_only: bool) -> dict[str, Any] | None:
+    """A study's run kept at `path` (JSON), computed and kept first when missing (written
+    through a temporary file, so an interrupted study never keeps half a run); None when
+    missing and `table_only`."""
+    if not os.path.exists(path):
+        if table_only:
+            return None
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(compute(), handle, indent=1)
+        os.replace(path + ".tmp", path)
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def load_split(dataset: str, split: str, seconds: float) -> tuple[list, np.ndarray, list]:
