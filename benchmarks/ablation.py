@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import sys
 import time
 from typing import Any, NamedTuple
 
-from quality import HERE, eer_without, kept_run, run_pipeline, summarise
+from quality import (
+    eer_without,
+    kept_run,
+    run_pipeline,
+    study_arguments,
+    study_command,
+    summarise,
+)
 
 
 class Experiment(NamedTuple):
@@ -107,17 +112,10 @@ def write_table(results: dict[str, list[dict[str, Any]]], without: list[str], co
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset")
-    parser.add_argument("--config", help="pipeline config for every experiment")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", nargs="+", choices=[e.name for e in EXPERIMENTS])
+    study_arguments(parser, [e.name for e in EXPERIMENTS], "quality_workdir", "ABLATION.md")
     parser.add_argument("--without", nargs="*", default=["A04"], metavar="ATTACK")
-    parser.add_argument("--workdir", default=os.path.join(HERE, "_data", "quality_workdir"))
-    parser.add_argument("--output", default=HERE, help="where ABLATION.md and the runs go")
-    parser.add_argument("--table-only", action="store_true",
-                        help="rewrite ABLATION.md from the kept runs, running nothing")
     args = parser.parse_args()
-    command = "python benchmarks/ablation.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:] if a != "--table-only")
+    command = study_command("ablation.py")
     runs_dir = os.path.join(args.output, "ablation_runs")
     os.makedirs(runs_dir, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {}

@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from typing import Any, NamedTuple
 
 import numpy as np
-from quality import HERE, kept_run, load_split, run_pipeline, summarise
+from quality import (
+    kept_run,
+    load_split,
+    run_pipeline,
+    study_arguments,
+    study_command,
+    summarise,
+)
 
 from spoofdetect import metrics
 from spoofdetect.baselines import LfccGmm
@@ -155,18 +161,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset")
     parser.add_argument("cross")
-    parser.add_argument("--config", help="pipeline config for every variant")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", nargs="+",
-                        choices=[variant.name for variant in VARIANTS] + [LFCC_GMM])
-    parser.add_argument("--workdir", default=os.path.join(HERE, "_data", "generalisation_workdir"))
-    parser.add_argument("--output", default=HERE,
-                        help="where GENERALISATION.md and the runs go")
-    parser.add_argument("--table-only", action="store_true",
-                        help="rewrite GENERALISATION.md from the kept runs, running nothing")
+    study_arguments(parser, [variant.name for variant in VARIANTS] + [LFCC_GMM],
+                    "generalisation_workdir", "GENERALISATION.md")
     args = parser.parse_args()
-    command = "python benchmarks/generalisation.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:] if a != "--table-only")
+    command = study_command("generalisation.py")
     runs_dir = os.path.join(args.output, "generalisation_runs")
     os.makedirs(runs_dir, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {}

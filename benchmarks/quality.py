@@ -71,6 +71,24 @@ def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, conf
             "seconds": time.monotonic() - started}
 
 
+def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: str,
+                    table: str) -> None:
+    """The options every resumable study (ablation.py, generalisation.py) takes."""
+    parser.add_argument("--config", help="pipeline config for every run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", choices=names)
+    parser.add_argument("--workdir", default=os.path.join(HERE, "_data", workdir))
+    parser.add_argument("--output", default=HERE, help=f"where {table} and the runs go")
+    parser.add_argument("--table-only", action="store_true",
+                        help=f"rewrite {table} from the kept runs, running nothing")
+
+
+def study_command(script: str) -> str:
+    """The command line that made a table (without --table-only, which only rewrites it)."""
+    return f"python benchmarks/{script} " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:] if a != "--table-only")
+
+
 def kept_run(path: str, compute: Callable[[], dict[str, Any]],
              table_only: bool) -> dict[str, Any] | None:
     """A study's run kept at `path` (JSON), computed and kept first when missing (written
