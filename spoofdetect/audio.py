@@ -53,7 +53,7 @@ class DecodedAudio:
 
 # Input kept past `max_seconds` so that the resampler's filter sees the same neighbourhood as
 # when resampling the whole file: with 0.1 s the output is bit-identical (tests/test_audio.py).
-_RESAMPLER_MARGIN_SECONDS = 0.1
+RESAMPLER_MARGIN_SECONDS = 0.1
 
 
 def decode_audio(data: bytes, target_sample_rate: int,
@@ -98,7 +98,7 @@ def decode_audio(data: bytes, target_sample_rate: int,
         raise AudioRejected("the audio contains NaN or infinite sample values")
     mono = samples.mean(axis=1, dtype=np.float32)
     if max_seconds is not None:
-        mono = mono[: int((max_seconds + _RESAMPLER_MARGIN_SECONDS) * info.samplerate)]
+        mono = mono[: int((max_seconds + RESAMPLER_MARGIN_SECONDS) * info.samplerate)]
     if info.samplerate != target_sample_rate:
         mono = soxr.resample(mono, info.samplerate, target_sample_rate, quality="HQ")
     if max_seconds is not None:

@@ -23,7 +23,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from spoofdetect.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from spoofdetect.audio import (
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    RESAMPLER_MARGIN_SECONDS,
+)
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig
 from spoofdetect.features import spectral_features
@@ -48,9 +53,6 @@ STATUSES = (
 _CODE = {name: code for code, name in enumerate(STATUSES)}
 # Outputs for an item that was not judged: no threshold accepts these as bona fide.
 NOT_JUDGED_LABEL, NOT_JUDGED_P_FAKE = -1, 1.0
-# Input kept past the segment so the resampler's filter sees the same neighbourhood as on the
-# whole file (as spoofdetect.audio does).
-_RESAMPLER_MARGIN_SECONDS = 0.1
 # Chunks read before the data chunk (LIST, fact, bext...): more is not a WAV file we accept.
 _MAX_WAV_CHUNKS = 32
 _WAVE_FORMAT_PCM, _WAVE_FORMAT_EXTENSIBLE = 1, 0xFFFE
@@ -156,7 +158,7 @@ def decode_wav_window(encoded: tf.Tensor, config: FeatureConfig, max_seconds: fl
     ])
 
     def decode() -> tf.Tensor:
-        keep = tf.cast(tf.math.ceil((config.segment_seconds + _RESAMPLER_MARGIN_SECONDS)
+        keep = tf.cast(tf.math.ceil((config.segment_seconds + RESAMPLER_MARGIN_SECONDS)
                                     * tf.cast(sample_rate, tf.float64)), tf.int64)
         keep = tf.minimum(keep, frames)
         raw = tf.io.decode_raw(reader.bytes_at(data, keep * 2 * channels), tf.int16)
