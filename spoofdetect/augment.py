@@ -171,16 +171,22 @@ def gsm(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.n
     return _codec_round_trip(samples, sample_rate, 8000, "WAV", "GSM610")
 
 
+# libsndfile's compression levels of the low-bit-rate codecs: 0.7 up to the highest its MP3
+# encoder accepts (above 0.9999 it refuses, so the range stops short of 1).
+LOW_BIT_RATE_LEVELS = (0.7, 0.999)
+
+
 def mp3(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """MP3 (LAME) at a low constant bit rate (libsndfile's compression level 0.7-1.0)."""
+    """MP3 (LAME) at a low constant bit rate (LOW_BIT_RATE_LEVELS)."""
     return _codec_round_trip(samples, sample_rate, sample_rate, "MP3", "MPEG_LAYER_III",
-                             compression_level=rng.uniform(0.7, 1.0), bitrate_mode="CONSTANT")
+                             compression_level=rng.uniform(*LOW_BIT_RATE_LEVELS),
+                             bitrate_mode="CONSTANT")
 
 
 def opus(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Opus at a low bit rate (libsndfile's compression level 0.7-1.0): VoIP and messengers."""
+    """Opus at a low bit rate (LOW_BIT_RATE_LEVELS): VoIP and messengers."""
     return _codec_round_trip(samples, sample_rate, sample_rate, "OGG", "OPUS",
-                             compression_level=rng.uniform(0.7, 1.0))
+                             compression_level=rng.uniform(*LOW_BIT_RATE_LEVELS))
 
 
 AUGMENTATIONS: dict[str, Transform] = {
