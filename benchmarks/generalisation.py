@@ -43,6 +43,7 @@ CHANNELS = "telephone,narrowband,mu_law,a_law,gsm,mp3,opus"
 MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
            "gan.masking.freq_masks=2", "gan.masking.time_masks=2")
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
+SHORT_MEL_PHASE = ("features.n_fft=512", "features.hop_length=256", "features.phase=true")
 COMBINED = ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
             "classifier.selection=worst_attack_eer", "classifier.calibrate=true")
 
@@ -71,6 +72,9 @@ VARIANTS = (
     Variant("log-linear", LINEAR, "linearly spaced bands, 32 ms window"),
     Variant("log-linear-phase", (*LINEAR, "features.phase=true"),
             "linear bands plus group-delay rows"),
+    Variant("augment-mel512-phase", ("features.augment=2", *SHORT_MEL_PHASE),
+            "every augmentation family, with mel bands of a 32 ms window and group-delay rows "
+            "(the front end a linear probe on the features ranked best for the cross set)"),
     Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
             "the epoch kept by the worst attack's dev EER"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),

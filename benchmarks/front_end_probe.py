@@ -1,0 +1,158 @@
+"""Screening front ends in minutes: a linear probe on each feature map's clip statistics.
+
+A full pipeline run of one variant takes 15-60 minutes on 2 cores, so the front ends worth a
+full run are first screened here: each front end's feature map (the pipeline's own feature
+function, spoofdetect/features.py) is reduced to clip statistics (per row: the mean and
+standard deviation over time, the mean absolute change from frame to frame and from the row
+to the next), a logistic regression is fitted on the train split, and its EER is measured on
+the eval split and on the cross-dataset test set, with and without the training split's
+waveform augmentation (spoofdetect/augment.py, two copies per clip, every family).
+
+A linear probe is not the network: it ranks what the features make visible, and only the
+full runs of benchmarks/generalisation.py measure the detector. The augmented rows depend on
+the augmentation seed, so they are run per seed; the others are deterministic.
+
+    python benchmarks/front_end_probe.py DATASET CROSS [--seeds 0 1 2] [--output benchmarks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from quality import HERE, load_split, study_command, summarise
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from spoofdetect import augment, metrics
+from spoofdetect.config import FeatureConfig
+from spoofdetect.features import feature_function
+
+# name -> the FeatureConfig settings of that front end.
+FRONT_ENDS: dict[str, dict[str, Any]] = {
+    "log-mel 2048/512 (the seed)": {},
+    "log-mel 1024/256": {"n_fft": 1024, "hop_length": 256},
+    "log-mel 512/256": {"n_fft": 512, "hop_length": 256},
+    "log-mel 400/160": {"n_fft": 400, "hop_length": 160},
+    "log-mel 512/256 + phase": {"n_fft": 512, "hop_length": 256, "phase": True},
+    "log-mel 512/512 + phase": {"n_fft": 512, "hop_length": 512, "phase": True},
+    "log-linear 512/256": {"front_end": "log_linear", "n_fft": 512, "hop_length": 256},
+    "log-linear 512/256 + phase": {"front_end": "log_linear", "n_fft": 512,
+                                   "hop_length": 256, "phase": True},
+    "log-linear 256/128 + phase": {"front_end": "log_linear", "n_fft": 256,
+                                   "hop_length": 128, "linear_bands": 64, "phase": True},
+}
+COPIES = 2
+SEGMENT = 4.0
+
+
+def padded(waveforms: list[np.ndarray], samples: int) -> np.ndarray:
+    """The first `samples` of each clip, zero-padded, as the pipeline's 'first' segment."""
+    out = np.zeros((len(waveforms), samples), np.float32)
+    for row, waveform in enumerate(waveforms):
+        out[row, :min(samples, len(waveform))] = waveform[:samples]
+    return out
+
+
+def clip_statistics(maps: np.ndarray) -> np.ndarray:
+    """[clips, rows, frames] -> [clips, 4 * rows]: per row the mean and standard deviation
+    over time, the mean absolute frame-to-frame change and the mean absolute difference to
+    the next row (the last row's is 0)."""
+    over_time = np.abs(np.diff(maps, axis=2)).mean(axis=2)
+    over_rows = np.pad(np.abs(np.diff(maps, axis=1)).mean(axis=2), ((0, 0), (0, 1)))
+    return np.concatenate([maps.mean(axis=2), maps.std(axis=2), over_time, over_rows], axis=1)
+
+
+def statistics_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
+    config = dataclasses.replace(FeatureConfig(), **settings)
+    config.validate()
+    function = feature_function(config)
+    return np.concatenate([clip_statistics(function(tf.constant(waveforms[i:i + 128])).numpy())
+                           for i in range(0, len(waveforms), 128)])
+
+
+def augmented_copies(waveforms: list[np.ndarray], labels: np.ndarray, seed: int
+                     ) -> tuple[list[np.ndarray], np.ndarray]:
+    families = tuple(augment.AUGMENTATIONS)
+    copies = [augment.augment(waveform, 16000, families,
+                              augment.copy_rng(f"train/{index}", copy, seed))[1]
+              for index, waveform in enumerate(waveforms) for copy in range(1, COPIES + 1)]
+    return copies, np.repeat(labels, COPIES)
+
+
+def probe(train: np.ndarray, train_spoof: np.ndarray,
+          tests: dict[str, tuple[np.ndarray, np.ndarray, list[str]]]) -> dict[str, Any]:
+    scaler = StandardScaler().fit(train)
+    model = LogisticRegression(C=0.1, max_iter=3000).fit(scaler.transform(train), train_spoof)
+    result = {}
+    for name, (statistics, is_spoof, attacks) in tests.items():
+        # Higher is bona fide, as everywhere in spoofdetect.metrics.
+        scores = -model.decision_function(scaler.transform(statistics))
+        evaluated = metrics.evaluate_scores(scores, is_spoof, attacks)
+        result[name] = {"eer": evaluated["eer"], "per_attack": {
+            attack: values["eer"] for attack, values in evaluated["per_attack"].items()}}
+    return result
+
+
+def write_table(rows: dict[str, list[dict[str, Any]]], command: str, path: str) -> None:
+    lines = ["# Front-end screening: a linear probe on clip statistics", "",
+             f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}. EER in %; augmented "
+             "rows: mean ± standard deviation over augmentation seeds (min-max). A linear "
+             "probe ranks what each feature map makes visible; it is not the detector "
+             "(benchmarks/GENERALISATION.md measures that).", ""]
+    for test_set in ("eval", "cross"):
+        attacks = sorted({attack for runs in rows.values() for run in runs
+                          for attack in run[test_set]["per_attack"]})
+        lines += [f"## {'Eval split' if test_set == 'eval' else 'Cross-dataset test set'}", "",
+                  "| front end | training data | seeds | EER % | "
+                  + " | ".join(f"{attack} EER %" for attack in attacks) + " |",
+                  "| --- " * (4 + len(attacks)) + "|"]
+        for name, runs in rows.items():
+            front_end, data = name.split(" | ")
+            lines.append("| " + " | ".join(
+                [front_end, data, str(len(runs)),
+                 summarise([100 * run[test_set]["eer"] for run in runs]),
+                 *[summarise([100 * run[test_set]["per_attack"][attack] for run in runs])
+                   for attack in attacks]]) + " |")
+        lines.append("")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset")
+    parser.add_argument("cross")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", default=HERE)
+    args = parser.parse_args()
+    samples = round(SEGMENT * 16000)
+    train, train_spoof, _ = load_split(args.dataset, "train", SEGMENT)
+    tests = {"eval": load_split(args.dataset, "eval", SEGMENT),
+             "cross": load_split(args.cross, "eval", SEGMENT)}
+    copies = {seed: augmented_copies(train, train_spoof, seed) for seed in args.seeds}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for front_end, settings in FRONT_ENDS.items():
+        test_statistics = {name: (statistics_of(settings, padded(clips, samples)), spoof,
+                                  attacks) for name, (clips, spoof, attacks) in tests.items()}
+        original = statistics_of(settings, padded(train, samples))
+        rows[f"{front_end} | as recorded"] = [probe(original, train_spoof, test_statistics)]
+        for clips, spoof in copies.values():
+            statistics = np.concatenate([original, statistics_of(settings,
+                                                                 padded(clips, samples))])
+            rows.setdefault(f"{front_end} | + {COPIES} augmented copies", []).append(
+                probe(statistics, np.concatenate([train_spoof, spoof]), test_statistics))
+        for name in (f"{front_end} | as recorded", f"{front_end} | + {COPIES} augmented copies"):
+            print(f"{name}: cross EER " + ", ".join(
+                f"{100 * run['cross']['eer']:.1f}" for run in rows[name]), flush=True)
+        write_table(rows, study_command("front_end_probe.py"),
+                    os.path.join(args.output, "FRONT_END_PROBE.md"))
+
+
+if __name__ == "__main__":
+    main()
