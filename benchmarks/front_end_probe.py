@@ -41,6 +41,8 @@ FRONT_ENDS: dict[str, dict[str, Any]] = {
     "log-mel 400/160": {"n_fft": 400, "hop_length": 160},
     "log-mel 512/256 + phase": {"n_fft": 512, "hop_length": 256, "phase": True},
     "log-mel 512/512 + phase": {"n_fft": 512, "hop_length": 512, "phase": True},
+    "log-mel 2048+512/512 (multi-resolution)": {"extra_windows": (512,)},
+    "log-mel 2048+512/512 + phase": {"extra_windows": (512,), "phase": True},
     "log-linear 512/256": {"front_end": "log_linear", "n_fft": 512, "hop_length": 256},
     "log-linear 512/256 + phase": {"front_end": "log_linear", "n_fft": 512,
                                    "hop_length": 256, "phase": True},

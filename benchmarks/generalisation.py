@@ -44,6 +44,7 @@ MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
            "gan.masking.freq_masks=2", "gan.masking.time_masks=2")
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
 SHORT_MEL_PHASE = ("features.n_fft=512", "features.hop_length=256", "features.phase=true")
+MULTI_RESOLUTION = ("features.extra_windows=[512]",)
 COMBINED = ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
             "classifier.selection=worst_attack_eer", "classifier.calibrate=true")
 
@@ -75,6 +76,10 @@ VARIANTS = (
     Variant("augment-mel512-phase", ("features.augment=2", *SHORT_MEL_PHASE),
             "every augmentation family, with mel bands of a 32 ms window and group-delay rows "
             "(the front end a linear probe on the features ranked best for the cross set)"),
+    Variant("multi-resolution", MULTI_RESOLUTION,
+            "mel bands of a 512-sample (32 ms) window below the seed's 2048-sample ones"),
+    Variant("augment-multi-resolution", ("features.augment=2", *MULTI_RESOLUTION),
+            "every augmentation family, two copies, with the multi-resolution front end"),
     Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
             "the epoch kept by the worst attack's dev EER"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),

@@ -68,6 +68,9 @@ class FeatureConfig:
     phase: bool = False
     n_fft: int = 2048
     hop_length: int = 512
+    # More STFT window lengths (even, at least hop_length), each adding its own band rows
+    # (and group-delay rows with `phase`) at the same hop: a multi-resolution front end.
+    extra_windows: tuple[int, ...] = ()
     peak_normalise: bool = True
     # Floor of the dB scale below the clip's maximum (librosa's power_to_db default); null: none.
     top_db: float | None = 80.0
@@ -100,9 +103,15 @@ class FeatureConfig:
         return self.n_mels if self.front_end == "log_mel" else self.linear_bands
 
     @property
+    def windows(self) -> tuple[int, ...]:
+        """The STFT window lengths, n_fft first."""
+        return (self.n_fft, *self.extra_windows)
+
+    @property
     def num_rows(self) -> int:
-        """Rows of a feature map: the bands, twice with `phase` (magnitude, then phase)."""
-        return self.num_bands * (2 if self.phase else 1)
+        """Rows of a feature map: the bands of each window, twice with `phase` (every
+        window's magnitude, then every window's phase)."""
+        return self.num_bands * len(self.windows) * (2 if self.phase else 1)
 
     @property
     def filter_scale(self) -> str:
@@ -142,16 +151,27 @@ class FeatureConfig:
             raise UserError(f"features.hop_length ({self.hop_length}) is longer than the "
                             f"window, features.n_fft ({self.n_fft}): samples between windows "
                             "would never be seen.")
-        if self.n_fft > self.segment_samples:
-            raise UserError(f"features.n_fft ({self.n_fft}) is longer than a segment "
-                            f"({self.segment_samples} samples).")
-        empty = empty_bands(self.sample_rate, self.n_fft, self.num_bands, self.filter_scale)
-        if empty:
-            name = "n_mels" if self.front_end == "log_mel" else "linear_bands"
-            raise UserError(
-                f"{empty} of features.{name} = {self.num_bands} bands get no FFT bin with "
-                f"features.n_fft = {self.n_fft}: raise n_fft or lower {name} (their features "
-                "would be constant).")
+        for window in self.extra_windows:
+            if window == self.n_fft or window < self.hop_length or window % 2:
+                raise UserError(
+                    f"features.extra_windows has {window}: each extra window must be even "
+                    f"(so its frames line up with features.n_fft's), at least "
+                    f"features.hop_length ({self.hop_length}) and not n_fft itself.")
+        if len(set(self.extra_windows)) != len(self.extra_windows):
+            raise UserError(f"features.extra_windows lists a window twice: "
+                            f"{list(self.extra_windows)}.")
+        for window in self.windows:
+            setting = "n_fft" if window == self.n_fft else "extra_windows"
+            if window > self.segment_samples:
+                raise UserError(f"features.{setting} ({window}) is longer than a segment "
+                                f"({self.segment_samples} samples).")
+            empty = empty_bands(self.sample_rate, window, self.num_bands, self.filter_scale)
+            if empty:
+                name = "n_mels" if self.front_end == "log_mel" else "linear_bands"
+                raise UserError(
+                    f"{empty} of features.{name} = {self.num_bands} bands get no FFT bin with "
+                    f"a {window}-sample window (features.{setting}): raise the window or "
+                    f"lower {name} (their features would be constant).")
 
 
 @dataclasses.dataclass(frozen=True)

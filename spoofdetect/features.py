@@ -16,12 +16,15 @@ same chain through linearly spaced bands instead (set a short window, e.g. n_fft
 `phase: true` stacks below the magnitude rows each band's group delay (the negative
 derivative of the STFT phase over frequency, energy-weighted over the band): magnitude
 spectra discard phase, where phase-reconstruction (Griffin-Lim) and vocoder artefacts live.
-Each block is standardised on its own.
+`extra_windows` adds the same rows for other window lengths at the same hop (a
+multi-resolution front end: a long window resolves harmonics, a short one the pitch pulses
+and transients). Each block is standardised on its own.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -36,7 +39,8 @@ _MIN_STD = 1e-6
 
 def spectral_features(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     """[batch, samples] float32 waveforms -> [batch, config.num_rows, frames] standardised
-    features of the configured front end.
+    features of the configured front end: each window's band magnitudes (config.windows,
+    all at one hop, so their frames line up), then with `phase` each window's group delay.
 
     Safe on silence: an all-zero segment gives all-zero features, never NaN.
     """
@@ -44,39 +48,52 @@ def spectral_features(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     if config.peak_normalise:
         peak = tf.reduce_max(tf.abs(waveforms), axis=-1, keepdims=True)
         waveforms = tf.math.divide_no_nan(waveforms, peak)
-    half_window = config.n_fft // 2
-    padded = tf.pad(waveforms, [[0, 0], [half_window, half_window]])
-    stft = tf.signal.stft(
-        padded,
-        frame_length=config.n_fft,
-        frame_step=config.hop_length,
-        fft_length=config.n_fft,
-        window_fn=tf.signal.hann_window,  # periodic Hann, as scipy's get_window('hann')
-        pad_end=False,
-    )
+    magnitudes, phases = [], []
+    for window in config.windows:
+        magnitude, phase = _window_features(waveforms, window, config)
+        magnitudes.append(magnitude)
+        phases += [phase] if phase is not None else []
+    blocks = magnitudes + phases
+    return blocks[0] if len(blocks) == 1 else tf.concat(blocks, axis=1)
+
+
+def _window_features(waveforms: tf.Tensor, window: int, config: FeatureConfig
+                     ) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """One window length's [batch, bands, frames] magnitude block and, with `phase`, its
+    group-delay block; each standardised on its own."""
+    stft = _centred_stft(waveforms, window, config.hop_length, tf.signal.hann_window)
     power = tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft))
-    filters = tf.constant(filterbank(config.sample_rate, config.n_fft, config.num_bands,
+    filters = tf.constant(filterbank(config.sample_rate, window, config.num_bands,
                                      config.filter_scale).T)
-    bands = tf.transpose(tf.matmul(power, filters), [0, 2, 1])  # [batch, bands, frames]
-    features = bands
+    features = tf.transpose(tf.matmul(power, filters), [0, 2, 1])  # [batch, bands, frames]
     if config.top_db is not None:
-        log_bands = 10.0 * _log10(tf.maximum(bands, _AMIN))
-        reference = tf.reduce_max(bands, axis=[1, 2], keepdims=True)
+        log_bands = 10.0 * _log10(tf.maximum(features, _AMIN))
+        reference = tf.reduce_max(features, axis=[1, 2], keepdims=True)
         log_bands -= 10.0 * _log10(tf.maximum(reference, _AMIN))
         features = tf.maximum(
             log_bands, tf.reduce_max(log_bands, axis=[1, 2], keepdims=True) - config.top_db)
     if config.standardise:
         features = standardise_per_example(features)
     if not config.phase:
-        return features
-    phase = group_delay(waveforms, stft, power, filters, config)
+        return features, None
+    phase = group_delay(waveforms, stft, power, filters, window, config.hop_length)
     if config.standardise:
         phase = standardise_per_example(phase)
-    return tf.concat([features, phase], axis=1)
+    return features, phase
+
+
+def _centred_stft(waveforms: tf.Tensor, window: int, hop: int,
+                  window_fn: Callable[..., tf.Tensor]) -> tf.Tensor:
+    """librosa's centred STFT: half a window of zeros each side, one frame per hop."""
+    half_window = window // 2
+    padded = tf.pad(waveforms, [[0, 0], [half_window, half_window]])
+    # tf.signal.hann_window is periodic, as scipy's get_window('hann') that librosa uses.
+    return tf.signal.stft(padded, frame_length=window, frame_step=hop, fft_length=window,
+                          window_fn=window_fn, pad_end=False)
 
 
 def group_delay(waveforms: tf.Tensor, stft: tf.Tensor, power: tf.Tensor, filters: tf.Tensor,
-                config: FeatureConfig) -> tf.Tensor:
+                window: int, hop: int) -> tf.Tensor:
     """[batch, bands, frames] group delay, energy-weighted over each band: where in the
     window (in window lengths from its centre, -0.5 to 0.5) each band's energy arrives.
 
@@ -85,17 +102,14 @@ def group_delay(waveforms: tf.Tensor, stft: tf.Tensor, power: tf.Tensor, filters
     A click at position p of a frame gives p in every bin; a stationary tone gives the
     window's centre. Weighting by energy keeps the bins with no energy, where tau is
     undefined, out of the bands."""
-    half_window = config.n_fft // 2
-    padded = tf.pad(waveforms, [[0, 0], [half_window, half_window]])
-    ramped = tf.signal.stft(
-        padded, frame_length=config.n_fft, frame_step=config.hop_length,
-        fft_length=config.n_fft, pad_end=False,
-        window_fn=lambda length, dtype: (tf.signal.hann_window(length, dtype=dtype)
-                                         * tf.range(length, dtype=dtype)))
+    ramped = _centred_stft(
+        waveforms, window, hop,
+        lambda length, dtype: (tf.signal.hann_window(length, dtype=dtype)
+                               * tf.range(length, dtype=dtype)))
     delay = (tf.math.real(stft) * tf.math.real(ramped)
              + tf.math.imag(stft) * tf.math.imag(ramped))  # |X|^2 tau, [batch, frames, bins]
-    centred = delay - power * (config.n_fft / 2.0)
-    weighted = tf.matmul(centred, filters) / config.n_fft
+    centred = delay - power * (window / 2.0)
+    weighted = tf.matmul(centred, filters) / window
     energy = tf.matmul(power, filters)
     return tf.transpose(tf.math.divide_no_nan(weighted, energy), [0, 2, 1])
 

@@ -93,6 +93,8 @@ def test_standardised_per_clip():
 
 LINEAR = FeatureConfig(front_end="log_linear", linear_bands=80, n_fft=512, hop_length=256)
 LINEAR_PHASE = dataclasses.replace(LINEAR, phase=True)
+MULTI_RESOLUTION = FeatureConfig(extra_windows=(512,))
+MULTI_RESOLUTION_PHASE = dataclasses.replace(MULTI_RESOLUTION, phase=True)
 
 
 def sine(frequency: float, seconds: float = 4.0, rate: int = 16000) -> np.ndarray:
@@ -147,7 +149,30 @@ def test_phase_features_are_finite_on_silence_and_each_block_standardised():
         assert abs(block.mean()) < 1e-4 and block.std() == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("config", [LINEAR, LINEAR_PHASE], ids=["log_linear", "phase"])
+@pytest.mark.parametrize("phase", [False, True])
+def test_each_window_of_a_multi_resolution_map_is_that_window_alone(phase):
+    """Rows: every window's bands (n_fft first), then with phase every window's group delay;
+    each block equals the single-window front end's, the long window's being the seed's."""
+    config = dataclasses.replace(MULTI_RESOLUTION, phase=phase)
+    clips = np.stack([sine(440.0) + 0.1 * sine(3100.0), sine(1200.0)])
+    features = spectral_features(clips, config).numpy()
+    assert features.shape == (2, config.num_rows, 126) and config.num_rows == (320 if phase
+                                                                              else 160)
+    long, short = (dataclasses.replace(config, extra_windows=(), n_fft=window)
+                   for window in (2048, 512))
+    alone = [spectral_features(clips, single).numpy() for single in (long, short)]
+    np.testing.assert_allclose(features[:, :80], alone[0][:, :80], atol=1e-5)
+    np.testing.assert_allclose(features[:, 80:160], alone[1][:, :80], atol=1e-5)
+    if phase:
+        np.testing.assert_allclose(features[:, 160:240], alone[0][:, 80:], atol=1e-5)
+        np.testing.assert_allclose(features[:, 240:], alone[1][:, 80:], atol=1e-5)
+    np.testing.assert_allclose(features[0, :80], seed_features(clips[0]), atol=TOLERANCE)
+    # The two windows see different things, or the extra rows would add nothing.
+    assert not np.allclose(features[:, :80], features[:, 80:160], atol=0.1)
+
+
+@pytest.mark.parametrize("config", [LINEAR, LINEAR_PHASE, MULTI_RESOLUTION],
+                         ids=["log_linear", "phase", "multi_resolution"])
 def test_every_front_end_serves_the_features_the_beam_job_writes(config, tmp_path):
     """The exported model's waveform signature runs the same function as the Beam job: its
     score equals the spectrogram signature's on the Beam function's features."""
