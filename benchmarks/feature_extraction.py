@@ -82,7 +82,7 @@ def stage_costs(root: str, limit: int = 300) -> dict[str, float]:
             blobs.append(handle.read())
     function = feature_function(config)
     function(np.zeros((config.batch_size, config.segment_samples), np.float32))
-    decode_audio(blobs[0], config.sample_rate)  # loads tensorflow-io's kernels
+    decode_audio(blobs[0], config.sample_rate)  # loads libsndfile and soxr before timing
     costs = {}
     start = time.perf_counter()
     decoded = [decode_audio(blob, config.sample_rate, config.segment_seconds) for blob in blobs]

@@ -1,15 +1,9 @@
 """Decoding audio files to 16 kHz mono float32, and cutting them into fixed-length segments.
 
 One decoder for the Beam job and the scoring CLI: libsndfile (soundfile), for every format.
-tensorflow-io's in-graph decoders read the common formats with the same samples, but they
-are not safe on untrusted files: fuzzing (tests/test_audio_fuzz.py) found that a WAV whose
-header declares a data chunk longer than 2 GiB aborts the whole process (a negative tensor
-shape), and that a FLAC file with a few corrupted bytes sends tensorflow-io into an endless
-loop. A Beam worker that aborts or hangs loses the whole job, so files are decoded where
-a bad file is an exception that becomes a named rejection. Resampling uses soxr's HQ
-resampler (librosa's default too): tensorflow-io's resampler leaves errors of -34 dB on a
-1 kHz tone and -17 dB at 7 kHz (soxr: below -130 dB and -65 dB), and is about 100 times
-slower.
+A bad file is an exception here, which becomes a named rejection; resampling is soxr's HQ
+resampler (librosa's default too). Why not tensorflow-io's decoders and resampler:
+docs/features.md, "Decoding, and why not tensorflow-io".
 """
 
 from __future__ import annotations
