@@ -108,10 +108,14 @@ class FeatureConfig:
         return (self.n_fft, *self.extra_windows)
 
     @property
+    def num_blocks(self) -> int:
+        """Row blocks of a feature map, each standardised on its own: every window's
+        magnitude, then with `phase` every window's group delay."""
+        return len(self.windows) * (2 if self.phase else 1)
+
+    @property
     def num_rows(self) -> int:
-        """Rows of a feature map: the bands of each window, twice with `phase` (every
-        window's magnitude, then every window's phase)."""
-        return self.num_bands * len(self.windows) * (2 if self.phase else 1)
+        return self.num_bands * self.num_blocks
 
     @property
     def filter_scale(self) -> str:

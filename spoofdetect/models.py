@@ -63,8 +63,8 @@ class SelfAttention(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Standardise(layers.Layer):
-    """Per-example mean 0, std 1 for each of `blocks` equal row blocks (magnitude, phase):
-    generated maps are standardised exactly like the features."""
+    """Per-example mean 0, std 1 for each of `blocks` equal row blocks (FeatureConfig's
+    num_blocks): generated maps are standardised exactly like the features."""
 
     def __init__(self, blocks: int = 1, **kwargs: Any):
         super().__init__(**kwargs)
@@ -127,7 +127,7 @@ def build_generator(features: FeatureConfig, gan: GanConfig) -> keras.Model:
     x = layers.Cropping2D(((0, seed_height * 16 - features.num_rows),
                            (0, seed_width * 16 - features.num_frames)))(x)
     x = layers.Reshape((features.num_rows, features.num_frames))(x)
-    spectrogram = Standardise(blocks=2 if features.phase else 1, name="standardise",
+    spectrogram = Standardise(blocks=features.num_blocks, name="standardise",
                               dtype="float32")(x)
     return keras.Model(noise, spectrogram, name="generator")
 

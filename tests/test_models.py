@@ -54,6 +54,21 @@ def test_generator_outputs_standardised_spectrograms():
     assert any(isinstance(layer, SelfAttention) for layer in generator.layers)
 
 
+@pytest.mark.parametrize(("features", "blocks"), [
+    (FeatureConfig(phase=True), 2), (FeatureConfig(extra_windows=(512,)), 2),
+    (FeatureConfig(extra_windows=(512, 1024), phase=True), 6)])
+def test_generator_standardises_each_row_block_like_the_features(features, blocks):
+    """Every window's magnitude and phase block is standardised on its own in the features, so
+    a generator that standardised the whole map would be told apart by block statistics."""
+    generator = build_generator(features, GanConfig(generator_widths=(16, 8, 8, 8)))
+    out = np.asarray(generator(np.random.default_rng(1).standard_normal((2, 128)).astype(
+        "float32")))
+    assert out.shape == (2, features.num_rows, 126) and features.num_blocks == blocks
+    for block in np.split(out, blocks, axis=1):
+        np.testing.assert_allclose(block.mean(axis=(1, 2)), 0.0, atol=1e-4)
+        np.testing.assert_allclose(block.std(axis=(1, 2)), 1.0, atol=1e-3)
+
+
 def test_classifier_reuses_the_critic_body_with_a_sigmoid_head():
     critic = build_critic(FEATURES, GAN)
     classifier = classifier_from_critic(critic)
