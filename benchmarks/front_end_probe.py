@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from quality import HERE, load_split, study_command, summarise
+from quality import HERE, load_split, study_command, summarise, test_set_tables
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -107,21 +107,11 @@ def write_table(rows: dict[str, list[dict[str, Any]]], command: str, path: str) 
              "rows: mean ± standard deviation over augmentation seeds (min-max). A linear "
              "probe ranks what each feature map makes visible; it is not the detector "
              "(benchmarks/GENERALISATION.md measures that).", ""]
-    for test_set in ("eval", "cross"):
-        attacks = sorted({attack for runs in rows.values() for run in runs
-                          for attack in run[test_set]["per_attack"]})
-        lines += [f"## {'Eval split' if test_set == 'eval' else 'Cross-dataset test set'}", "",
-                  "| front end | training data | seeds | EER % | "
-                  + " | ".join(f"{attack} EER %" for attack in attacks) + " |",
-                  "| --- " * (4 + len(attacks)) + "|"]
-        for name, runs in rows.items():
-            front_end, data = name.split(" | ")
-            lines.append("| " + " | ".join(
-                [front_end, data, str(len(runs)),
-                 summarise([100 * run[test_set]["eer"] for run in runs]),
-                 *[summarise([100 * run[test_set]["per_attack"][attack] for run in runs])
-                   for attack in attacks]]) + " |")
-        lines.append("")
+    lines += test_set_tables(
+        rows, ["front end", "training data", "seeds", "EER %"],
+        lambda name, runs, test_set: [
+            *name.split(" | "), str(len(runs)),
+            summarise([100 * run[test_set]["eer"] for run in runs])])
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))
 

@@ -30,6 +30,7 @@ from quality import (
     study_arguments,
     study_command,
     summarise,
+    test_set_tables,
 )
 
 from spoofdetect import metrics
@@ -140,22 +141,12 @@ def write_table(results: dict[str, list[dict[str, Any]]], command: str, path: st
              "", f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}, CPU only. EER in %; "
              "mean ± standard deviation over seeds (min-max). The cross set shares no speaker, "
              "no attack family and no channel with training.", ""]
-    for test_set in ("eval", "cross"):
-        attacks = sorted({attack for runs in results.values() for run in runs
-                          for attack in run[test_set]["per_attack"]})
-        lines += [f"## {'Eval split' if test_set == 'eval' else 'Cross-dataset test set'}", "",
-                  "| variant | seeds | EER % | min t-DCF | minDCF | actDCF | Cllr | "
-                  + " | ".join(f"{attack} EER %" for attack in attacks) + " |",
-                  "| --- " * (7 + len(attacks)) + "|"]
-        for name, runs in results.items():
-            cells = [name, str(len(runs)), summarise([100 * r[test_set]["eer"] for r in runs]),
-                     *[summarise([r[test_set][key] for r in runs])
-                       for key in ("min_tdcf", "min_dcf", "act_dcf", "cllr")],
-                     *[summarise([100 * r[test_set]["per_attack"][attack] for r in runs])
-                       if all(attack in r[test_set]["per_attack"] for r in runs) else "-"
-                       for attack in attacks]]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+    lines += test_set_tables(
+        results, ["variant", "seeds", "EER %", "min t-DCF", "minDCF", "actDCF", "Cllr"],
+        lambda name, runs, test_set: [
+            name, str(len(runs)), summarise([100 * run[test_set]["eer"] for run in runs]),
+            *[summarise([run[test_set][key] for run in runs])
+              for key in ("min_tdcf", "min_dcf", "act_dcf", "cllr")]])
     lines += ["What each variant changes:", ""]
     lines += [f"- `{variant.name}` ({' '.join(variant.overrides) or 'no changes'}): "
               f"{variant.question}" for variant in VARIANTS if variant.name in results]

@@ -143,6 +143,27 @@ def summarise(values: list[float]) -> str:
     return f"{array.mean():.2f}{spread} ({array.min():.2f}-{array.max():.2f})"
 
 
+def test_set_tables(rows: dict[str, list[dict[str, Any]]], columns: list[str],
+                    cells: Callable[[str, list[dict[str, Any]], str], list[str]]) -> list[str]:
+    """A study's Markdown tables, one per test set ('eval', then 'cross'): a row per entry of
+    `rows` (name -> its runs), the `columns` that `cells(name, runs, test_set)` fills, then
+    each attack's EER (mean and spread over the runs; '-' where a run lacks the attack)."""
+    lines = []
+    for test_set in ("eval", "cross"):
+        attacks = sorted({attack for runs in rows.values() for run in runs
+                          for attack in run[test_set]["per_attack"]})
+        lines += [f"## {'Eval split' if test_set == 'eval' else 'Cross-dataset test set'}", "",
+                  "| " + " | ".join([*columns, *(f"{attack} EER %" for attack in attacks)])
+                  + " |", "| --- " * (len(columns) + len(attacks)) + "|"]
+        for name, runs in rows.items():
+            per_attack = [summarise([100 * run[test_set]["per_attack"][attack] for run in runs])
+                          if all(attack in run[test_set]["per_attack"] for run in runs) else "-"
+                          for attack in attacks]
+            lines.append("| " + " | ".join([*cells(name, runs, test_set), *per_attack]) + " |")
+        lines.append("")
+    return lines
+
+
 def write_results(results: dict[str, list[dict[str, Any]]], command: str,
                   dataset_report: dict[str, Any], without: list[str], output: str) -> None:
     import matplotlib
