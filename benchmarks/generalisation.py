@@ -116,8 +116,11 @@ def numbers(scores: metrics.ScoreFile) -> dict[str, Any]:
 
 def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
                 config: str | None) -> dict[str, Any]:
-    run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
-                       list(variant.overrides))
+    overrides = list(variant.overrides)
+    if any(setting.startswith("features.augment=") for setting in overrides):
+        # The seed draws the augmented copies too, so the spread over seeds includes theirs.
+        overrides.append(f"features.augment_seed={seed}")
+    run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config, overrides)
     return {"eval": numbers(run["scores"]),
             "cross": numbers(cross_scores(run["model_dir"], cross)),
             "best_epoch": run["classifier"].get("best_epoch"), "seconds": run["seconds"]}
