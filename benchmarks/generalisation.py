@@ -46,8 +46,10 @@ MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
 SHORT_MEL_PHASE = ("features.n_fft=512", "features.hop_length=256", "features.phase=true")
 MULTI_RESOLUTION = ("features.extra_windows=[512]",)
-COMBINED = ("features.augment=2", *MASKING, *LINEAR, "features.phase=true",
+# The front end is the one the linear probe ranked best (benchmarks/FRONT_END_PROBE.md).
+COMBINED = ("features.augment=2", *MASKING, *MULTI_RESOLUTION,
             "classifier.selection=worst_attack_eer", "classifier.calibrate=true")
+
 
 
 class Variant(NamedTuple):
@@ -84,8 +86,8 @@ VARIANTS = (
     Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
             "the epoch kept by the worst attack's dev EER"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),
-    Variant("combined", COMBINED, "every option at once: augmentation, masking, linear bands "
-            "with phase, the epoch by the worst attack, calibration"),
+    Variant("combined", COMBINED, "every option at once: augmentation, masking, the "
+            "multi-resolution front end, the epoch by the worst attack, calibration"),
     Variant("combined-scratch", COMBINED, "the same without stage 1 (does pre-training still "
             "help?)", from_scratch=True),
 )
