@@ -60,8 +60,8 @@ class FeatureConfig:
     min_last_segment_seconds: float = 1.0
     # The front end (spoofdetect/features.py): 'log_mel' (the seed: n_mels mel bands) or
     # 'log_linear' (linear_bands linearly spaced bands, which keep high-frequency detail);
-    # with `phase`, each band's group delay is stacked below the
-    # magnitude rows (phase-reconstruction and vocoder artefacts live there).
+    # with `phase`, each band's group delay is stacked below the magnitude rows
+    # (phase-reconstruction and vocoder artefacts live there).
     front_end: str = "log_mel"
     n_mels: int = 80
     linear_bands: int = 80
