@@ -44,7 +44,6 @@ CHANNELS = "telephone,narrowband,mu_law,a_law,gsm,mp3,opus"
 MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
            "gan.masking.freq_masks=2", "gan.masking.time_masks=2")
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
-SHORT_MEL_PHASE = ("features.n_fft=512", "features.hop_length=256", "features.phase=true")
 MULTI_RESOLUTION = ("features.extra_windows=[512]",)
 # The front end is the one the linear probe ranked best (benchmarks/FRONT_END_PROBE.md).
 COMBINED = ("features.augment=2", *MASKING, *MULTI_RESOLUTION,
@@ -76,9 +75,6 @@ VARIANTS = (
     Variant("log-linear", LINEAR, "linearly spaced bands, 32 ms window"),
     Variant("log-linear-phase", (*LINEAR, "features.phase=true"),
             "linear bands plus group-delay rows"),
-    Variant("augment-mel512-phase", ("features.augment=2", *SHORT_MEL_PHASE),
-            "every augmentation family, with mel bands of a 32 ms window and group-delay rows "
-            "(the front end a linear probe on the features ranked best for the cross set)"),
     Variant("multi-resolution", MULTI_RESOLUTION,
             "mel bands of a 512-sample (32 ms) window below the seed's 2048-sample ones"),
     Variant("augment-multi-resolution", ("features.augment=2", *MULTI_RESOLUTION),
