@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from quality import HERE, load_split, study_command, summarise, test_set_tables
+from quality import HERE, load_split, study_command, study_numbers, summarise, test_set_tables
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from spoofdetect import augment, metrics
+from spoofdetect.audio import segment_waveform
 from spoofdetect.config import FeatureConfig
 from spoofdetect.features import feature_function
 
@@ -50,15 +51,12 @@ FRONT_ENDS: dict[str, dict[str, Any]] = {
                                    "hop_length": 128, "linear_bands": 64, "phase": True},
 }
 COPIES = 2
-SEGMENT = 4.0
+FEATURES = FeatureConfig()
 
 
-def padded(waveforms: list[np.ndarray], samples: int) -> np.ndarray:
-    """The first `samples` of each clip, zero-padded, as the pipeline's 'first' segment."""
-    out = np.zeros((len(waveforms), samples), np.float32)
-    for row, waveform in enumerate(waveforms):
-        out[row, :min(samples, len(waveform))] = waveform[:samples]
-    return out
+def first_segments(waveforms: list[np.ndarray]) -> np.ndarray:
+    """Each clip's first segment, as the pipeline's 'first' mode cuts it."""
+    return np.stack([segment_waveform(waveform, FEATURES)[0] for waveform in waveforms])
 
 
 def clip_statistics(maps: np.ndarray) -> np.ndarray:
@@ -71,7 +69,7 @@ def clip_statistics(maps: np.ndarray) -> np.ndarray:
 
 
 def statistics_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
-    config = dataclasses.replace(FeatureConfig(), **settings)
+    config = dataclasses.replace(FEATURES, **settings)
     config.validate()
     function = feature_function(config)
     return np.concatenate([clip_statistics(function(tf.constant(waveforms[i:i + 128])).numpy())
@@ -81,7 +79,7 @@ def statistics_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray
 def augmented_copies(waveforms: list[np.ndarray], labels: np.ndarray, seed: int
                      ) -> tuple[list[np.ndarray], np.ndarray]:
     families = tuple(augment.AUGMENTATIONS)
-    copies = [augment.augment(waveform, 16000, families,
+    copies = [augment.augment(waveform, FEATURES.sample_rate, families,
                               augment.copy_rng(f"train/{index}", copy, seed))[1]
               for index, waveform in enumerate(waveforms) for copy in range(1, COPIES + 1)]
     return copies, np.repeat(labels, COPIES)
@@ -91,14 +89,11 @@ def probe(train: np.ndarray, train_spoof: np.ndarray,
           tests: dict[str, tuple[np.ndarray, np.ndarray, list[str]]]) -> dict[str, Any]:
     scaler = StandardScaler().fit(train)
     model = LogisticRegression(C=0.1, max_iter=3000).fit(scaler.transform(train), train_spoof)
-    result = {}
-    for name, (statistics, is_spoof, attacks) in tests.items():
-        # Higher is bona fide, as everywhere in spoofdetect.metrics.
-        scores = -model.decision_function(scaler.transform(statistics))
-        evaluated = metrics.evaluate_scores(scores, is_spoof, attacks)
-        result[name] = {"eer": evaluated["eer"], "per_attack": {
-            attack: values["eer"] for attack, values in evaluated["per_attack"].items()}}
-    return result
+    # Higher is bona fide, as everywhere in spoofdetect.metrics.
+    return {name: study_numbers(metrics.ScoreFile(
+        [str(i) for i in range(len(is_spoof))], attacks, is_spoof,
+        -model.decision_function(scaler.transform(statistics))))
+        for name, (statistics, is_spoof, attacks) in tests.items()}
 
 
 def write_table(rows: dict[str, list[dict[str, Any]]], command: str, path: str) -> None:
@@ -123,20 +118,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default=HERE)
     args = parser.parse_args()
-    samples = round(SEGMENT * 16000)
-    train, train_spoof, _ = load_split(args.dataset, "train", SEGMENT)
-    tests = {"eval": load_split(args.dataset, "eval", SEGMENT),
-             "cross": load_split(args.cross, "eval", SEGMENT)}
+    train, train_spoof, _ = load_split(args.dataset, "train", FEATURES.segment_seconds)
+    tests = {"eval": load_split(args.dataset, "eval", FEATURES.segment_seconds),
+             "cross": load_split(args.cross, "eval", FEATURES.segment_seconds)}
     copies = {seed: augmented_copies(train, train_spoof, seed) for seed in args.seeds}
     rows: dict[str, list[dict[str, Any]]] = {}
     for front_end, settings in FRONT_ENDS.items():
-        test_statistics = {name: (statistics_of(settings, padded(clips, samples)), spoof,
+        test_statistics = {name: (statistics_of(settings, first_segments(clips)), spoof,
                                   attacks) for name, (clips, spoof, attacks) in tests.items()}
-        original = statistics_of(settings, padded(train, samples))
+        original = statistics_of(settings, first_segments(train))
         rows[f"{front_end} | as recorded"] = [probe(original, train_spoof, test_statistics)]
         for clips, spoof in copies.values():
             statistics = np.concatenate([original, statistics_of(settings,
-                                                                 padded(clips, samples))])
+                                                                 first_segments(clips))])
             rows.setdefault(f"{front_end} | + {COPIES} augmented copies", []).append(
                 probe(statistics, np.concatenate([train_spoof, spoof]), test_statistics))
         for name in (f"{front_end} | as recorded", f"{front_end} | + {COPIES} augmented copies"):

@@ -29,6 +29,7 @@ from quality import (
     run_pipeline,
     study_arguments,
     study_command,
+    study_numbers,
     summarise,
     test_set_tables,
 )
@@ -106,12 +107,6 @@ def cross_scores(model_dir: str, cross: str) -> metrics.ScoreFile:
                              np.asarray(scores))
 
 
-def numbers(scores: metrics.ScoreFile) -> dict[str, Any]:
-    result = metrics.evaluate_scores(scores.scores, scores.is_spoof, scores.attacks)
-    return {name: result[name] for name in ("eer", "min_tdcf", "min_dcf", "act_dcf", "cllr")} | {
-        "per_attack": {attack: values["eer"] for attack, values in result["per_attack"].items()}}
-
-
 def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
                 config: str | None) -> dict[str, Any]:
     overrides = list(variant.overrides)
@@ -119,8 +114,8 @@ def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: 
         # The seed draws the augmented copies too, so the spread over seeds includes theirs.
         overrides.append(f"features.augment_seed={seed}")
     run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config, overrides)
-    return {"eval": numbers(run["scores"]),
-            "cross": numbers(cross_scores(run["model_dir"], cross)),
+    return {"eval": study_numbers(run["scores"]),
+            "cross": study_numbers(cross_scores(run["model_dir"], cross)),
             "best_epoch": run["classifier"].get("best_epoch"), "seconds": run["seconds"]}
 
 
@@ -132,7 +127,7 @@ def run_lfcc_gmm(dataset: str, cross: str, seed: int) -> dict[str, Any]:
     for name, root in (("eval", dataset), ("cross", cross)):
         clips, is_spoof, attacks = load_split(root, "eval", 4.0)
         scores = model.score(clips)
-        result[name] = numbers(metrics.ScoreFile([str(i) for i in range(len(scores))],
+        result[name] = study_numbers(metrics.ScoreFile([str(i) for i in range(len(scores))],
                                                  attacks, is_spoof, scores))
     return {**result, "best_epoch": None, "seconds": time.monotonic() - started}
 

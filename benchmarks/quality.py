@@ -143,6 +143,14 @@ def summarise(values: list[float]) -> str:
     return f"{array.mean():.2f}{spread} ({array.min():.2f}-{array.max():.2f})"
 
 
+def study_numbers(scores: metrics.ScoreFile) -> dict[str, Any]:
+    """What a study keeps of one test set's scores: EER, min t-DCF, minDCF, actDCF, Cllr and
+    each attack's EER."""
+    result = metrics.evaluate_scores(scores.scores, scores.is_spoof, scores.attacks)
+    return {name: result[name] for name in ("eer", "min_tdcf", "min_dcf", "act_dcf", "cllr")} | {
+        "per_attack": {attack: values["eer"] for attack, values in result["per_attack"].items()}}
+
+
 def test_set_tables(rows: dict[str, list[dict[str, Any]]], columns: list[str],
                     cells: Callable[[str, list[dict[str, Any]], str], list[str]]) -> list[str]:
     """A study's Markdown tables, one per test set ('eval', then 'cross'): a row per entry of
