@@ -161,6 +161,9 @@ class FeatureConfig:
                     f"features.extra_windows has {window}: each extra window must be even "
                     f"(so its frames line up with features.n_fft's), at least "
                     f"features.hop_length ({self.hop_length}) and not n_fft itself.")
+        if self.extra_windows and self.n_fft % 2:
+            raise UserError(f"features.n_fft ({self.n_fft}) is odd: with features.extra_windows "
+                            "every window must be even, so that their frames line up.")
         if len(set(self.extra_windows)) != len(self.extra_windows):
             raise UserError(f"features.extra_windows lists a window twice: "
                             f"{list(self.extra_windows)}.")

@@ -78,6 +78,7 @@ def test_json_round_trip_for_components():
     (["features.extra_windows=[513]"], "extra_windows has 513"),
     (["features.extra_windows=[2048]"], "not n_fft itself"),
     (["features.extra_windows=[512, 512]"], "lists a window twice"),
+    (["features.n_fft=2047", "features.extra_windows=[512]"], "n_fft \\(2047\\) is odd"),
     (["features.extra_windows=[100000]"], "extra_windows \\(100000\\) is longer than a segment"),
     (["features.extra_windows=[512]", "features.n_mels=200"],
      "a 512-sample window \\(features.extra_windows\\)"),
