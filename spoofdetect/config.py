@@ -22,6 +22,7 @@ from spoofdetect.filterbanks import empty_bands
 
 SPLITS = ("train", "dev", "eval")
 FRONT_ENDS = ("log_mel", "log_linear")
+CRITIC_HEADS = ("flatten", "time_statistics")
 # classifier.selection: the dev metric that picks the epoch, and whether higher is better.
 SELECTION_METRICS = {"auc": "max", "eer": "min", "worst_attack_eer": "min"}
 LABELS = {"real": 0, "fake": 1}
@@ -208,6 +209,9 @@ class GanConfig:
 
     noise_dim: int = 128
     critic_widths: tuple[int, ...] = (64, 128, 256)
+    # What the critic's (and so the classifier's) last Dense sees: 'flatten', the seed's
+    # whole last map, or 'time_statistics', its mean and spread over time per row.
+    critic_head: str = "flatten"
     generator_widths: tuple[int, ...] = (256, 128, 64, 32)
     gradient_penalty_weight: float = 10.0
     critic_steps_per_generator_step: int = 5
@@ -230,6 +234,9 @@ class GanConfig:
     def validate(self) -> None:
         if self.critic_data not in ("fake", "all"):
             raise UserError(f"gan.critic_data is {self.critic_data!r}; use 'fake' or 'all'.")
+        if self.critic_head not in CRITIC_HEADS:
+            raise UserError(f"gan.critic_head is {self.critic_head!r}; use one of "
+                            f"{', '.join(CRITIC_HEADS)}.")
         _positive(self, "gan", "noise_dim", "critic_steps_per_generator_step", "batch_size",
                   "epochs", "checkpoint_every_steps", "learning_rate", "shuffle_buffer")
         _at_least_zero(self, "gan", "gradient_penalty_weight")

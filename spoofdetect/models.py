@@ -78,11 +78,29 @@ class Standardise(layers.Layer):
         return {**super().get_config(), "blocks": self.blocks}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TimeStatistics(layers.Layer):
+    """[batch, rows, frames, channels] -> [batch, rows, 2 * channels]: each row's and
+    channel's mean and standard deviation over time (x-vector-style statistics pooling).
+
+    The standard deviation is sqrt(variance + 1e-5): the gradient penalty differentiates
+    the critic twice, and a bare sqrt has no finite gradient at zero variance.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        mean = ops.mean(inputs, axis=2)
+        variance = ops.mean(ops.square(inputs - ops.expand_dims(mean, 2)), axis=2)
+        return ops.concatenate([mean, ops.sqrt(variance + 1e-5)], axis=-1)
+
+
 def build_critic(features: FeatureConfig, gan: GanConfig) -> keras.Model:
     """The seed's critic: [batch, rows, frames] -> one unbounded score per example.
 
     Layer normalisation, not batch normalisation: the gradient penalty needs each example's
-    score to depend on that example alone.
+    score to depend on that example alone. With gan.critic_head 'time_statistics' the last
+    convolution's map is pooled over time before the Dense: the score no longer depends on
+    where in the segment a cue sits, and the head has rows/8 x 2 x width inputs instead of
+    rows/8 x frames/8 x width (40,960 for the seed's map), far fewer to overfit with.
     """
     first, second, third = gan.critic_widths
     spectrogram = keras.Input((features.num_rows, features.num_frames), name="log_mel")
@@ -96,6 +114,8 @@ def build_critic(features: FeatureConfig, gan: GanConfig) -> keras.Model:
     x = layers.Conv2D(third, 4, strides=2, padding="same", use_bias=False, name="conv3")(x)
     x = layers.LayerNormalization(name="norm3")(x)
     x = layers.LeakyReLU(0.2)(x)
+    if gan.critic_head == "time_statistics":
+        x = TimeStatistics(name="time_statistics")(x)
     x = layers.Flatten(name="flatten")(x)
     score = layers.Dense(1, name=CRITIC_SCORE, dtype="float32")(x)
     return keras.Model(spectrogram, score, name="critic")

@@ -73,6 +73,7 @@ def test_json_round_trip_for_components():
     (["features.front_end=log_linear", "features.n_fft=64", "features.hop_length=32"],
      "linear_bands = 80 bands get no FFT bin"),
     (["features.front_end=cqt"], "features.front_end is .cqt.; use one of log_mel, log_linear"),
+    (["gan.critic_head=pool"], "gan.critic_head is .pool.; use one of flatten, time_statistics"),
     (["features.n_fft=100000"], "longer than a segment"),
     (["features.extra_windows=[256]"], "extra_windows has 256: each extra window must be even"),
     (["features.extra_windows=[513]"], "extra_windows has 513"),

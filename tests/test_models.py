@@ -7,6 +7,7 @@ import pytest
 from spoofdetect.config import FeatureConfig, GanConfig
 from spoofdetect.models import (
     SelfAttention,
+    TimeStatistics,
     build_critic,
     build_generator,
     classifier_from_critic,
@@ -76,6 +77,36 @@ def test_classifier_reuses_the_critic_body_with_a_sigmoid_head():
     assert "critic_score" not in [layer.name for layer in classifier.layers]
     p = np.asarray(classifier(np.zeros((2, 80, 126), "float32")))
     assert p.shape == (2, 1) and ((p > 0) & (p < 1)).all()
+
+
+def test_time_statistics_pool_each_row_and_channel_over_time():
+    x = np.random.default_rng(2).standard_normal((2, 3, 9, 4)).astype("float32")
+    pooled = np.asarray(TimeStatistics()(x))
+    assert pooled.shape == (2, 3, 8)
+    np.testing.assert_allclose(pooled[..., :4], x.mean(axis=2), atol=1e-6)
+    np.testing.assert_allclose(pooled[..., 4:], np.sqrt(x.var(axis=2) + 1e-5), atol=1e-6)
+    # No position in time is special: reversing time changes nothing.
+    np.testing.assert_allclose(np.asarray(TimeStatistics()(x[:, :, ::-1])), pooled, atol=1e-6)
+
+
+def test_time_statistics_head_makes_the_score_blind_to_where_a_cue_sits_in_time():
+    gan = GanConfig(critic_widths=(8, 16, 32), critic_head="time_statistics")
+    critic = build_critic(FEATURES, gan)
+    flat = build_critic(FEATURES, GanConfig(critic_widths=(8, 16, 32)))
+    # The Dense sees rows/8 x 2 x width inputs, not rows/8 x frames/8 x width.
+    assert critic.get_layer("flatten").output.shape[-1] == 10 * 2 * 32
+    assert flat.get_layer("flatten").output.shape[-1] == 10 * 16 * 32
+    # A cue moved by whole stride-8 steps, away from the padded edges, gives the same score:
+    # the convolutions are shift-equivariant, attention is equivariant to any reordering of
+    # positions, and the pooling forgets position. The flattening head does not.
+    cue = np.random.default_rng(3).standard_normal((1, 80, 8)).astype("float32")
+    early, late = np.zeros((1, 80, 126), "float32"), np.zeros((1, 80, 126), "float32")
+    early[:, :, 40:48], late[:, :, 72:80] = cue, cue
+    gap = abs(float(critic(early)[0, 0]) - float(critic(late)[0, 0]))
+    flat_gap = abs(float(flat(early)[0, 0]) - float(flat(late)[0, 0]))
+    assert gap < 1e-4 < flat_gap
+    classifier = classifier_from_critic(critic)
+    assert classifier.get_layer("time_statistics") is critic.get_layer("time_statistics")
 
 
 @pytest.mark.parametrize("build", [build_critic, build_generator])

@@ -202,3 +202,11 @@ def test_mixed_precision_on_a_cpu_computes_in_bfloat16_and_restores_the_policy(t
     assert result.critic.get_layer("critic_score").compute_dtype == "float32"
     assert keras.mixed_precision.global_policy().name == "float32"
     assert all(np.isfinite(value) for value in result.history["steps"][0].values())
+
+
+def test_the_time_statistics_critic_trains_with_a_finite_gradient_penalty(tmp_path):
+    """The penalty differentiates through the pooling's square root: it must stay finite."""
+    config = GanConfig(**{**SMALL.__dict__, "epochs": 1, "critic_head": "time_statistics"})
+    history = train_wgan(_random_data(0), 8, FEATURES, config, str(tmp_path / "ck")).history
+    losses = [value for step in history["steps"] for value in step.values()]
+    assert losses and np.isfinite(losses).all()
