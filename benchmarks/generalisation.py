@@ -46,6 +46,7 @@ MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
            "gan.masking.freq_masks=2", "gan.masking.time_masks=2")
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
 MULTI_RESOLUTION = ("features.extra_windows=[512]",)
+POOLED = ("gan.critic_head=time_statistics",)
 # The front end is the one the linear probe ranked best (benchmarks/FRONT_END_PROBE.md).
 COMBINED = ("features.augment=2", *MASKING, *MULTI_RESOLUTION,
             "classifier.selection=worst_attack_eer", "classifier.calibrate=true")
@@ -80,6 +81,9 @@ VARIANTS = (
             "mel bands of a 512-sample (32 ms) window below the seed's 2048-sample ones"),
     Variant("augment-multi-resolution", ("features.augment=2", *MULTI_RESOLUTION),
             "every augmentation family, two copies, with the multi-resolution front end"),
+    Variant("augment-multi-resolution-pooled",
+            ("features.augment=2", *MULTI_RESOLUTION, *POOLED),
+            "the same with the critic's map pooled over time before its Dense"),
     Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
             "the epoch kept by the worst attack's dev EER"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),

@@ -125,3 +125,11 @@ def test_the_seed_preset_pins_the_seed_recipe():
     assert not config.classifier.masking.active and not config.gan.masking.active
     assert (config.classifier.selection, config.classifier.calibrate) == ("auc", False)
     assert not config.classifier.from_scratch and config.gan.critic_data == "fake"
+    assert config.gan.critic_head == "flatten" and features.extra_windows == ()
+    # The preset pins every setting the study may change, so new defaults leave it alone.
+    import yaml
+
+    with open(preset, encoding="utf-8") as handle:
+        pinned = yaml.safe_load(handle)
+    assert {"front_end", "extra_windows", "phase", "augment"} <= set(pinned["features"])
+    assert {"critic_head", "critic_data", "masking"} <= set(pinned["gan"])
