@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	done)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo demo-bad-input test lint bench lock clean image image-cpu
+.PHONY: install demo demo-bad-input test lint bench lock clean image image-cpu kfp-local
 
 $(INSTALLED): setup.py pyproject.toml constraints.txt
 	@if [ -z "$(PYTHON310)" ]; then echo "error: python3.10 not found; install Python 3.10 (the TFX 1.16 stack needs it)" >&2; exit 1; fi
@@ -47,11 +47,28 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/inference.py
 
-# Container images for Kubeflow (docker/): need a running Docker engine.
+# Container images for Kubeflow (docker/): need a running Docker engine. BASE=IMAGE overrides
+# the Dockerfile's base; without a registry the CPU image is built on a local stand-in.
 IMAGE ?= spoof-detection
-image image-cpu:
-	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine is reachable here; build on a machine with Docker (docker build -f docker/Dockerfile$(if $(findstring cpu,$@),.cpu,) -t $(IMAGE):$(if $(findstring cpu,$@),cpu,gpu) .)" >&2; exit 1; }
-	docker build -f docker/Dockerfile$(if $(findstring cpu,$@),.cpu,) -t $(IMAGE):$(if $(findstring cpu,$@),cpu,gpu) .
+BASE ?=
+image:
+	docker/build-image.sh gpu $(IMAGE):gpu $(BASE)
+image-cpu:
+	PYTHON310=$(PYTHON310) docker/build-image.sh cpu $(IMAGE):cpu $(BASE)
+
+# The compiled pipeline run by Kubeflow Pipelines' own local runner (kfp.local, Docker): every
+# task in the CPU image, on the demo data. kfp >= 2.7 needs protobuf >= 4, which the TFX
+# stack forbids, so it has its own small venv; it only orchestrates.
+KFP_VENV := .venv-kfp
+$(KFP_VENV)/.installed: kubeflow/requirements-local.txt
+	@test -x $(KFP_VENV)/bin/python || $(PYTHON310) -m venv $(KFP_VENV)
+	$(KFP_VENV)/bin/pip install --quiet --upgrade "pip==24.2"
+	$(KFP_VENV)/bin/pip install --quiet --no-deps -r kubeflow/requirements-local.txt
+	@touch $@
+
+kfp-local: $(INSTALLED) $(KFP_VENV)/.installed
+	$(BIN)/spoofdetect kfp-local --kfp-python $(KFP_VENV)/bin/python --image $(IMAGE):cpu \
+		--workdir $(WORKDIR)/kfp_local --config pipeline/demo.yaml
 
 # Re-resolve the pinned set from setup.py in a scratch venv and rewrite constraints.txt.
 lock:

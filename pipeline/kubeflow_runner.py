@@ -94,6 +94,22 @@ def annotate_artifact_types(pipeline_spec: dict[str, Any]) -> None:
                                   json.dumps(artifact_types(component), sort_keys=True)]
 
 
+COMPONENT_PREFIX = "comp-"
+
+
+def prefix_component_names(pipeline_spec: dict[str, Any]) -> None:
+    """Names each component `comp-<task>` as the KFP SDK's compiler does (TFX's leaves the
+    prefix out). KFP's local runner takes it for granted: it strips five characters from
+    every component name to name the task's folders and log lines ('Trainer' became 'er')."""
+    pipeline_spec["components"] = {
+        name if name.startswith(COMPONENT_PREFIX) else COMPONENT_PREFIX + name: component
+        for name, component in pipeline_spec["components"].items()}
+    for task in pipeline_spec["root"]["dag"]["tasks"].values():
+        reference = task["componentRef"]
+        if not reference["name"].startswith(COMPONENT_PREFIX):
+            reference["name"] = COMPONENT_PREFIX + reference["name"]
+
+
 def compile_spec(config: PipelineConfig) -> list[dict[str, Any]]:
     """The YAML documents of the KFP v2 package: the PipelineSpec and, if any, the
     Kubernetes PlatformSpec."""
@@ -107,6 +123,7 @@ def compile_spec(config: PipelineConfig) -> list[dict[str, Any]]:
         output_dir=tempfile.gettempdir())
     spec = runner.run(pipeline, write_out=False)["pipelineSpec"]
     spec["defaultPipelineRoot"] = config.pipeline_root
+    prefix_component_names(spec)
     annotate_artifact_types(spec)
     platform = kubernetes_platform_spec(spec, config.kubeflow)
     return [spec, platform] if platform else [spec]

@@ -221,6 +221,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kfp_local(args: argparse.Namespace) -> int:
+    from spoofdetect.pipeline.kfp_local import run_kfp_local
+
+    result = run_kfp_local(_config_from_args(args), args.image, args.workdir, args.kfp_python,
+                           args.data_root)
+    print(f"Every task succeeded under KFP's local runner; run folder {result['run_dir']}, "
+          f"pushed models in {result['serving_dir']}")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from spoofdetect.pipeline import kubeflow_runner
 
@@ -364,6 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "spoof_detection_pipeline.yaml"))
     _add_config_arguments(compile_)
     compile_.set_defaults(handler=cmd_compile)
+
+    kfp_local = commands.add_parser(
+        "kfp-local", help="run the compiled spec with KFP's own local runner, every task in "
+                          "the container image (Docker)")
+    kfp_local.add_argument("--image", default="spoof-detection:cpu",
+                           help="a local image built by `make image-cpu` (default: %(default)s)")
+    kfp_local.add_argument("--workdir", default=os.path.join("workdir", "kfp_local"),
+                           help="spec, log and pipeline root (WORKDIR/root) go here")
+    kfp_local.add_argument("--kfp-python", default=os.path.join(".venv-kfp", "bin", "python"),
+                           help="the Python of the KFP venv (kubeflow/requirements-local.txt)")
+    kfp_local.add_argument("--data-root", help="a dataset under WORKDIR/root (default: the "
+                                               "demo data, made there)")
+    _add_config_arguments(kfp_local)
+    kfp_local.set_defaults(handler=cmd_kfp_local)
 
     submit = commands.add_parser("submit", help="upload the compiled spec and start a run")
     submit.add_argument("--host", required=True, help="Kubeflow Pipelines endpoint URL")

@@ -344,8 +344,9 @@ class KubeflowConfig:
     gpu_node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
     gpu_tolerations: tuple[dict[str, str], ...] = (
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
-    # The schema file as the image sees it (the Dockerfile installs the project at /app).
-    schema_file: str = "/app/schemas/examples_schema.pbtxt"
+    # The packaged schema as the images see it: both install the project into /opt/venv.
+    schema_file: str = "/opt/venv/lib/python3.10/site-packages/spoofdetect/schemas/" \
+                       "examples_schema.pbtxt"
 
     def validate(self) -> None:
         _at_least_zero(self, "kubeflow", "gpus", "training_cpu", "training_memory_gb")

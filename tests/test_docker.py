@@ -53,16 +53,35 @@ def test_every_pin_comes_from_the_lock_file(path):
                     f"{path}: a pip install outside the lock file: {command.strip()}")
 
 
+def default_base(path: str) -> str:
+    [base] = [args.split("=", 1)[1] for kind, args in instructions(path)
+              if kind == "ARG" and args.startswith("BASE=")]
+    return base
+
+
+def stages(path: str) -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage, FROM first."""
+    found: list[list[tuple[str, str]]] = []
+    for kind, args in instructions(path):
+        if kind == "FROM":
+            found.append([])
+        if found:
+            found[-1].append((kind, args))
+    return found
+
+
 @pytest.mark.parametrize("path", DOCKERFILES)
 def test_base_image_is_pinned_and_runs_python_3_10(path):
-    [base] = [args for kind, args in instructions(path) if kind == "FROM"]
+    base = default_base(path)
+    assert all(args.split()[0] == "${BASE}" for kind, args in instructions(path)
+               if kind == "FROM"), "every stage starts from the BASE build argument"
     assert ":" in base and "latest" not in base
     assert re.search(r"python:3\.10\.\d+|ubuntu22\.04", base), base
     assert sys.version_info[:2] == (3, 10)
 
 
 def test_gpu_base_matches_tensorflows_cuda():
-    [base] = [args for kind, args in instructions("docker/Dockerfile") if kind == "FROM"]
+    base = default_base("docker/Dockerfile")
     cuda = re.search(r"nvidia/cuda:(\d+\.\d+)", base).group(1)
     requirements = importlib.metadata.requires("tensorflow")
     runtime = next(r for r in requirements if r.startswith("nvidia-cuda-runtime-cu12")
@@ -75,11 +94,37 @@ def test_gpu_base_matches_tensorflows_cuda():
 @pytest.mark.parametrize("path", DOCKERFILES)
 def test_copies_exist_and_entrypoint_is_the_compiled_command(path):
     for kind, args in instructions(path):
-        if kind == "COPY":
+        if kind == "COPY" and not args.startswith("--from="):
             for source in args.split()[:-1]:
                 assert os.path.exists(os.path.join(REPO, source)), f"{path}: COPY {source}"
     [entrypoint] = [args for kind, args in instructions(path) if kind == "ENTRYPOINT"]
     assert entrypoint == '["' + '", "'.join(ENTRYPOINT) + '"]'
+
+
+@pytest.mark.parametrize("path", DOCKERFILES)
+def test_the_runtime_stage_is_non_root_and_has_no_build_tools_or_ca(path):
+    build, runtime = stages(path)
+    users = [args for kind, args in runtime if kind == "USER"]
+    assert users and users[-1] not in ("0", "root")
+    runtime_text = " ".join(args for _, args in runtime)
+    assert "build-ca" not in runtime_text and "gcc" not in runtime_text
+    assert "COPY --from=build /opt/venv /opt/venv" in [f"{k} {a}" for k, a in runtime]
+    # HOME and the caches are group 0 and group-writable, for clusters that force a UID.
+    assert "HOME=/home/spoofdetect" in runtime_text and "chmod -R g=u /home/spoofdetect" in (
+        runtime_text)
+    assert any("build-ca" in args for kind, args in build if kind == "COPY")
+
+
+def test_the_build_context_is_an_allow_list():
+    lines = [line for line in read(".dockerignore").splitlines()
+             if line and not line.startswith("#")]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = {source.rstrip("/") for path in DOCKERFILES for kind, args in instructions(path)
+              if kind == "COPY" and not args.startswith("--from=")
+              for source in args.split()[:-1]}
+    assert copied <= allowed, f"COPY sources the context leaves out: {copied - allowed}"
+    assert not {".venv", "workdir", "demo_data", "benchmarks"} & allowed
 
 
 def test_entrypoint_module_imports_and_runs():
