@@ -39,32 +39,20 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
                         "apt-get install docker.io) and start its engine.") from None
 
 
-def check_image(image: str) -> str:
-    """The image's user (UID[:GID], '' for root); clear errors for a missing engine or image."""
+def check_image(image: str) -> None:
+    """Clear errors for a missing Docker engine or image."""
     if docker("info").returncode != 0:
         raise UserError("No Docker engine is reachable: start one (as root: `dockerd &`, or "
                         "`systemctl start docker`) and check that `docker info` answers.")
-    inspected = docker("image", "inspect", "-f", "{{.Config.User}}", image)
-    if inspected.returncode != 0:
+    if docker("image", "inspect", image).returncode != 0:
         raise UserError(f"There is no image {image} here: build it with `make image-cpu` "
                         "(or give --image).")
-    return inspected.stdout.strip()
 
 
-def container_user() -> str | None:
-    """Who the containers run as. As root on the host, the image's own user; otherwise the
-    host's UID in group 0 (as clusters that force a UID do), so the outputs are the user's."""
-    if os.geteuid() == 0:
-        return None
+def container_user() -> str:
+    """The containers run as the caller's UID in group 0, as clusters that force a UID run
+    the image: the tasks read what the caller can read, and their outputs are the caller's."""
     return f"{os.geteuid()}:0"
-
-
-def prepare_root(root: str, image_user: str) -> None:
-    os.makedirs(root, exist_ok=True)
-    if os.geteuid() == 0 and image_user not in ("", "0", "root"):
-        # The tasks create their folders under the root as the image's user.
-        uid, _, gid = image_user.partition(":")
-        os.chown(root, int(uid), int(gid or 0))
 
 
 def data_under_root(data_root: str | None, root: str) -> str:
@@ -85,11 +73,10 @@ def data_under_root(data_root: str | None, root: str) -> str:
     return data_root
 
 
-def run_driver(kfp_python: str, spec_path: str, root: str, user: str | None,
+def run_driver(kfp_python: str, spec_path: str, root: str, user: str,
                log_path: str, result_path: str) -> dict[str, Any]:
-    command = [kfp_python, DRIVER, spec_path, "--pipeline-root", root, "--result", result_path]
-    if user:
-        command += ["--user", user]
+    command = [kfp_python, DRIVER, spec_path, "--pipeline-root", root, "--result", result_path,
+               "--user", user]
     if os.path.exists(result_path):
         os.remove(result_path)
     with open(log_path, "w", encoding="utf-8") as log:
@@ -122,10 +109,9 @@ def run_kfp_local(config: PipelineConfig, image: str, workdir: str, kfp_python: 
     if not os.access(kfp_python, os.X_OK):
         raise UserError(f"{kfp_python} is not a Python: make the KFP venv with `make "
                         "kfp-local` (it installs kubeflow/requirements-local.txt).")
-    image_user = check_image(image)
-    os.makedirs(workdir, exist_ok=True)
+    check_image(image)
+    os.makedirs(root, exist_ok=True)
     with workdir_lock(workdir):
-        prepare_root(root, image_user)
         data = data_under_root(data_root, root)
         cluster = kubeflow_runner.kubeflow_config(config, image, root, data, gpus=0)
         spec_path = os.path.join(workdir, "spec.yaml")

@@ -1,7 +1,7 @@
 """Runs a compiled spec with Kubeflow Pipelines' own local runner: `kfp.local`'s
 DockerRunner plans the DAG and runs every task in its container image.
 
-    python pipeline/kfp_local_driver.py SPEC --pipeline-root DIR --result FILE [--user UID:GID]
+    python pipeline/kfp_local_driver.py SPEC --pipeline-root DIR --result FILE --user UID:GID
 
 It runs in its own venv (kubeflow/requirements-local.txt: kfp >= 2.7 needs a protobuf the
 TFX stack forbids) and imports nothing of the project; `spoofdetect kfp-local` (the
@@ -26,13 +26,13 @@ def main() -> None:
     parser.add_argument("spec")
     parser.add_argument("--pipeline-root", required=True)
     parser.add_argument("--result", required=True)
-    parser.add_argument("--user", help="UID:GID the containers run as (default: the image's)")
+    parser.add_argument("--user", required=True, help="UID:GID the containers run as")
     args = parser.parse_args()
     with open(args.spec, encoding="utf-8") as handle:
         # The first document is the PipelineSpec; kfp.local has no use for the Kubernetes
         # PlatformSpec (node selectors, tolerations) that may follow it.
         pipeline_spec = next(document for document in yaml.safe_load_all(handle) if document)
-    runner = local.DockerRunner(**({"user": args.user} if args.user else {}))
+    runner = local.DockerRunner(user=args.user)
     local.init(runner=runner, pipeline_root=args.pipeline_root, raise_on_error=True)
     pipeline = load_component_from_text(yaml.safe_dump(pipeline_spec))
     before = set(os.listdir(args.pipeline_root))
