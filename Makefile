@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	done)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo demo-bad-input test lint bench lock clean image image-cpu kfp-local
+.PHONY: install demo demo-bad-input test lint bench lock clean image image-cpu kfp-venv kfp-local
 
 $(INSTALLED): setup.py pyproject.toml constraints.txt
 	@if [ -z "$(PYTHON310)" ]; then echo "error: python3.10 not found; install Python 3.10 (the TFX 1.16 stack needs it)" >&2; exit 1; fi
@@ -65,6 +65,8 @@ $(KFP_VENV)/.installed: kubeflow/requirements-local.txt
 	$(KFP_VENV)/bin/pip install --quiet --upgrade "pip==24.2"
 	$(KFP_VENV)/bin/pip install --quiet --no-deps -r kubeflow/requirements-local.txt
 	@touch $@
+
+kfp-venv: $(KFP_VENV)/.installed
 
 kfp-local: $(INSTALLED) $(KFP_VENV)/.installed
 	$(BIN)/spoofdetect kfp-local --kfp-python $(KFP_VENV)/bin/python --image $(IMAGE):cpu \
