@@ -179,6 +179,9 @@ def _relative_files(folder: str) -> set[str]:
 @pytest.mark.slow
 def test_compiled_spec_runs_task_by_task_like_the_local_runner(pipeline_run, demo_root,
                                                                tmp_path):
+    """Every task with its artifacts in the open-source launcher's form (types without TFX's
+    instance schema), which KFP's local runner does not reproduce: it sends the declared
+    types (tests/test_kfp_local.py runs the spec there, in the image)."""
     root = tmp_path / "root"
     sets = [f"--set={override}" for override in
             [*FAST, f"kubeflow.schema_file={packaged_schema_path()}",
