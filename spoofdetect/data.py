@@ -58,7 +58,7 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
         dataset = dataset.enumerate().map(
             lambda index, batch: {**batch, examples.LOG_MEL: mask_spectrograms(
                 batch[examples.LOG_MEL], masking, tf.stack([tf.cast(seed or 0, tf.int64),
-                                                            index]))},
+                                                            index]), config.num_blocks)},
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -80,14 +80,20 @@ def _random_spans(seed: tf.Tensor, batch: tf.Tensor, size: int, count: int,
     return covered
 
 
-def mask_spectrograms(log_mel: tf.Tensor, masking: MaskingConfig, seed: tf.Tensor
-                      ) -> tf.Tensor:
-    """SpecAugment's frequency and time masks on [batch, rows, frames], masked values 0."""
+def mask_spectrograms(log_mel: tf.Tensor, masking: MaskingConfig, seed: tf.Tensor,
+                      blocks: int = 1) -> tf.Tensor:
+    """SpecAugment's frequency and time masks on [batch, rows, frames], masked values 0.
+
+    A map of `blocks` row blocks (FeatureConfig.num_blocks: every window's magnitude, then
+    phase) has the same bands in every block, so a frequency mask removes its bands from
+    every block: a band hidden in one view but shown in another would hide nothing.
+    """
     shape = tf.shape(log_mel)
-    bins, frames = log_mel.shape[1], log_mel.shape[2]
+    bands, frames = log_mel.shape[1] // blocks, log_mel.shape[2]
     seed = tf.cast(seed, tf.int64)
-    freq = _random_spans(tf.random.experimental.stateless_fold_in(seed, 0), shape[0], bins,
+    freq = _random_spans(tf.random.experimental.stateless_fold_in(seed, 0), shape[0], bands,
                          masking.freq_masks, masking.max_freq_bins)
+    freq = tf.tile(freq, [1, blocks])
     time = _random_spans(tf.random.experimental.stateless_fold_in(seed, 1), shape[0], frames,
                          masking.time_masks, masking.max_time_frames)
     keep = ~(freq[:, :, tf.newaxis] | time[:, tf.newaxis, :])

@@ -26,6 +26,22 @@ def test_masks_are_bands_and_spans_of_bounded_width_set_to_zero():
     assert (masked[masked != 0] == 1).all()
 
 
+def test_a_frequency_mask_hides_its_bands_in_every_row_block():
+    """Multi-resolution and phase maps stack the same 80 bands once per block."""
+    log_mel = tf.ones([32, 240, 126])
+    freq_only = MaskingConfig(freq_masks=2, max_freq_bins=8)
+    masked = mask_spectrograms(log_mel, freq_only, tf.constant([3, 0], tf.int64),
+                               blocks=3).numpy()
+    rows = (masked == 0).all(axis=2)
+    assert rows.any()
+    for block in (1, 2):
+        np.testing.assert_array_equal(rows[:, block * 80:(block + 1) * 80], rows[:, :80])
+    # One block is the seed's masking, draw for draw.
+    single = mask_spectrograms(tf.ones([32, 80, 126]), freq_only,
+                               tf.constant([3, 0], tf.int64)).numpy()
+    np.testing.assert_array_equal((single == 0).all(axis=2), rows[:, :80])
+
+
 def test_masks_are_the_same_for_the_same_seed_and_differ_otherwise():
     log_mel = tf.random.stateless_normal([8, 80, 126], [1, 2])
     first = mask_spectrograms(log_mel, MASKING, tf.constant([0, 5], tf.int64)).numpy()
