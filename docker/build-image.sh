@@ -32,6 +32,7 @@ fi
 
 cert="${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}"
 rm -f docker/build-ca/ca.crt
+trap 'rm -f docker/build-ca/ca.crt' EXIT
 if [ -n "$cert" ]; then
   [ -s "$cert" ] || fail "pip's CA bundle $cert (PIP_CERT or pip config) is missing"
   cp "$cert" docker/build-ca/ca.crt
@@ -40,6 +41,5 @@ fi
 echo "build-image: $tag from $dockerfile on $base"
 started=$(date +%s)
 docker build --network host -f "$dockerfile" --build-arg "BASE=$base" -t "$tag" .
-rm -f docker/build-ca/ca.crt
 size=$(docker image inspect -f '{{.Size}}' "$tag")
 echo "build-image: built $tag in $(( $(date +%s) - started )) s, $(( size / 1000000 )) MB"

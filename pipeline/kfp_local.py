@@ -68,8 +68,8 @@ def data_under_root(data_root: str | None, root: str) -> str:
     data_root = os.path.abspath(data_root)
     if os.path.commonpath([data_root, root]) != root:
         raise UserError(f"--data-root {data_root} is outside the pipeline root {root}: "
-                        "kfp.local mounts only the pipeline root into the containers. Put "
-                        "(or link-copy) the dataset under it.")
+                        "kfp.local mounts only the pipeline root into the containers. Copy "
+                        "the dataset under it (a symbolic link would point outside the mount).")
     return data_root
 
 
