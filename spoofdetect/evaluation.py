@@ -76,6 +76,21 @@ def score_examples(model_dir: str, files: list[str], features: FeatureConfig,
                      np.concatenate(scores).astype(np.float64), np.ones(len(ids), int))
 
 
+def incomparable_baseline(model_dir: str, features: FeatureConfig) -> str | None:
+    """Why a baseline model cannot judge examples of these features (None if it can): a
+    model trained on another front end or shape takes other maps, so it can say nothing
+    about the candidate on these examples. Asked of the model itself: one map of these
+    features' shape through from_features, whose status says whether it was judged."""
+    score = tf.saved_model.load(model_dir).signatures["from_features"]
+    outputs = score(log_mel=tf.zeros([1, features.num_rows, features.num_frames]))
+    # Models exported before the status output have none; they take the seed's maps.
+    if "status" not in outputs or outputs["status"][0] != b"wrong_shape":
+        return None
+    return (f"the last blessed model ({model_dir}) does not take {features.num_rows} x "
+            f"{features.num_frames} feature maps (the feature settings changed since it was "
+            "trained), so it was not compared")
+
+
 def clip_scores(segments: ScoredSet) -> ScoredSet:
     """One score per clip: the mean of its segments' log-odds."""
     groups: dict[str, list[int]] = {}
@@ -146,9 +161,11 @@ class Blessing:
 
 
 def decide_blessing(candidate: dict[str, Any], baseline: dict[str, Any] | None,
-                    config: EvaluationConfig) -> Blessing:
+                    config: EvaluationConfig, no_baseline_reason: str | None = None
+                    ) -> Blessing:
     """Blessed when the clip-level EER and min t-DCF are within the configured limits and
-    do not regress against the baseline (the last blessed model) beyond the tolerances."""
+    do not regress against the baseline (the last blessed model) beyond the tolerances.
+    `no_baseline_reason` says why there is a blessed model but no comparison."""
     eer, tdcf = candidate["clip"]["eer"], candidate["clip"]["min_tdcf"]
     failures = []
     if eer > config.max_eer:
@@ -169,7 +186,8 @@ def decide_blessing(candidate: dict[str, Any], baseline: dict[str, Any] | None,
                             "(evaluation.min_tdcf_tolerance)")
     if failures:
         return Blessing(False, "; ".join(failures))
-    against = ("no blessed model to compare with yet" if baseline is None else
+    against = (no_baseline_reason or "no blessed model to compare with yet"
+               if baseline is None else
                f"no regression against the last blessed model (EER "
                f"{100 * baseline['clip']['eer']:.2f} %, min t-DCF "
                f"{baseline['clip']['min_tdcf']:.4f})")

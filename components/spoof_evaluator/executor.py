@@ -47,17 +47,23 @@ class Executor(base_executor.BaseExecutor):
         files = split_files(examples.uri, config.split)
         result = evaluation.evaluate_model(path_utils.serving_model_path(model.uri), files,
                                            features, config, evaluation_artifact.uri)
-        baseline = None
+        baseline, incomparable = None, None
         baseline_dir = (path_utils.serving_model_path(baselines[0].uri) if baselines else
                         evaluation.newest_version(exec_properties.get("baseline_serving_dir")
                                                   or ""))
         if baseline_dir:
             # When the Trainer's output came from the cache, the baseline is this very model.
             same = bool(baselines) and baselines[0].id == model.id
-            baseline = result if same else evaluation.evaluate_model(baseline_dir, files,
-                                                                     features, config)
-            result["baseline"] = {"model": baseline_dir, "clip": baseline["clip"]}
-        blessing = evaluation.decide_blessing(result, baseline, config)
+            incomparable = None if same else evaluation.incomparable_baseline(baseline_dir,
+                                                                               features)
+            if incomparable:
+                logging.warning("Baseline skipped: %s.", incomparable)
+                result["baseline"] = {"model": baseline_dir, "skipped": incomparable}
+            else:
+                baseline = result if same else evaluation.evaluate_model(baseline_dir, files,
+                                                                         features, config)
+                result["baseline"] = {"model": baseline_dir, "clip": baseline["clip"]}
+        blessing = evaluation.decide_blessing(result, baseline, config, incomparable)
         result["blessing"] = {"blessed": blessing.blessed, "reason": blessing.reason}
         evaluation.write_metrics(evaluation_artifact.uri, result)
         report = evaluation.write_report(evaluation_artifact.uri, result, blessing)
