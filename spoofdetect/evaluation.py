@@ -28,6 +28,11 @@ SEGMENT_SCORES_FILE = "scores_segment.txt"
 REPORT_FILE = "report.html"
 
 
+class WrongShapeError(ValueError):
+    """The model takes feature maps of another shape than these examples' (it was trained
+    with other feature settings), so it cannot judge any of them."""
+
+
 @dataclasses.dataclass
 class ScoredSet:
     """Scores of segments or of clips: parallel arrays, one entry each."""
@@ -58,6 +63,11 @@ def score_examples(model_dir: str, files: list[str], features: FeatureConfig,
         if "status" in outputs:
             refused = [f"{clip} ({status.decode()})" for clip, status in
                        zip(batch_ids, outputs["status"].numpy(), strict=True) if status != b"ok"]
+            if refused and all(status == b"wrong_shape" for status in outputs["status"].numpy()):
+                raise WrongShapeError(
+                    f"the model in {model_dir} does not take {features.num_rows} x "
+                    f"{features.num_frames} feature maps (the feature settings changed since "
+                    "it was trained)")
             if refused:
                 raise ValueError(f"The model in {model_dir} did not judge the examples "
                                  f"{', '.join(refused[:5])}: the Examples are not the feature "
@@ -74,21 +84,6 @@ def score_examples(model_dir: str, files: list[str], features: FeatureConfig,
     return ScoredSet([f"{clip}#{index}" for clip, index in zip(ids, segments, strict=True)],
                      ids, paths, attacks, np.concatenate(labels) == 1,
                      np.concatenate(scores).astype(np.float64), np.ones(len(ids), int))
-
-
-def incomparable_baseline(model_dir: str, features: FeatureConfig) -> str | None:
-    """Why a baseline model cannot judge examples of these features (None if it can): a
-    model trained on another front end or shape takes other maps, so it can say nothing
-    about the candidate on these examples. Asked of the model itself: one map of these
-    features' shape through from_features, whose status says whether it was judged."""
-    score = tf.saved_model.load(model_dir).signatures["from_features"]
-    outputs = score(log_mel=tf.zeros([1, features.num_rows, features.num_frames]))
-    # Models exported before the status output have none; they take the seed's maps.
-    if "status" not in outputs or outputs["status"][0] != b"wrong_shape":
-        return None
-    return (f"the last blessed model ({model_dir}) does not take {features.num_rows} x "
-            f"{features.num_frames} feature maps (the feature settings changed since it was "
-            "trained), so it was not compared")
 
 
 def clip_scores(segments: ScoredSet) -> ScoredSet:

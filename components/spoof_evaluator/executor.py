@@ -54,15 +54,15 @@ class Executor(base_executor.BaseExecutor):
         if baseline_dir:
             # When the Trainer's output came from the cache, the baseline is this very model.
             same = bool(baselines) and baselines[0].id == model.id
-            incomparable = None if same else evaluation.incomparable_baseline(baseline_dir,
-                                                                               features)
-            if incomparable:
-                logging.warning("Baseline skipped: %s.", incomparable)
-                result["baseline"] = {"model": baseline_dir, "skipped": incomparable}
-            else:
+            try:
                 baseline = result if same else evaluation.evaluate_model(baseline_dir, files,
                                                                          features, config)
                 result["baseline"] = {"model": baseline_dir, "clip": baseline["clip"]}
+            except evaluation.WrongShapeError as error:
+                # The last blessed model is for other feature settings: nothing to compare.
+                incomparable = f"{error}, so the last blessed model was not compared"
+                logging.warning("Baseline skipped: %s.", incomparable)
+                result["baseline"] = {"model": baseline_dir, "skipped": incomparable}
         blessing = evaluation.decide_blessing(result, baseline, config, incomparable)
         result["blessing"] = {"blessed": blessing.blessed, "reason": blessing.reason}
         evaluation.write_metrics(evaluation_artifact.uri, result)
