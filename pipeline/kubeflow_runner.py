@@ -30,7 +30,6 @@ from spoofdetect.pipeline.kubeflow_resources import kubernetes_platform_spec
 from spoofdetect.pipeline.pipeline import create_pipeline
 
 ENTRYPOINT = ["python", "-m", "spoofdetect.pipeline.kubeflow_entrypoint"]
-DEFAULT_SPEC_PATH = os.path.join("kubeflow", "spoof_detection_pipeline.yaml")
 
 
 def kubeflow_config(config: PipelineConfig, image: str, pipeline_root: str, data_root: str,

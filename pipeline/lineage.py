@@ -9,48 +9,48 @@ validation result (ExampleValidator's anomalies, two steps downstream).
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import os
 from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from spoofdetect.components import keys
 from spoofdetect.errors import UserError
 from spoofdetect.pipeline.metadata import (
     custom_property,
+    format_time,
     property_value,
-    run_outputs,
     short_type_name,
 )
+from spoofdetect.pipeline.run_summary import EVALUATION_SHOWN, read_anomalies
 
 Event = metadata_store_pb2.Event
 Execution = metadata_store_pb2.Execution
 
 # Per artifact type, the custom properties worth showing (others stay in --format json).
 KEY_PROPERTIES = {
-    "Examples": ("num_clips", "num_examples", "num_rejected", "rejected_files",
-                 "segment_mode"),
-    "Model": ("steps", "epochs", "wasserstein", "device", "wall_seconds"),
-    "ModelEvaluation": ("eer", "min_tdcf", "min_tdcf_2021", "min_dcf", "act_dcf", "cllr",
-                        "auc", "accuracy", "f1", "num_clips", "report_uri"),
-    "ModelBlessing": ("blessed", "reason", "eer", "min_tdcf"),
-    "PushedModel": ("pushed", "pushed_destination", "pushed_version"),
+    "Examples": (keys.NUM_CLIPS_PROPERTY, keys.NUM_EXAMPLES_PROPERTY,
+                 keys.NUM_REJECTED_PROPERTY, keys.REJECTED_FILES_PROPERTY,
+                 keys.SEGMENT_MODE_PROPERTY),
+    "Model": (keys.STEPS_PROPERTY, keys.EPOCHS_PROPERTY, keys.WASSERSTEIN_PROPERTY,
+              keys.DEVICE_PROPERTY, keys.WALL_SECONDS_PROPERTY),
+    "ModelEvaluation": EVALUATION_SHOWN,
+    "ModelBlessing": (keys.BLESSED_PROPERTY, keys.REASON_PROPERTY, keys.EER_PROPERTY,
+                      keys.MIN_TDCF_PROPERTY),
+    "PushedModel": (keys.PUSHED_PROPERTY, keys.PUSHED_DESTINATION_PROPERTY,
+                    keys.PUSHED_VERSION_PROPERTY),
 }
-# Per execution (component) type, the parameters worth showing.
+# Per execution (component) type, the parameters worth showing (Trainer's and Pusher's are
+# TFX's names).
 KEY_PARAMETERS = {
-    "FeatureExtractor": ("data_root", "dataset_fingerprint", "feature_config"),
-    "WganPretrainer": ("gan_config",),
-    "Trainer": ("custom_config",),
-    "SpoofEvaluator": ("evaluation_config",),
-    "Pusher": ("push_destination",),
+    keys.FEATURE_EXTRACTOR: (keys.DATA_ROOT_KEY, keys.DATASET_FINGERPRINT_KEY,
+                             keys.FEATURE_CONFIG_KEY),
+    keys.WGAN_PRETRAINER: (keys.GAN_CONFIG_KEY,),
+    keys.TRAINER: ("custom_config",),
+    keys.SPOOF_EVALUATOR: (keys.EVALUATION_CONFIG_KEY,),
+    keys.PUSHER: ("push_destination",),
 }
-
-
-def _time(milliseconds: int) -> str:
-    return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.timezone.utc
-                                           ).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclasses.dataclass
@@ -89,13 +89,13 @@ class LineageReader:
         shown = {k: parameters[k] for k in KEY_PARAMETERS.get(type_name, ()) if k in parameters}
         return {"id": execution.id, "type": type_name,
                 "state": Execution.State.Name(execution.last_known_state),
-                "started": _time(execution.create_time_since_epoch),
-                "finished": _time(execution.last_update_time_since_epoch),
+                "started": format_time(execution.create_time_since_epoch),
+                "finished": format_time(execution.last_update_time_since_epoch),
                 "parameters": shown}
 
     def pushed_models(self) -> list[metadata_store_pb2.Artifact]:
         pushed = [a for a in self.store.get_artifacts_by_type("PushedModel")
-                  if custom_property(a, "pushed") == 1]
+                  if custom_property(a, keys.PUSHED_PROPERTY) == 1]
         return sorted(pushed, key=lambda a: a.id)
 
     def find_start(self, model: str) -> metadata_store_pb2.Artifact:
@@ -109,7 +109,7 @@ class LineageReader:
             return pushed[-1]
         wanted = model.rstrip("/")
         for artifact in reversed(pushed):
-            destination = custom_property(artifact, "pushed_destination") or ""
+            destination = custom_property(artifact, keys.PUSHED_DESTINATION_PROPERTY) or ""
             if wanted in (artifact.uri.rstrip("/"), str(destination).rstrip("/")):
                 return artifact
         for artifact in self.store.get_artifacts_by_uri(wanted):
@@ -148,7 +148,7 @@ class LineageReader:
                 continue
             for anomalies in self._downstream(artifact["id"], "ExampleStatistics",
                                               "ExampleAnomalies"):
-                count = _count_anomalies(anomalies.uri)
+                count = sum(map(len, read_anomalies(anomalies.uri).values()))
                 artifact["properties"]["validation"] = (
                     "no anomalies" if not count else f"{count} anomalous features") + (
                     f" (ExampleAnomalies #{anomalies.id}, {anomalies.uri})")
@@ -163,20 +163,6 @@ class LineageReader:
             frontier = [a.id for a in self.store.get_artifacts_by_id(outputs)
                         if self._artifact_types.get(a.type_id) == type_name]
         return self.store.get_artifacts_by_id(frontier)
-
-
-def _count_anomalies(uri: str) -> int:
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-
-    count = 0
-    for split in ("train", "dev", "eval"):
-        path = os.path.join(uri, f"Split-{split}", "SchemaDiff.pb")
-        if os.path.exists(path):
-            anomalies = anomalies_pb2.Anomalies()
-            with open(path, "rb") as handle:
-                anomalies.ParseFromString(handle.read())
-            count += len(anomalies.anomaly_info)
-    return count
 
 
 def _compact(value: Any) -> Any:
@@ -261,7 +247,8 @@ def format_dot(lineage: Lineage) -> str:
     for artifact in lineage.artifacts.values():
         detail = "\\n".join(f"{k}: {_format_value(v, 40)}"
                             for k, v in artifact["properties"].items()
-                            if k not in ("rejected_files", "reason", "report_uri"))
+                            if k not in (keys.REJECTED_FILES_PROPERTY, keys.REASON_PROPERTY,
+                                         keys.REPORT_URI_PROPERTY))
         label = f"{artifact['type']} #{artifact['id']}" + (f"\\n{detail}" if detail else "")
         lines.append(f'  a{artifact["id"]} [shape=box, label="{_escape(label)}"];')
     for execution in lineage.executions.values():
@@ -278,48 +265,3 @@ def format_dot(lineage: Lineage) -> str:
 
 def _escape(text: str) -> str:
     return text.replace('"', '\\"')
-
-
-def list_runs(store: metadata_store.MetadataStore) -> list[dict[str, Any]]:
-    """One entry per pipeline run (TFX's pipeline_run contexts), oldest first."""
-    runs = []
-    for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id):
-        executions = store.get_executions_by_context(context.id)
-        states = [e.last_known_state for e in executions]
-        if any(s == Execution.FAILED for s in states):
-            outcome = "failed"
-        elif any(s in (Execution.RUNNING, Execution.NEW) for s in states):
-            outcome = "running or interrupted"
-        else:
-            outcome = "succeeded"
-        outputs = run_outputs(store, context)
-        evaluation = outputs.get(("SpoofEvaluator", "ModelEvaluation"))
-        blessing = outputs.get(("SpoofEvaluator", "ModelBlessing"))
-        pushed = outputs.get(("Pusher", "PushedModel"))
-
-        runs.append({
-            "run": context.name,
-            "started": _time(min((e.create_time_since_epoch for e in executions),
-                                 default=context.create_time_since_epoch)),
-            "outcome": outcome,
-            "executions": {Execution.State.Name(s): states.count(s) for s in set(states)},
-            **{name: custom_property(evaluation, name) for name in ("eer", "min_tdcf", "auc")},
-            "blessed": None if blessing is None else bool(custom_property(blessing, "blessed")),
-            "pushed_to": (custom_property(pushed, "pushed_destination")
-                          if custom_property(pushed, "pushed") else None),
-        })
-    return runs
-
-
-def format_runs(runs: list[dict[str, Any]]) -> str:
-    if not runs:
-        return "No pipeline runs in this metadata store."
-    lines = [f"{'run':<28} {'started':<24} {'outcome':<10} {'EER':>8} {'min t-DCF':>9} "
-             f"{'blessed':>8}  pushed to"]
-    for run in runs:
-        eer = f"{100 * run['eer']:.2f} %" if run["eer"] is not None else "-"
-        tdcf = f"{run['min_tdcf']:.4f}" if run["min_tdcf"] is not None else "-"
-        blessed = {None: "-", True: "yes", False: "no"}[run["blessed"]]
-        lines.append(f"{run['run']:<28} {run['started']:<24} {run['outcome']:<10} {eer:>8} "
-                     f"{tdcf:>9} {blessed:>8}  {run['pushed_to'] or '-'}")
-    return "\n".join(lines)

@@ -8,6 +8,7 @@ MLMD_MYSQL_PASSWORD environment variable is used, so it need not appear in confi
 
 from __future__ import annotations
 
+import datetime
 import os
 import urllib.parse
 
@@ -105,6 +106,12 @@ def custom_property(artifact: object, name: str) -> object:
     if artifact is None or name not in artifact.custom_properties:
         return None
     return property_value(artifact.custom_properties[name])
+
+
+def format_time(milliseconds: int) -> str:
+    """An MLMD timestamp (milliseconds since the epoch) as UTC text."""
+    return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.timezone.utc
+                                           ).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def latest_run(store: metadata_store.MetadataStore) -> metadata_store_pb2.Context | None:

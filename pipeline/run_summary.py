@@ -1,22 +1,35 @@
-"""What a pipeline run produced, read back from ML Metadata: the summary `spoofdetect run`
-prints and benchmarks read. No TFX import, so readers start in a fraction of a second."""
+"""What pipeline runs produced, read back from ML Metadata: the summary `spoofdetect run`
+prints and benchmarks read, and the list `spoofdetect runs` prints. No TFX import, so readers
+start in a fraction of a second."""
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
+from spoofdetect.components import keys
 from spoofdetect.config import LABELS, SPLITS, PipelineConfig
 from spoofdetect.errors import UserError
 from spoofdetect.pipeline.metadata import (
     custom_property,
+    format_time,
     latest_run,
     open_store,
     run_outputs,
     store_location,
 )
+
+Execution = metadata_store_pb2.Execution
+# What the summary shows of the evaluation.
+EVALUATION_SHOWN = (keys.EER_PROPERTY, keys.MIN_TDCF_PROPERTY, keys.MIN_TDCF_2021_PROPERTY,
+                    keys.MIN_DCF_PROPERTY, keys.ACT_DCF_PROPERTY, keys.CLLR_PROPERTY,
+                    keys.AUC_PROPERTY, keys.ACCURACY_PROPERTY, keys.F1_PROPERTY,
+                    keys.NUM_CLIPS_PROPERTY, keys.REPORT_URI_PROPERTY)
 
 
 def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
@@ -41,41 +54,48 @@ def latest_run_summary(config: PipelineConfig) -> dict[str, object]:
     if run is None:
         raise UserError(f"No pipeline run in the metadata store {store_location(config)}.")
     output = run_outputs(store, run).get
-    examples = output(("FeatureExtractor", "Examples"))
-    anomalies = output(("ExampleValidator", "ExampleAnomalies"))
-    counts = {f"{split}/{label}": custom_property(examples, f"{split}_{label}_clips")
+    examples = output((keys.FEATURE_EXTRACTOR, "Examples"))
+    anomalies = output((keys.EXAMPLE_VALIDATOR, "ExampleAnomalies"))
+    counts = {f"{split}/{label}": custom_property(examples, keys.clips_property(split, label))
               for split in SPLITS for label in LABELS}
-    pretrained = output(("WganPretrainer", "Model"))
-    trained = output(("Trainer", "Model"))
-    model_run = output(("Trainer", "ModelRun"))
+    pretrained = output((keys.WGAN_PRETRAINER, "Model"))
+    trained = output((keys.TRAINER, "Model"))
+    model_run = output((keys.TRAINER, "ModelRun"))
     classifier = {}
     if model_run and os.path.exists(os.path.join(model_run.uri, "summary.json")):
         with open(os.path.join(model_run.uri, "summary.json")) as handle:
             classifier = json.load(handle)
-    evaluation = output(("SpoofEvaluator", "ModelEvaluation"))
-    blessing = output(("SpoofEvaluator", "ModelBlessing"))
-    pushed = output(("Pusher", "PushedModel"))
+    evaluation = output((keys.SPOOF_EVALUATOR, "ModelEvaluation"))
+    blessing = output((keys.SPOOF_EVALUATOR, "ModelBlessing"))
+    pushed = output((keys.PUSHER, "PushedModel"))
     return {
-        "evaluation": ({name: custom_property(evaluation, name) for name in (
-            "eer", "min_tdcf", "min_tdcf_2021", "min_dcf", "act_dcf", "cllr", "auc",
-            "accuracy", "f1", "num_clips", "report_uri")} if evaluation else None),
-        "blessing": ({"blessed": bool(custom_property(blessing, "blessed")),
-                      "reason": custom_property(blessing, "reason")} if blessing else None),
-        "pushed_to": (custom_property(pushed, "pushed_destination")
-                      if pushed and custom_property(pushed, "pushed") == 1 else None),
+        "evaluation": ({name: custom_property(evaluation, name) for name in EVALUATION_SHOWN}
+                       if evaluation else None),
+        "blessing": ({"blessed": bool(custom_property(blessing, keys.BLESSED_PROPERTY)),
+                      "reason": custom_property(blessing, keys.REASON_PROPERTY)}
+                     if blessing else None),
+        "pushed_to": pushed_destination(pushed),
         "pretrained": ({name: custom_property(pretrained, name) for name in (
-            "steps", "wall_seconds", "wasserstein", "device")} | {"uri": pretrained.uri}
-            if pretrained else None),
+            keys.STEPS_PROPERTY, keys.WALL_SECONDS_PROPERTY, keys.WASSERSTEIN_PROPERTY,
+            keys.DEVICE_PROPERTY)} | {"uri": pretrained.uri} if pretrained else None),
         "model_uri": trained.uri if trained else None,
         "classifier": classifier,
         "examples_uri": examples.uri,
-        "num_clips": custom_property(examples, "num_clips"),
-        "num_examples": custom_property(examples, "num_examples"),
-        "num_rejected": custom_property(examples, "num_rejected"),
-        "rejected_files": json.loads(custom_property(examples, "rejected_files") or "[]"),
+        "num_clips": custom_property(examples, keys.NUM_CLIPS_PROPERTY),
+        "num_examples": custom_property(examples, keys.NUM_EXAMPLES_PROPERTY),
+        "num_rejected": custom_property(examples, keys.NUM_REJECTED_PROPERTY),
+        "rejected_files": json.loads(
+            custom_property(examples, keys.REJECTED_FILES_PROPERTY) or "[]"),
         "clips": counts,
         "anomalies": read_anomalies(anomalies.uri) if anomalies else {},
     }
+
+
+def pushed_destination(pushed: metadata_store_pb2.Artifact | None) -> str | None:
+    """Where the Pusher copied the model, or None when it did not push (not blessed)."""
+    if custom_property(pushed, keys.PUSHED_PROPERTY) != 1:
+        return None
+    return custom_property(pushed, keys.PUSHED_DESTINATION_PROPERTY)
 
 
 def format_run_summary(summary: dict[str, object]) -> str:
@@ -120,4 +140,48 @@ def format_run_summary(summary: dict[str, object]) -> str:
             lines += [f"  {split}: {description}" for description in descriptions]
     else:
         lines.append("Schema validation: no anomalies in train, dev or eval.")
+    return "\n".join(lines)
+
+
+def list_runs(store: metadata_store.MetadataStore) -> list[dict[str, Any]]:
+    """One entry per pipeline run (TFX's pipeline_run contexts), oldest first."""
+    runs = []
+    for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id):
+        executions = store.get_executions_by_context(context.id)
+        states = [e.last_known_state for e in executions]
+        if any(s == Execution.FAILED for s in states):
+            outcome = "failed"
+        elif any(s in (Execution.RUNNING, Execution.NEW) for s in states):
+            outcome = "running or interrupted"
+        else:
+            outcome = "succeeded"
+        outputs = run_outputs(store, context)
+        evaluation = outputs.get((keys.SPOOF_EVALUATOR, "ModelEvaluation"))
+        blessing = outputs.get((keys.SPOOF_EVALUATOR, "ModelBlessing"))
+        runs.append({
+            "run": context.name,
+            "started": format_time(min((e.create_time_since_epoch for e in executions),
+                                       default=context.create_time_since_epoch)),
+            "outcome": outcome,
+            "executions": {Execution.State.Name(s): states.count(s) for s in set(states)},
+            **{name: custom_property(evaluation, name) for name in (
+                keys.EER_PROPERTY, keys.MIN_TDCF_PROPERTY, keys.AUC_PROPERTY)},
+            "blessed": (None if blessing is None else
+                        bool(custom_property(blessing, keys.BLESSED_PROPERTY))),
+            "pushed_to": pushed_destination(outputs.get((keys.PUSHER, "PushedModel"))),
+        })
+    return runs
+
+
+def format_runs(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "No pipeline runs in this metadata store."
+    lines = [f"{'run':<28} {'started':<24} {'outcome':<10} {'EER':>8} {'min t-DCF':>9} "
+             f"{'blessed':>8}  pushed to"]
+    for run in runs:
+        eer = f"{100 * run['eer']:.2f} %" if run["eer"] is not None else "-"
+        tdcf = f"{run['min_tdcf']:.4f}" if run["min_tdcf"] is not None else "-"
+        blessed = {None: "-", True: "yes", False: "no"}[run["blessed"]]
+        lines.append(f"{run['run']:<28} {run['started']:<24} {run['outcome']:<10} {eer:>8} "
+                     f"{tdcf:>9} {blessed:>8}  {run['pushed_to'] or '-'}")
     return "\n".join(lines)

@@ -7,13 +7,12 @@ is printed as one message and exits with status 2; no traceback for problems a u
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
 import json
 import logging
 import os
 import sys
 import warnings
-from typing import TYPE_CHECKING
 
 # Before TensorFlow is imported anywhere; Beam's worker processes inherit these too. TensorFlow's
 # C++ start-up chatter (CUDA plugins on a CPU host) and the Google client libraries' Python
@@ -21,12 +20,8 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
 
-from spoofdetect.config import SPLITS, PipelineConfig, load_config
+from spoofdetect.config import COMPILED_SPEC, SPLITS, EvaluationConfig, PipelineConfig, load_config
 from spoofdetect.errors import UserError
-
-if TYPE_CHECKING:
-    from spoofdetect.extraction import ExtractionSummary
-    from spoofdetect.metrics import AsvErrorRates
 
 EXIT_SOME_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -72,21 +67,6 @@ def cmd_make_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_summary(summary: ExtractionSummary) -> str:
-    """A people-readable table of an ExtractionSummary."""
-    lines = [f"{'split':<6} {'label':<5} {'clips':>7} {'examples':>9}"]
-    for split, labels in summary.counts.items():
-        for label, counts in labels.items():
-            lines.append(f"{split:<6} {label:<5} {counts['clips']:>7} {counts['examples']:>9}")
-    rate = summary.num_files / summary.seconds if summary.seconds else 0.0
-    lines.append(f"{summary.num_files} files -> {summary.num_clips} clips, "
-                 f"{summary.num_examples} examples; {summary.num_rejected} rejected; "
-                 f"{summary.seconds:.1f} s ({rate:.1f} files/s)")
-    for rejected in summary.rejected:
-        lines.append(f"  rejected {rejected['path']}: {rejected['reason']}")
-    return "\n".join(lines)
-
-
 def cmd_features(args: argparse.Namespace) -> int:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -103,7 +83,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
     summary = run_extraction(pipeline, config.data_root, folder, config.features)
     replace_folder(folder, args.output)
-    print(format_summary(summary))
+    print(summary.format())
     print(f"TFRecords under {args.output}/Split-*/; report: {args.output}/{REPORT_FILE}")
     return 0
 
@@ -130,21 +110,18 @@ def _add_protocol_argument(parser: argparse.ArgumentParser) -> None:
                              "*.trn.txt/*.trl.txt); repeat for several")
 
 
-def asv_rates_from_args(args: argparse.Namespace) -> AsvErrorRates:
-    """The ASV error rates: from an ASV score file, from the three flags, or the ASVspoof
-    2019 LA eval defaults."""
-    from spoofdetect import metrics
-
-    given = [args.pfa_asv, args.pmiss_asv, args.pmiss_spoof_asv]
-    if args.asv_scores:
-        if any(value is not None for value in given):
-            raise UserError("Give either --asv-scores or the three --p*-asv rates, not both.")
-        return metrics.read_asv_score_file(args.asv_scores)
-    if any(value is not None for value in given):
-        if any(value is None for value in given):
-            raise UserError("Give all three of --pfa-asv, --pmiss-asv and --pmiss-spoof-asv.")
-        return metrics.AsvErrorRates(*given)
-    return metrics.ASVSPOOF2019_LA_EVAL_ASV
+def asv_config(args: argparse.Namespace) -> EvaluationConfig:
+    """The evaluation settings the ASV flags give: an ASV score file, or all three rates."""
+    rates = {"pfa_asv": args.pfa_asv, "pmiss_asv": args.pmiss_asv,
+             "pmiss_spoof_asv": args.pmiss_spoof_asv}
+    given = {name: value for name, value in rates.items() if value is not None}
+    if args.asv_scores and given:
+        raise UserError("Give either --asv-scores or the three --p*-asv rates, not both.")
+    if given and len(given) < len(rates):
+        raise UserError("Give all three of --pfa-asv, --pmiss-asv and --pmiss-spoof-asv.")
+    config = dataclasses.replace(EvaluationConfig(), asv_scores=args.asv_scores or "", **given)
+    config.validate()
+    return config
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -152,7 +129,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     scores = metrics.read_score_file(args.score_file)
     result = metrics.evaluate_scores(scores.scores, scores.is_spoof, scores.attacks,
-                                     asv_rates_from_args(args))
+                                     metrics.asv_rates(asv_config(args)))
     if args.format == "json":
         print(json.dumps(result, indent=2))
     else:
@@ -162,8 +139,6 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from spoofdetect import scoring
-    from spoofdetect.evaluation import utterance_id
-    from spoofdetect.metrics import write_score_file
     from spoofdetect.outputs import check_writable_file
 
     config = _config_from_args(args)
@@ -181,23 +156,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     results = list(scoring.score_paths(scorer, files))
     print(scoring.format_table(results))
     if args.output:
-        records = scoring.as_records(results)
-        with open(args.output, "w", encoding="utf-8", newline="") as handle:
-            if args.output.lower().endswith(".json"):
-                json.dump(records, handle, indent=1)
-            else:
-                writer = csv.DictWriter(handle, fieldnames=list(records[0]))
-                writer.writeheader()
-                writer.writerows({**r, "segment_scores": " ".join(
-                    f"{v:.6g}" for v in r["segment_scores"])} for r in records)
+        scoring.write_results(results, args.output)
         print(f"Wrote {args.output}")
     scored = [r for r in results if not r.error]
     if args.asvspoof_scores and scored:
-        write_score_file(args.asvspoof_scores,
-                         [utterance_id(os.path.splitext(r.path)[0]) for r in scored],
-                         ["-"] * len(scored),
-                         [scoring.key_from_layout(r.path) == "spoof" for r in scored],
-                         [r.score for r in scored])
+        scoring.write_asvspoof_scores(results, args.asvspoof_scores)
         print(f"Wrote {args.asvspoof_scores}")
     failed = len(results) - len(scored)
     if failed:
@@ -270,11 +233,11 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from spoofdetect.pipeline import lineage
+    from spoofdetect.pipeline import run_summary
     from spoofdetect.pipeline.metadata import open_store
 
-    runs = lineage.list_runs(open_store(_metadata_location(args), read_only=True))
-    print(json.dumps(runs, indent=1) if args.format == "json" else lineage.format_runs(runs))
+    runs = run_summary.list_runs(open_store(_metadata_location(args), read_only=True))
+    print(json.dumps(runs, indent=1) if args.format == "json" else run_summary.format_runs(runs))
     return 0
 
 
@@ -370,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the dataset, as the cluster reads it")
     compile_.add_argument("--gpus", type=int, help="GPUs per training step (default: "
                                                    "kubeflow.gpus, 1); 0 for CPU nodes")
-    compile_.add_argument("--output", default=os.path.join("kubeflow",
-                                                           "spoof_detection_pipeline.yaml"))
+    compile_.add_argument("--output", default=COMPILED_SPEC)
     _add_config_arguments(compile_)
     compile_.set_defaults(handler=cmd_compile)
 
@@ -391,8 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="upload the compiled spec and start a run")
     submit.add_argument("--host", required=True, help="Kubeflow Pipelines endpoint URL")
-    submit.add_argument("--spec", default=os.path.join("kubeflow",
-                                                       "spoof_detection_pipeline.yaml"))
+    submit.add_argument("--spec", default=COMPILED_SPEC)
     submit.add_argument("--namespace", help="Kubeflow profile namespace (multi-user)")
     submit.add_argument("--experiment", default="spoof-detection")
     submit.add_argument("--run-name")

@@ -304,8 +304,9 @@ class EvaluationConfig:
     # ...and no regression against the last blessed model beyond these absolute margins.
     eer_tolerance: float = 0.01
     min_tdcf_tolerance: float = 0.02
-    # ASV error rates for t-DCF: the official ASVspoof 2019 LA eval ASV system's by default;
-    # asv_scores (an ASV score file) replaces them with rates at that ASV's EER threshold.
+    # ASV error rates for t-DCF: the official ASVspoof 2019 LA eval ASV system's by default
+    # (metrics.ASVSPOOF2019_LA_EVAL_ASV names them); asv_scores (an ASV score file) replaces
+    # them with rates at that ASV's EER threshold.
     pfa_asv: float = 0.024604674888228765
     pmiss_asv: float = 0.024581005586592177
     pmiss_spoof_asv: float = 0.23934754703985472
@@ -327,6 +328,10 @@ class EvaluationConfig:
         _positive(self, "evaluation", "batch_size", "max_score_seconds", "max_min_tdcf")
         _at_least_zero(self, "evaluation", "eer_tolerance", "min_tdcf_tolerance")
         _fraction(self, "evaluation", "max_eer", "pfa_asv", "pmiss_asv", "pmiss_spoof_asv")
+
+
+# Where `spoofdetect compile` writes the KFP spec and `submit` reads it, by default.
+COMPILED_SPEC = os.path.join("kubeflow", "spoof_detection_pipeline.yaml")
 
 
 @dataclasses.dataclass(frozen=True)

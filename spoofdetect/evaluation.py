@@ -12,7 +12,6 @@ import dataclasses
 import html
 import json
 import os
-import re
 from typing import Any
 
 import numpy as np
@@ -44,11 +43,6 @@ class ScoredSet:
     is_spoof: np.ndarray
     scores: np.ndarray  # log-odds of bona fide (ASVspoof direction)
     num_segments: np.ndarray
-
-
-def utterance_id(clip_id: str) -> str:
-    """A clip id usable as the first field of a whitespace-separated score file."""
-    return re.sub(r"\s", "_", clip_id)
 
 
 def score_examples(model_dir: str, files: list[str], features: FeatureConfig,
@@ -99,33 +93,13 @@ def clip_scores(segments: ScoredSet) -> ScoredSet:
                      np.array([len(member) for member in members]))
 
 
-def newest_version(serving_dir: str) -> str | None:
-    """The newest SavedModel in a TF Serving folder of numbered versions (local or URI)."""
-    if not tf.io.gfile.isdir(serving_dir):
-        return None
-    versions = sorted((name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)
-                       if name.rstrip("/").isdigit()), key=int, reverse=True)
-    for version in versions:
-        path = os.path.join(serving_dir, version)
-        if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-            return path
-    return None
-
-
-def asv_rates(config: EvaluationConfig) -> metrics.AsvErrorRates:
-    if config.asv_scores:
-        return metrics.read_asv_score_file(config.asv_scores)
-    return metrics.AsvErrorRates(config.pfa_asv, config.pmiss_asv, config.pmiss_spoof_asv)
-
-
 def _metrics_of(scored: ScoredSet, asv: metrics.AsvErrorRates) -> dict[str, Any]:
     attacks = scored.attacks if any(scored.attacks) else None
     return metrics.evaluate_scores(scored.scores, scored.is_spoof, attacks, asv)
 
 
 def write_scores(path: str, scored: ScoredSet) -> None:
-    metrics.write_score_file(path, [utterance_id(i) for i in scored.ids], scored.attacks,
-                             scored.is_spoof, scored.scores)
+    metrics.write_score_file(path, scored.ids, scored.attacks, scored.is_spoof, scored.scores)
 
 
 def evaluate_model(model_dir: str, files: list[str], features: FeatureConfig,
@@ -136,7 +110,7 @@ def evaluate_model(model_dir: str, files: list[str], features: FeatureConfig,
     """
     segments = score_examples(model_dir, files, features, config.batch_size)
     clips = clip_scores(segments)
-    asv = asv_rates(config)
+    asv = metrics.asv_rates(config)
     result = {"model": model_dir, "num_clips": len(clips.ids),
               "num_segments": len(segments.ids), "clip": _metrics_of(clips, asv),
               "segment": _metrics_of(segments, asv)}

@@ -224,6 +224,22 @@ class ExtractionSummary:
                 "num_rejected": self.num_rejected, "seconds": round(self.seconds, 3),
                 "counts": self.counts, "rejected": self.rejected}
 
+    def format(self) -> str:
+        """A people-readable table: clips and examples per split and label, then the
+        rejected files with their reasons."""
+        lines = [f"{'split':<6} {'label':<5} {'clips':>7} {'examples':>9}"]
+        for split, labels in self.counts.items():
+            for label, counts in labels.items():
+                lines.append(f"{split:<6} {label:<5} {counts['clips']:>7} "
+                             f"{counts['examples']:>9}")
+        rate = self.num_files / self.seconds if self.seconds else 0.0
+        lines.append(f"{self.num_files} files -> {self.num_clips} clips, "
+                     f"{self.num_examples} examples; {self.num_rejected} rejected; "
+                     f"{self.seconds:.1f} s ({rate:.1f} files/s)")
+        lines += [f"  rejected {rejected['path']}: {rejected['reason']}"
+                  for rejected in self.rejected]
+        return "\n".join(lines)
+
     def missing_classes(self) -> list[str]:
         return [f"{split}/{label}" for split in SPLITS for label in LABELS
                 if self.counts[split][label]["clips"] == 0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
+from spoofdetect.config import EvaluationConfig
 from spoofdetect.errors import UserError
 
 BONAFIDE, SPOOF = "bonafide", "spoof"
@@ -39,9 +41,19 @@ class AsvErrorRates:
 
 
 # The official ASVspoof 2019 LA eval ASV system (ASVspoof2019.LA.asv.eval.gi.trl.scores.txt,
-# distributed with the ASVspoof 2019 evaluation package), taken at its EER threshold.
+# distributed with the ASVspoof 2019 evaluation package), taken at its EER threshold: the
+# evaluation config's defaults.
 ASVSPOOF2019_LA_EVAL_ASV = AsvErrorRates(
-    pfa=0.024604674888228765, pmiss=0.024581005586592177, pmiss_spoof=0.23934754703985472)
+    pfa=EvaluationConfig.pfa_asv, pmiss=EvaluationConfig.pmiss_asv,
+    pmiss_spoof=EvaluationConfig.pmiss_spoof_asv)
+
+
+def asv_rates(config: EvaluationConfig) -> AsvErrorRates:
+    """The ASV error rates t-DCF is computed with: at the EER threshold of the ASV score file
+    `asv_scores` when one is given, else the config's three rates."""
+    if config.asv_scores:
+        return read_asv_score_file(config.asv_scores)
+    return AsvErrorRates(config.pfa_asv, config.pmiss_asv, config.pmiss_spoof_asv)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,9 +381,12 @@ def read_asv_score_file(path: str) -> AsvErrorRates:
 
 def write_score_file(path: str, utterances: Sequence[str], attacks: Sequence[str],
                      is_spoof: Sequence[bool], scores: Sequence[float]) -> None:
+    """An ASVspoof CM score file, lines 'utterance attack key score'; whitespace in an
+    utterance id (a clip path) becomes '_', so each line keeps four fields."""
     with open(path, "w", encoding="utf-8") as handle:
         for utterance, attack, spoof, score in zip(utterances, attacks, is_spoof, scores,
                                                    strict=True):
+            utterance = re.sub(r"\s", "_", utterance)
             handle.write(f"{utterance} {attack or '-'} {SPOOF if spoof else BONAFIDE} "
                          f"{score:.9g}\n")
 

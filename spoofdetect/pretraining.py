@@ -20,6 +20,18 @@ CRITIC_FILE = "critic.keras"
 GENERATOR_FILE = "generator.keras"
 
 
+def critic_dataset(files: list[str], features: FeatureConfig, config: GanConfig,
+                   repeat: bool = True) -> tf.data.Dataset:
+    """The critic's real batches (spectrograms alone): the train split's fake clips, or every
+    clip with critic_data 'all'; shuffled and masked as configured."""
+    label = LABELS["fake"] if config.critic_data == "fake" else None
+    return example_dataset(
+        files, features, config.batch_size, shuffle_buffer=config.shuffle_buffer,
+        seed=config.seed, label=label, repeat=repeat, drop_remainder=True,
+        masking=config.masking,
+    ).map(lambda batch: batch[examples.LOG_MEL])
+
+
 def run_pretraining(examples_uri: str, features: FeatureConfig, config: GanConfig,
                     checkpoint_dir: str, serving_dir: str, output_dir: str) -> dict[str, Any]:
     """Trains stage 1 on the train split; returns the summary recorded in ML Metadata.
@@ -28,16 +40,12 @@ def run_pretraining(examples_uri: str, features: FeatureConfig, config: GanConfi
     samples.png, logs/}. Nothing is written if training diverges.
     """
     files = split_files(examples_uri, "train")
-    label = LABELS["fake"] if config.critic_data == "fake" else None
     counts = count_labels(files, features)
-    num_real = counts[label] if label is not None else sum(counts.values())
+    num_real = (counts[LABELS["fake"]] if config.critic_data == "fake" else
+                sum(counts.values()))
 
     def make_dataset() -> tf.data.Dataset:
-        return example_dataset(
-            files, features, config.batch_size, shuffle_buffer=config.shuffle_buffer,
-            seed=config.seed, label=label, repeat=True, drop_remainder=True,
-            masking=config.masking,
-        ).map(lambda batch: batch[examples.LOG_MEL])
+        return critic_dataset(files, features, config)
 
     result = train_wgan(make_dataset, num_real, features, config, checkpoint_dir,
                         log_dir=os.path.join(output_dir, "logs"))

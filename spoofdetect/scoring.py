@@ -8,12 +8,14 @@ score, the mean of its segments' log-odds (as the evaluator aggregates clips).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
+import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 import soundfile
@@ -27,9 +29,7 @@ from spoofdetect.audio import (
 )
 from spoofdetect.config import FeatureConfig
 from spoofdetect.errors import UserError
-from spoofdetect.evaluation import newest_version
-from spoofdetect.export import STATUS_OK
-from spoofdetect.metrics import sigmoid
+from spoofdetect.metrics import sigmoid, write_score_file
 
 
 @dataclasses.dataclass
@@ -41,6 +41,21 @@ class FileScore:
     segment_scores: list[float] = dataclasses.field(default_factory=list)
     duration_seconds: float | None = None
     error: str | None = None
+
+
+def newest_version(serving_dir: str) -> str | None:
+    """The newest SavedModel in a TF Serving folder of numbered versions (local or URI)."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(serving_dir):
+        return None
+    versions = sorted((name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)
+                       if name.rstrip("/").isdigit()), key=int, reverse=True)
+    for version in versions:
+        path = os.path.join(serving_dir, version)
+        if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+            return path
+    return None
 
 
 def resolve_model_dir(path: str) -> str:
@@ -111,6 +126,8 @@ class Scorer:
     def score(self, path: str) -> FileScore:
         import tensorflow as tf
 
+        from spoofdetect.export import STATUS_OK
+
         try:
             decoded, segments = audio_segments(self._read(path), self.features)
         except AudioRejected as error:
@@ -159,8 +176,26 @@ def format_table(results: list[FileScore]) -> str:
     return "\n".join(lines)
 
 
-def as_records(results: list[FileScore]) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(r) for r in results]
+def write_results(results: list[FileScore], path: str) -> None:
+    """Every file's result as JSON (PATH.json) or CSV (else; segment scores space-separated)."""
+    records = [dataclasses.asdict(r) for r in results]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        if path.lower().endswith(".json"):
+            json.dump(records, handle, indent=1)
+        else:
+            writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows({**r, "segment_scores": " ".join(
+                f"{v:.6g}" for v in r["segment_scores"])} for r in records)
+
+
+def write_asvspoof_scores(results: list[FileScore], path: str) -> None:
+    """The scored files as an ASVspoof score file 'utt_id - key score': the id is the path
+    without its extension, the key from a real/fake folder in it ('-' if none)."""
+    scored = [r for r in results if not r.error]
+    write_score_file(path, [os.path.splitext(r.path)[0] for r in scored], ["-"] * len(scored),
+                     [key_from_layout(r.path) == "spoof" for r in scored],
+                     [r.score for r in scored])
 
 
 def key_from_layout(path: str) -> str:

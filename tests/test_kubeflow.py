@@ -16,14 +16,14 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from spoofdetect.cli import main
-from spoofdetect.config import load_config
+from spoofdetect.config import COMPILED_SPEC, load_config
 from spoofdetect.pipeline import kubeflow_entrypoint, kubeflow_runner
 from spoofdetect.pipeline.schema import packaged_schema_path
 from tests.conftest import FAST
 from tests.kfp_launcher import run_spec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMITTED = os.path.join(REPO, "kubeflow", "spoof_detection_pipeline.yaml")
+COMMITTED = os.path.join(REPO, COMPILED_SPEC)
 # The arguments the committed example was compiled with (see kubeflow/README.md).
 EXAMPLE_ARGS = ["--image", "registry.example.com/spoof-detection:0.1.0",
                 "--pipeline-root", "gs://example-bucket/spoof-detection",

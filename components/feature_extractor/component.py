@@ -3,9 +3,9 @@
 Outputs:
   examples: Examples with splits train, dev, eval (gzipped tf.Example TFRecords under
     Split-*/) and feature_report.json listing counts and every rejected file with its reason.
-    MLMD custom properties: num_files, num_clips, num_examples, num_rejected,
-    {split}_{label}_clips and _examples, rejected_files (JSON), segment_mode, report_uri,
-    and payload_format and file_format as ExampleGen records them.
+    MLMD custom properties (names in components/keys.py): num_files, num_clips,
+    num_examples, num_rejected, {split}_{label}_clips and _examples, rejected_files (JSON),
+    segment_mode, report_uri, and payload_format and file_format as ExampleGen records them.
 Parameters:
   data_root: ROOT of ROOT/{train,dev,eval}/{real,fake}/*.wav (local path or URI).
   feature_config: FeatureConfig as JSON (spoofdetect.config.section_to_json), including the
@@ -19,17 +19,18 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from spoofdetect.components import keys
 from spoofdetect.components.feature_extractor import executor
 
 
 class FeatureExtractorSpec(ComponentSpec):
     PARAMETERS = {
-        "data_root": ExecutionParameter(type=str),
-        "feature_config": ExecutionParameter(type=str),
-        "dataset_fingerprint": ExecutionParameter(type=str, optional=True),
+        keys.DATA_ROOT_KEY: ExecutionParameter(type=str),
+        keys.FEATURE_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.DATASET_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
-    OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
 
 
 class FeatureExtractor(base_beam_component.BaseBeamComponent):

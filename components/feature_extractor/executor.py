@@ -12,6 +12,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
+from spoofdetect.components import keys
+from spoofdetect.components.properties import record_properties
 from spoofdetect.config import LABELS, SPLITS, FeatureConfig, section_from_json
 from spoofdetect.extraction import REPORT_FILE, ExtractionSummary, run_extraction
 
@@ -20,25 +22,29 @@ from spoofdetect.extraction import REPORT_FILE, ExtractionSummary, run_extractio
 MAX_REJECTED_IN_MLMD = 1000
 
 
-def record_summary(examples: types.Artifact, summary: ExtractionSummary,
-                   segment_mode: str) -> None:
-    examples.set_int_custom_property("num_files", summary.num_files)
-    examples.set_int_custom_property("num_clips", summary.num_clips)
-    examples.set_int_custom_property("num_examples", summary.num_examples)
-    examples.set_int_custom_property("num_rejected", summary.num_rejected)
-    for split in SPLITS:
-        for label in LABELS:
-            counts = summary.counts[split][label]
-            examples.set_int_custom_property(f"{split}_{label}_clips", counts["clips"])
-            examples.set_int_custom_property(f"{split}_{label}_examples", counts["examples"])
+def summary_properties(summary: ExtractionSummary, segment_mode: str,
+                       examples_uri: str) -> dict[str, object]:
+    """The extraction's counts and rejections as the Examples artifact's MLMD properties."""
     rejected = [f"{r['path']}: {r['reason']}" for r in summary.rejected]
     if len(rejected) > MAX_REJECTED_IN_MLMD:
         rejected = [*rejected[:MAX_REJECTED_IN_MLMD],
                     f"... and {len(rejected) - MAX_REJECTED_IN_MLMD} more in {REPORT_FILE}"]
-    examples.set_string_custom_property("rejected_files", json.dumps(rejected))
-    examples.set_string_custom_property("segment_mode", segment_mode)
-    examples.set_string_custom_property("report_uri",
-                                        FileSystems.join(examples.uri, REPORT_FILE))
+    counts = {}
+    for split in SPLITS:
+        for label in LABELS:
+            counts[keys.clips_property(split, label)] = summary.counts[split][label]["clips"]
+            counts[keys.examples_property(split, label)] = (
+                summary.counts[split][label]["examples"])
+    return {
+        keys.NUM_FILES_PROPERTY: summary.num_files,
+        keys.NUM_CLIPS_PROPERTY: summary.num_clips,
+        keys.NUM_EXAMPLES_PROPERTY: summary.num_examples,
+        keys.NUM_REJECTED_PROPERTY: summary.num_rejected,
+        **counts,
+        keys.REJECTED_FILES_PROPERTY: json.dumps(rejected),
+        keys.SEGMENT_MODE_PROPERTY: segment_mode,
+        keys.REPORT_URI_PROPERTY: FileSystems.join(examples_uri, REPORT_FILE),
+    }
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -46,12 +52,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
-        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        examples = artifact_utils.get_single_instance(output_dict[keys.EXAMPLES_KEY])
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         # What ExampleGen records, so StatisticsGen and Trainer read the files without guessing.
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
-        config = section_from_json(FeatureConfig, exec_properties["feature_config"])
-        summary = run_extraction(self._make_beam_pipeline(), exec_properties["data_root"],
-                                 examples.uri, config)
-        record_summary(examples, summary, config.segment_mode)
+        config = section_from_json(FeatureConfig, exec_properties[keys.FEATURE_CONFIG_KEY])
+        summary = run_extraction(self._make_beam_pipeline(),
+                                 exec_properties[keys.DATA_ROOT_KEY], examples.uri, config)
+        record_properties(examples, summary_properties(summary, config.segment_mode,
+                                                       examples.uri))

@@ -10,8 +10,9 @@ Outputs:
   evaluation: ModelEvaluation. metrics.json (per clip and per segment, per attack where the
     examples name attacks; the baseline's metrics too), scores_clip.txt and
     scores_segment.txt (ASVspoof CM score format), the PNG plots and report.html. MLMD custom
-    properties: eer, eer_threshold, min_tdcf, min_tdcf_2021, auc, accuracy, f1,
-    average_precision, brier, num_clips, num_segments, segment_eer, blessed, report_uri.
+    properties (names in components/keys.py): eer, eer_threshold, min_tdcf, min_tdcf_2021,
+    min_dcf, act_dcf, cllr, auc, accuracy, f1, average_precision, brier, num_clips,
+    num_segments, segment_eer, blessed, report_uri.
   blessing: ModelBlessing with a BLESSED or NOT_BLESSED file and the custom properties TFX's
     Pusher and LatestBlessedModelStrategy read: blessed (1/0), current_model,
     current_model_id, baseline_model, baseline_model_id; plus reason.
@@ -26,23 +27,25 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from spoofdetect.components import keys
 from spoofdetect.components.spoof_evaluator import executor
 
 
 class SpoofEvaluatorSpec(ComponentSpec):
     PARAMETERS = {
-        "feature_config": ExecutionParameter(type=str),
-        "evaluation_config": ExecutionParameter(type=str),
-        "baseline_serving_dir": ExecutionParameter(type=str, optional=True),
+        keys.FEATURE_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.EVALUATION_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.BASELINE_SERVING_DIR_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
-        "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        keys.BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model,
+                                                  optional=True),
     }
     OUTPUTS = {
-        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
-        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        keys.EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        keys.BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
     }
 
 

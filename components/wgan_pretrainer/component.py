@@ -5,7 +5,8 @@ Inputs:
 Outputs:
   model: Model. Format-Serving/critic.keras (the base model for fine-tuning) and
     generator.keras; history.json, losses.png, samples.png (generated next to real) and
-    logs/ (TensorBoard) beside it. MLMD custom properties: steps, epochs, critic_loss,
+    logs/ (TensorBoard) beside it. MLMD custom properties (readers' names in
+    components/keys.py): steps, epochs, critic_loss,
     generator_loss, wasserstein, gradient_penalty (final epoch means), wall_seconds, device,
     resumed_from_step, critic_examples.
 Parameters:
@@ -17,16 +18,17 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from spoofdetect.components import keys
 from spoofdetect.components.wgan_pretrainer import executor
 
 
 class WganPretrainerSpec(ComponentSpec):
     PARAMETERS = {
-        "gan_config": ExecutionParameter(type=str),
-        "feature_config": ExecutionParameter(type=str),
+        keys.GAN_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.FEATURE_CONFIG_KEY: ExecutionParameter(type=str),
     }
-    INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
-    OUTPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}
+    INPUTS = {keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model)}
 
 
 class WganPretrainer(base_component.BaseComponent):

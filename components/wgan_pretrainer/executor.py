@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from spoofdetect.components import keys
 from spoofdetect.components.properties import record_properties
 from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
 from spoofdetect.pretraining import run_pretraining
@@ -35,16 +36,18 @@ class Executor(base_executor.BaseExecutor):
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        model = artifact_utils.get_single_instance(output_dict["model"])
-        features = section_from_json(FeatureConfig, exec_properties["feature_config"])
-        gan = section_from_json(GanConfig, exec_properties["gan_config"])
+        examples = artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY])
+        model = artifact_utils.get_single_instance(output_dict[keys.MODEL_KEY])
+        features = section_from_json(FeatureConfig, exec_properties[keys.FEATURE_CONFIG_KEY])
+        gan = section_from_json(GanConfig, exec_properties[keys.GAN_CONFIG_KEY])
         checkpoint_dir = checkpoint_dir_for(model.uri, examples.uri,
-                                            exec_properties["gan_config"],
-                                            exec_properties["feature_config"])
+                                            exec_properties[keys.GAN_CONFIG_KEY],
+                                            exec_properties[keys.FEATURE_CONFIG_KEY])
         summary = run_pretraining(examples.uri, features, gan, checkpoint_dir,
                                   serving_dir=path_utils.serving_model_path(model.uri),
                                   output_dir=model.uri)
+        # The summary's names are the properties' (keys.STEPS_PROPERTY, ...; the executor test
+        # checks every one the readers use is there).
         record_properties(model, summary)
         # Finished: a later run with the same inputs starts afresh.
         tf.io.gfile.rmtree(checkpoint_dir)
