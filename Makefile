@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	done)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo demo-bad-input test lint bench lock clean image image-cpu kfp-venv kfp-local
+.PHONY: install demo demo-bad-input test test-fast lint bench lock clean image image-cpu kfp-venv kfp-local
 
 $(INSTALLED): setup.py pyproject.toml constraints.txt
 	@if [ -z "$(PYTHON310)" ]; then echo "error: python3.10 not found; install Python 3.10 (the TFX 1.16 stack needs it)" >&2; exit 1; fi
@@ -39,8 +39,13 @@ demo-bad-input: $(INSTALLED) $(DEMO_DIR)/.complete
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
+# Everything, as CI runs it.
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: every test not marked slow (whole pipelines, containers, fuzz).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/feature_extraction.py

@@ -376,7 +376,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
     # ML Metadata: a SQLite path or mysql://USER:PASSWORD@HOST:PORT/DATABASE; default:
-    # workdir/metadata.sqlite (see spoofdetect/pipeline/metadata.py).
+    # workdir/metadata.sqlite (see pipeline/metadata.py).
     metadata_store: str = ""
     # Where artifacts go; default: workdir/pipeline_root (Kubeflow: the --pipeline-root URI).
     pipeline_root_uri: str = ""

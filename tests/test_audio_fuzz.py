@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 CASES = 300
 # Decoding 300 short files needs well under 100 MB; a decoder that believed a huge declared
 # size would allocate gigabytes.
@@ -17,6 +19,8 @@ PEAK_MEMORY_MB = 500
 # few MB; a signature that believed a header (the 1 MHz rates, the 4 GB data sizes) would
 # add gigabytes.
 SIGNATURE_MEMORY_MB = 200
+# 300 cases through two decoders in a child process: minutes on 2 cores.
+pytestmark = pytest.mark.slow
 
 
 def run_fuzz(*model: str) -> tuple[list[dict], dict]:

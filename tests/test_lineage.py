@@ -15,6 +15,9 @@ from spoofdetect.pipeline.local_runner import run_local
 from spoofdetect.pipeline.metadata import latest_run, open_store, run_outputs
 from tests.conftest import FAST
 
+# Every test reads the stores of whole pipeline runs.
+pytestmark = pytest.mark.slow
+
 MYSQL = os.environ.get("SPOOFDETECT_TEST_MYSQL", "")
 # CI sets SPOOFDETECT_REQUIRE_MYSQL so that a missing server fails instead of skipping.
 needs_mysql = pytest.mark.skipif(
