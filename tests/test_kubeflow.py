@@ -150,6 +150,7 @@ def _schema_task_command(spec_path, tmp_path, module: str | None = None) -> list
     return [sys.executable, *container["command"][1:], *args]
 
 
+@pytest.mark.slow  # two executor runs in child processes
 def test_stock_tfx_runner_fails_on_launcher_input_and_the_entrypoint_repairs_it(tmp_path):
     spec_path = tmp_path / "spec.yaml"
     compile_to(spec_path, "--set", f"kubeflow.schema_file={packaged_schema_path()}")
@@ -250,7 +251,8 @@ class _Refusing(http.server.BaseHTTPRequestHandler):
 # Without --namespace kfp.Client first polls the health endpoint (about 20 s of retries);
 # with one it goes straight to the experiment and upload calls. Both paths are covered.
 @pytest.mark.parametrize("status, expected, namespace", [
-    (401, "not authenticated", []), (403, "lack permission", ["--namespace", "team-a"]),
+    pytest.param(401, "not authenticated", [], marks=pytest.mark.slow),
+    (403, "lack permission", ["--namespace", "team-a"]),
     (400, "refused the pipeline spec", ["--namespace", "team-a"])])
 def test_submit_reports_what_the_server_answered(status, expected, namespace, capsys):
     handler = type("Handler", (_Refusing,), {"status": status})

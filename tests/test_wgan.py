@@ -106,6 +106,7 @@ class Crash(Exception):
     """Stands in for a kill at a chosen point of a save."""
 
 
+@pytest.mark.slow  # several interrupted trainings
 def test_a_crash_during_or_between_saves_resumes_with_the_uninterrupted_history(
         tmp_path, monkeypatch):
     config = GanConfig(**{**SMALL.__dict__, "epochs": 3})
