@@ -21,6 +21,7 @@ EXAMPLE_VALIDATOR = "ExampleValidator"
 DATA_ROOT_KEY = "data_root"
 FEATURE_CONFIG_KEY = "feature_config"
 DATASET_FINGERPRINT_KEY = "dataset_fingerprint"
+RECORD_FORMAT_KEY = "record_format"  # also an Examples property
 GAN_CONFIG_KEY = "gan_config"
 EVALUATION_CONFIG_KEY = "evaluation_config"
 BASELINE_SERVING_DIR_KEY = "baseline_serving_dir"

@@ -32,7 +32,7 @@ Execution = metadata_store_pb2.Execution
 KEY_PROPERTIES = {
     "Examples": (keys.NUM_CLIPS_PROPERTY, keys.NUM_EXAMPLES_PROPERTY,
                  keys.NUM_REJECTED_PROPERTY, keys.REJECTED_FILES_PROPERTY,
-                 keys.SEGMENT_MODE_PROPERTY),
+                 keys.SEGMENT_MODE_PROPERTY, keys.RECORD_FORMAT_KEY),
     "Model": (keys.STEPS_PROPERTY, keys.EPOCHS_PROPERTY, keys.WASSERSTEIN_PROPERTY,
               keys.DEVICE_PROPERTY, keys.WALL_SECONDS_PROPERTY),
     "ModelEvaluation": EVALUATION_SHOWN,

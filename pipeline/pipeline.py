@@ -30,7 +30,7 @@ from spoofdetect.config import PipelineConfig, section_to_json
 from spoofdetect.dataset import dataset_fingerprint
 from spoofdetect.pipeline import trainer_module
 from spoofdetect.pipeline.kubeflow_resources import request_gpus
-from spoofdetect.pipeline.schema import packaged_schema_path, schema_path_for
+from spoofdetect.pipeline.schema import packaged_schema_fits, schema_path_for
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config: object | None = None,
@@ -46,9 +46,10 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: object |
     )
     statistics_gen = tfx.components.StatisticsGen(
         examples=feature_extractor.outputs["examples"])
-    schema_file = schema_path_for(config.features, os.path.join(config.pipeline_root, "schema"))
-    if on_kubeflow and schema_file == packaged_schema_path():
-        schema_file = config.kubeflow.schema_file
+    # On Kubeflow the image's copy, unless the config's shape needs a fitted one.
+    schema_file = (config.kubeflow.schema_file
+                   if on_kubeflow and packaged_schema_fits(config.features) else
+                   schema_path_for(config.features, os.path.join(config.pipeline_root, "schema")))
     schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],

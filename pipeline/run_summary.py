@@ -32,10 +32,11 @@ EVALUATION_SHOWN = (keys.EER_PROPERTY, keys.MIN_TDCF_PROPERTY, keys.MIN_TDCF_202
                     keys.NUM_CLIPS_PROPERTY, keys.REPORT_URI_PROPERTY)
 
 
-def read_anomalies(anomalies_uri: str) -> dict[str, list[str]]:
+def read_anomalies(anomalies_uri: str, splits: tuple[str, ...] = SPLITS
+                   ) -> dict[str, list[str]]:
     """split -> human-readable anomaly descriptions, from an ExampleAnomalies artifact."""
     found: dict[str, list[str]] = {}
-    for split in SPLITS:
+    for split in splits:
         path = os.path.join(anomalies_uri, f"Split-{split}", "SchemaDiff.pb")
         if not os.path.exists(path):
             continue

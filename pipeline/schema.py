@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from importlib import resources
 
@@ -10,7 +11,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from spoofdetect.config import FeatureConfig
-from spoofdetect.examples import LOG_MEL
+from spoofdetect.examples import LOG_MEL, LOG_MEL_VALUES
 
 SCHEMA_FILE = "examples_schema.pbtxt"
 
@@ -24,18 +25,33 @@ def load_schema(path: str) -> schema_pb2.Schema:
         return text_format.Parse(handle.read(), schema_pb2.Schema())
 
 
-def schema_path_for(config: FeatureConfig, scratch_dir: str) -> str:
-    """The packaged schema, or a copy in scratch_dir whose log_mel size matches `config`."""
-    path = packaged_schema_path()
-    schema = load_schema(path)
+def fitted_schema(config: FeatureConfig) -> schema_pb2.Schema:
+    """The packaged schema with log_mel's size (and its value-count summary) from `config`."""
+    schema = load_schema(packaged_schema_path())
     size = config.num_rows * config.num_frames
-    log_mel = next(feature for feature in schema.feature if feature.name == LOG_MEL)
-    if log_mel.value_count.min == size and log_mel.value_count.max == size:
-        return path
-    log_mel.value_count.min = log_mel.value_count.max = size
+    features = {feature.name: feature for feature in schema.feature}
+    features[LOG_MEL].value_count.min = features[LOG_MEL].value_count.max = size
+    features[LOG_MEL_VALUES].int_domain.min = features[LOG_MEL_VALUES].int_domain.max = size
+    return schema
+
+
+def packaged_schema_fits(config: FeatureConfig) -> bool:
+    return fitted_schema(config) == load_schema(packaged_schema_path())
+
+
+def schema_path_for(config: FeatureConfig, scratch_dir: str) -> str:
+    """The schema fitted to `config`, as a file in scratch_dir named by its content.
+
+    TFX caches ImportSchemaGen by the file's path: a schema that changed (another feature
+    shape, or a release that validates more) gets a new path, so a rerun never validates new
+    examples against an older schema from the cache.
+    """
+    text = text_format.MessageToString(fitted_schema(config))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = os.path.join(scratch_dir, SCHEMA_FILE.replace(".pbtxt", f"-{digest}.pbtxt"))
     # gfile: on Kubeflow the scratch folder is under the pipeline root (gs://, s3://, ...).
-    tf.io.gfile.makedirs(scratch_dir)
-    fitted = os.path.join(scratch_dir, SCHEMA_FILE)
-    with tf.io.gfile.GFile(fitted, "w") as handle:
-        handle.write(text_format.MessageToString(schema))
-    return fitted
+    if not tf.io.gfile.exists(path):
+        tf.io.gfile.makedirs(scratch_dir)
+        with tf.io.gfile.GFile(path, "w") as handle:
+            handle.write(text)
+    return path

@@ -22,6 +22,15 @@ DURATION = "duration_seconds"  # float: the file's original duration
 ATTACK = "attack"  # bytes, only when the dataset names the attack
 SPEAKER = "speaker"  # bytes, only when the dataset names the speaker
 AUGMENTATION = "augmentation"  # bytes, only on augmented copies: the transform's name
+# Summaries of log_mel written beside it, for schema validation: statistics over all of its
+# values hide one bad example (a NaN changes no count, a constant map no range), these do not.
+LOG_MEL_VALUES = "log_mel_values"  # int64: how many values (the shape's rows x frames)
+LOG_MEL_NON_FINITE = "log_mel_non_finite"  # int64: how many are NaN or infinite
+LOG_MEL_STD = "log_mel_std"  # float: standard deviation of the finite ones (0: constant)
+SUMMARIES = (LOG_MEL_VALUES, LOG_MEL_NON_FINITE, LOG_MEL_STD)
+# What the FeatureExtractor writes, as one of its parameters: a change makes TFX's cache
+# extract again rather than hand older examples to a schema that expects these.
+RECORD_FORMAT = "float_list+summaries/2"
 
 
 def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segment_index: int,
@@ -29,8 +38,13 @@ def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segme
                  speaker: str = "", augmentation: str = "") -> bytes:
     example = tf.train.Example()
     feature = example.features.feature
+    values = np.asarray(log_mel, np.float32).ravel()
+    finite = values[np.isfinite(values)]
     # A list of Python floats serialises about 3x faster than a numpy array here.
-    feature[LOG_MEL].float_list.value.extend(np.asarray(log_mel, np.float32).ravel().tolist())
+    feature[LOG_MEL].float_list.value.extend(values.tolist())
+    feature[LOG_MEL_VALUES].int64_list.value.append(values.size)
+    feature[LOG_MEL_NON_FINITE].int64_list.value.append(values.size - finite.size)
+    feature[LOG_MEL_STD].float_list.value.append(float(finite.std()) if finite.size else 0.0)
     feature[LABEL].int64_list.value.append(label)
     feature[PATH].bytes_list.value.append(path.encode())
     feature[CLIP_ID].bytes_list.value.append(clip_id.encode())

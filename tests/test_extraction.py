@@ -209,4 +209,5 @@ def test_schema_describes_every_feature_the_examples_can_hold():
     from spoofdetect.pipeline.schema import load_schema, packaged_schema_path
 
     schema = load_schema(packaged_schema_path())
-    assert {feature.name for feature in schema.feature} == set(examples.feature_spec(CONFIG))
+    assert {feature.name for feature in schema.feature} == {*examples.feature_spec(CONFIG),
+                                                            *examples.SUMMARIES}

@@ -16,6 +16,7 @@ from spoofdetect.components.feature_extractor.executor import (
     summary_properties,
 )
 from spoofdetect.config import FeatureConfig, section_to_json
+from spoofdetect.examples import RECORD_FORMAT
 from spoofdetect.extraction import REPORT_FILE, ExtractionSummary
 
 
@@ -44,6 +45,7 @@ def test_do_writes_the_splits_and_records_counts_and_rejections(small_layout, tm
     [rejected] = json.loads(examples.get_string_custom_property(keys.REJECTED_FILES_PROPERTY))
     assert rejected.startswith(os.path.join("train", "fake", "truncated.wav") + ": ")
     assert examples.get_string_custom_property(keys.SEGMENT_MODE_PROPERTY) == "first"
+    assert examples.get_string_custom_property(keys.RECORD_FORMAT_KEY) == RECORD_FORMAT
     report = examples.get_string_custom_property(keys.REPORT_URI_PROPERTY)
     assert report == os.path.join(examples.uri, REPORT_FILE) and os.path.exists(report)
 

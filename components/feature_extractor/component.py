@@ -5,13 +5,16 @@ Outputs:
     Split-*/) and feature_report.json listing counts and every rejected file with its reason.
     MLMD custom properties (names in components/keys.py): num_files, num_clips,
     num_examples, num_rejected, {split}_{label}_clips and _examples, rejected_files (JSON),
-    segment_mode, report_uri, and payload_format and file_format as ExampleGen records them.
+    segment_mode, report_uri, record_format, and payload_format and file_format as ExampleGen
+    records them.
 Parameters:
   data_root: ROOT of ROOT/{train,dev,eval}/{real,fake}/*.wav (local path or URI).
   feature_config: FeatureConfig as JSON (spoofdetect.config.section_to_json), including the
     protocol files that list the clips instead of the folder layout, when given.
   dataset_fingerprint: changes when the files under data_root change, so TFX's cache is not
     reused for a different dataset; the local runner computes it from names, sizes and times.
+  record_format: what the executor writes (spoofdetect.examples.RECORD_FORMAT, set by the
+    component): a release that writes other records is not served examples from the cache.
 """
 
 from tfx import types
@@ -21,6 +24,7 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 
 from spoofdetect.components import keys
 from spoofdetect.components.feature_extractor import executor
+from spoofdetect.examples import RECORD_FORMAT
 
 
 class FeatureExtractorSpec(ComponentSpec):
@@ -28,6 +32,7 @@ class FeatureExtractorSpec(ComponentSpec):
         keys.DATA_ROOT_KEY: ExecutionParameter(type=str),
         keys.FEATURE_CONFIG_KEY: ExecutionParameter(type=str),
         keys.DATASET_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
+        keys.RECORD_FORMAT_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {}
     OUTPUTS = {keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
@@ -40,5 +45,5 @@ class FeatureExtractor(base_beam_component.BaseBeamComponent):
     def __init__(self, data_root: str, feature_config: str, dataset_fingerprint: str = ""):
         super().__init__(spec=FeatureExtractorSpec(
             data_root=data_root, feature_config=feature_config,
-            dataset_fingerprint=dataset_fingerprint,
+            dataset_fingerprint=dataset_fingerprint, record_format=RECORD_FORMAT,
             examples=types.Channel(type=standard_artifacts.Examples)))

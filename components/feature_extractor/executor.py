@@ -15,6 +15,7 @@ from tfx.types import artifact_utils
 from spoofdetect.components import keys
 from spoofdetect.components.properties import record_properties
 from spoofdetect.config import LABELS, SPLITS, FeatureConfig, section_from_json
+from spoofdetect.examples import RECORD_FORMAT
 from spoofdetect.extraction import REPORT_FILE, ExtractionSummary, run_extraction
 
 # MLMD string properties are not meant for unbounded lists: beyond this many, the property
@@ -44,6 +45,7 @@ def summary_properties(summary: ExtractionSummary, segment_mode: str,
         keys.REJECTED_FILES_PROPERTY: json.dumps(rejected),
         keys.SEGMENT_MODE_PROPERTY: segment_mode,
         keys.REPORT_URI_PROPERTY: FileSystems.join(examples_uri, REPORT_FILE),
+        keys.RECORD_FORMAT_KEY: RECORD_FORMAT,
     }
 
 
