@@ -12,8 +12,8 @@ from spoofdetect.config import LABELS, FeatureConfig, MaskingConfig
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:
-    """The gzipped TFRecord files of one split of an Examples artifact (or `features` output)."""
-    pattern = os.path.join(examples_uri, f"Split-{split}", "*.gz")
+    """The TFRecord files of one split of an Examples artifact (or `features` output)."""
+    pattern = os.path.join(examples_uri, f"Split-{split}", "data_tfrecord-*")
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"No TFRecord files match {pattern}")
@@ -30,6 +30,19 @@ def expand_patterns(files: list[str]) -> list[str]:
     return expanded
 
 
+def record_dataset(files: list[str]) -> tf.data.Dataset:
+    """The serialised records of `files` (glob patterns allowed), in order.
+
+    Compression is read from the names, as TFX's own readers do: `.gz` files are gzipped
+    (examples written before records were stored uncompressed), others are not.
+    """
+    expanded = expand_patterns(files)
+    gzipped = {name.endswith(".gz") for name in expanded}
+    if len(gzipped) > 1:
+        raise ValueError(f"{files} mix gzipped (.gz) and uncompressed TFRecord files")
+    return tf.data.TFRecordDataset(expanded, compression_type="GZIP" if gzipped.pop() else "")
+
+
 def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
                     shuffle_buffer: int = 0, seed: int | None = None,
                     label: int | None = None, repeat: bool = False,
@@ -41,7 +54,7 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
     the same on every run, so training can be reproduced and resumed exactly. `masking`
     masks the spectrograms (training only), seeded by `seed` and the batch's position.
     """
-    dataset = tf.data.TFRecordDataset(expand_patterns(files), compression_type="GZIP")
+    dataset = record_dataset(files)
     if label is not None:
         spec = {examples.LABEL: examples.feature_spec(config)[examples.LABEL]}
         dataset = dataset.filter(
@@ -103,8 +116,8 @@ def mask_spectrograms(log_mel: tf.Tensor, masking: MaskingConfig, seed: tf.Tenso
 def count_labels(files: list[str], config: FeatureConfig) -> dict[int, int]:
     """Examples per label, in one pass over the files (labels only are parsed)."""
     spec = {examples.LABEL: examples.feature_spec(config)[examples.LABEL]}
-    dataset = tf.data.TFRecordDataset(expand_patterns(files), compression_type="GZIP")
-    dataset = dataset.batch(1024).map(lambda records: tf.io.parse_example(records, spec))
+    dataset = record_dataset(files).batch(1024).map(
+        lambda records: tf.io.parse_example(records, spec))
     counts = {label: 0 for label in LABELS.values()}
     for batch in dataset:
         for label, count in zip(*np.unique(batch[examples.LABEL].numpy(), return_counts=True),

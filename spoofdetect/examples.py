@@ -30,7 +30,7 @@ LOG_MEL_STD = "log_mel_std"  # float: standard deviation of the finite ones (0: 
 SUMMARIES = (LOG_MEL_VALUES, LOG_MEL_NON_FINITE, LOG_MEL_STD)
 # What the FeatureExtractor writes, as one of its parameters: a change makes TFX's cache
 # extract again rather than hand older examples to a schema that expects these.
-RECORD_FORMAT = "float_list+summaries/2"
+RECORD_FORMAT = "uncompressed tfrecord, float_list log_mel, summaries (2)"
 
 
 def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segment_index: int,

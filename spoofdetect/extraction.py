@@ -3,8 +3,8 @@
 Used as is by the TFX FeatureExtractor component and by `spoofdetect features`. Per file:
 read (size-checked first) -> decode to 16 kHz mono -> reject unusable audio with a reason ->
 cut into segments; then batches of segments go through the TensorFlow feature function and
-become tf.Examples, written per split as gzipped TFRecords under `Split-{split}/`, the layout
-TFX's Examples artifact uses. Each chunk of files writes its counts and rejected files to a
+become tf.Examples, written per split as uncompressed TFRecords under `Split-{split}/`, the
+layout TFX's Examples artifact uses. Each chunk of files writes its counts and rejected files to a
 small JSON file, which `read_summary` folds into the report. Only file paths are ever held in
 one place: the audio streams through the workers.
 """
@@ -70,7 +70,7 @@ def chunked(sources: list[ClipSource], size: int) -> list[list[ClipSource]]:
 
 
 class ExtractChunk(beam.DoFn):
-    """A numbered chunk of files -> `Split-<split>/data_tfrecord-<chunk>.gz` for each split it
+    """A numbered chunk of files -> `Split-<split>/data_tfrecord-<chunk>` for each split it
     holds, and its counts and rejected files -> `_summary/chunk-<chunk>.json`.
 
     Files travel in chunks so that the feature function sees whole batches and Beam's
@@ -139,13 +139,15 @@ class ExtractChunk(beam.DoFn):
     def _write_records(self, split: str, number: int, serialized: list[bytes]) -> None:
         tf = self._tf
         final = FileSystems.join(split_folder(self._output_dir, split),
-                                 f"data_tfrecord-{number:07d}.gz")
+                                 f"data_tfrecord-{number:07d}")
         # Written under _tmp/ (not matched by Split-*/ readers), then renamed into place.
         temporary = FileSystems.join(self._output_dir, _TMP_DIR,
-                                     f"{split}-{number:07d}-{uuid.uuid4().hex}.gz")
+                                     f"{split}-{number:07d}-{uuid.uuid4().hex}")
         tf.io.gfile.makedirs(FileSystems.join(self._output_dir, _TMP_DIR))
         tf.io.gfile.makedirs(split_folder(self._output_dir, split))
-        with tf.io.TFRecordWriter(temporary, options="GZIP") as writer:
+        # Uncompressed: gzip took more time per example than the features themselves and
+        # saves little on float32 spectrograms; TFX's readers and ours go by the extension.
+        with tf.io.TFRecordWriter(temporary) as writer:
             for record in serialized:
                 writer.write(record)
         tf.io.gfile.rename(temporary, final, overwrite=True)

@@ -1,11 +1,12 @@
 """The training input: SpecAugment-style masking, seeded, bounded, and only where asked."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from spoofdetect import examples
 from spoofdetect.config import FeatureConfig, MaskingConfig, load_config
-from spoofdetect.data import example_dataset, mask_spectrograms, split_files
+from spoofdetect.data import example_dataset, mask_spectrograms, record_dataset, split_files
 
 MASKING = MaskingConfig(freq_masks=2, max_freq_bins=8, time_masks=2, max_time_frames=10)
 
@@ -73,3 +74,22 @@ def test_masking_is_set_per_stage_from_the_command_line():
                                 "gan.masking.time_masks=1"])
     assert config.classifier.masking.freq_masks == 2 and config.gan.masking.time_masks == 1
     assert not config.classifier.masking.time_masks
+
+
+def test_records_are_read_by_their_names_compression_and_never_mixed(tmp_path):
+    """Examples from before records were written uncompressed (.gz) still read; a split that
+    mixes both is an error, not records read as garbage."""
+    record = examples.make_example(np.ones((80, 126), np.float32), 1, "a.wav", "a", 0, 16000,
+                                   4.0)
+    for name, options in (("data_tfrecord-0000000.gz", "GZIP"), ("data_tfrecord-0000001", None)):
+        folder = tmp_path / ("old" if options else "new") / "Split-train"
+        folder.mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(folder / name), options=options) as writer:
+            writer.write(record)
+    for layout in ("old", "new"):
+        files = split_files(str(tmp_path / layout), "train")
+        assert [r.numpy() for r in record_dataset(files)] == [record]
+    mixed = split_files(str(tmp_path / "old"), "train") + split_files(str(tmp_path / "new"),
+                                                                     "train")
+    with pytest.raises(ValueError, match="mix gzipped"):
+        record_dataset(mixed)

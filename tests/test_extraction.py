@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 
 import apache_beam as beam
@@ -28,8 +29,10 @@ CONFIG = FeatureConfig()
 def read_split(output_dir: str, split: str, config: FeatureConfig = CONFIG) -> dict:
     folder = os.path.join(output_dir, f"Split-{split}")
     files = sorted(os.path.join(folder, name) for name in os.listdir(folder))
-    assert files and all(name.endswith(".gz") for name in files)
-    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    # One uncompressed file per chunk: a gzipped one would not read without compression.
+    assert files and all(re.fullmatch(r"data_tfrecord-\d{7}", os.path.basename(name))
+                         for name in files)
+    records = list(tf.data.TFRecordDataset(files).as_numpy_iterator())
     if not records:
         return {}
     parsed = examples.parse_examples(tf.constant(records), config)

@@ -150,4 +150,4 @@ def test_features_command_takes_protocol_files(csv_dataset, tmp_path, capsys):
                  protocol, "--beam-arg=--direct_num_workers=1"]) == 0
     out = capsys.readouterr().out
     assert "rejected spk9/not_there.wav: listed in the protocol but not found" in out
-    assert tf.io.gfile.glob(str(output / "Split-eval" / "*.gz"))
+    assert tf.io.gfile.glob(str(output / "Split-eval" / "data_tfrecord-*"))

@@ -1,7 +1,7 @@
 """FeatureExtractor component: audio dataset -> Examples (train/dev/eval log-Mel TFRecords).
 
 Outputs:
-  examples: Examples with splits train, dev, eval (gzipped tf.Example TFRecords under
+  examples: Examples with splits train, dev, eval (uncompressed tf.Example TFRecords under
     Split-*/) and feature_report.json listing counts and every rejected file with its reason.
     MLMD custom properties (names in components/keys.py): num_files, num_clips,
     num_examples, num_rejected, {split}_{label}_clips and _examples, rejected_files (JSON),

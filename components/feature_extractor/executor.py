@@ -58,6 +58,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         # What ExampleGen records, so StatisticsGen and Trainer read the files without guessing.
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        # TFX 1.16 names only this TFRecord format; its readers (Beam's, tfx_bsl's) take the
+        # compression from the file names, and ours are uncompressed (no .gz).
         examples_utils.set_file_format(examples, "tfrecords_gzip")
         config = section_from_json(FeatureConfig, exec_properties[keys.FEATURE_CONFIG_KEY])
         summary = run_extraction(self._make_beam_pipeline(),
