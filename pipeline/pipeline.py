@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
@@ -30,7 +31,11 @@ from spoofdetect.config import PipelineConfig, section_to_json
 from spoofdetect.dataset import dataset_fingerprint
 from spoofdetect.pipeline import trainer_module
 from spoofdetect.pipeline.kubeflow_resources import request_gpus
-from spoofdetect.pipeline.schema import packaged_schema_fits, schema_path_for
+from spoofdetect.pipeline.schema import (
+    packaged_schema_fits,
+    schema_path_for,
+    statistics_features,
+)
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config: object | None = None,
@@ -45,7 +50,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: object |
                              dataset_fingerprint(config.data_root, config.features)),
     )
     statistics_gen = tfx.components.StatisticsGen(
-        examples=feature_extractor.outputs["examples"])
+        examples=feature_extractor.outputs["examples"],
+        stats_options=tfdv.StatsOptions(feature_allowlist=statistics_features()))
     # On Kubeflow the image's copy, unless the config's shape needs a fitted one.
     schema_file = (config.kubeflow.schema_file
                    if on_kubeflow and packaged_schema_fits(config.features) else

@@ -1,6 +1,7 @@
-"""Schema validation as the pipeline runs it (TFX's StatisticsGen and ExampleValidator
-executors against schemas/examples_schema.pbtxt): one bad example among clean ones, whether
-NaN, infinite, constant or of the wrong shape, is an anomaly; clean examples have none."""
+"""Schema validation as the pipeline runs it (TFX's StatisticsGen, with the pipeline's
+options, and ExampleValidator executors against schemas/examples_schema.pbtxt): one bad
+example among clean ones, whether NaN, infinite, constant or of the wrong shape, is an
+anomaly; clean examples have none."""
 
 import os
 import shutil
@@ -8,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_data_validation as tfdv
 from tfx.components.example_validator import executor as validator_executor
 from tfx.components.statistics_gen import executor as statistics_executor
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -15,7 +17,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from spoofdetect import examples
 from spoofdetect.config import FeatureConfig
 from spoofdetect.pipeline.run_summary import read_anomalies
-from spoofdetect.pipeline.schema import schema_path_for
+from spoofdetect.pipeline.schema import schema_path_for, statistics_features
 
 BAD = {
     "nan": lambda m: np.where(np.arange(m.size).reshape(m.shape) == 7, np.nan, m),
@@ -51,7 +53,10 @@ def anomalies(tmp_path_factory):
     statistics_executor.Executor().Do(
         {standard_component_specs.EXAMPLES_KEY: [data]},
         {standard_component_specs.STATISTICS_KEY: [statistics]},
-        {standard_component_specs.EXCLUDE_SPLITS_KEY: "[]"})
+        {standard_component_specs.EXCLUDE_SPLITS_KEY: "[]",
+         # As the pipeline configures StatisticsGen.
+         standard_component_specs.STATS_OPTIONS_JSON_KEY: tfdv.StatsOptions(
+             feature_allowlist=statistics_features()).to_json()})
     schema = standard_artifacts.Schema()
     schema.uri = str(root / "schema")
     os.makedirs(schema.uri)
@@ -69,6 +74,11 @@ def anomalies(tmp_path_factory):
 
 def test_clean_examples_have_no_anomaly(anomalies):
     assert "clean" not in anomalies
+
+
+def test_statistics_leave_out_the_spectrogram_and_keep_its_summaries():
+    assert examples.LOG_MEL not in statistics_features()
+    assert set(examples.SUMMARIES) <= set(statistics_features())
 
 
 @pytest.mark.parametrize("split, feature", [
