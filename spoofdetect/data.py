@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from spoofdetect import examples
 from spoofdetect.config import LABELS, FeatureConfig, MaskingConfig
+from spoofdetect.errors import UserError
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:
@@ -31,16 +32,19 @@ def expand_patterns(files: list[str]) -> list[str]:
 
 
 def record_dataset(files: list[str]) -> tf.data.Dataset:
-    """The serialised records of `files` (glob patterns allowed), in order.
+    """The serialised records of `files` (glob patterns allowed), in order, uncompressed.
 
-    Compression is read from the names, as TFX's own readers do: `.gz` files are gzipped
-    (examples written before records were stored uncompressed), others are not.
+    Gzipped files (`.gz`) were written by releases whose spectrograms were float lists, which
+    these readers cannot parse: they are refused with what to do, not read into a parse error.
     """
     expanded = expand_patterns(files)
-    gzipped = {name.endswith(".gz") for name in expanded}
-    if len(gzipped) > 1:
-        raise ValueError(f"{files} mix gzipped (.gz) and uncompressed TFRecord files")
-    return tf.data.TFRecordDataset(expanded, compression_type="GZIP" if gzipped.pop() else "")
+    older = [name for name in expanded if name.endswith(".gz")]
+    if older:
+        raise UserError(f"{older[0]} was written by an earlier release (gzipped records, "
+                        f"spectrograms as float lists; examples.RECORD_FORMAT is now "
+                        f"{examples.RECORD_FORMAT!r}): extract the features again "
+                        "(`spoofdetect features`, or rerun the pipeline).")
+    return tf.data.TFRecordDataset(expanded)
 
 
 def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
