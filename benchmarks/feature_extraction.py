@@ -6,8 +6,11 @@ in the same run times, end to end as separate processes:
       melspectrogram, power_to_db, standardisation, one file after another;
   (b) `spoofdetect features` (the Beam job, DirectRunner on every core) writing TFRecords.
 Prints clips/s of each, the ratio (b)/(a), and the peak memory of each process tree; (b) runs
-with the default Beam options (multi-processing, every core) and again multi-threaded. Then, in
-one process on the same files, the CPU cost per clip of each step, to show where time goes.
+with the default Beam options (multi-processing, every core) and again multi-threaded. A
+quarter of the files again gives the rate beyond fixed start-up costs, which is set against the
+log-Mel's FLOP limit (its operations per clip at the speed of a large float32 matmul on every
+core). Then, in one process on the same files, the CPU cost per clip of each step, to show
+where time goes.
 
     python benchmarks/feature_extraction.py [--files 2400] [--keep DIR]
 """
@@ -104,20 +107,56 @@ def stage_costs(root: str, limit: int = 300) -> dict[str, float]:
     return {name: seconds / len(paths) * 1000 for name, seconds in costs.items()}
 
 
+def log_mel_flop_limit() -> tuple[float, float, float]:
+    """(clips/s, floating-point operations per clip, measured FLOP/s): the most clips per
+    second the default log-Mel could reach on this machine if it ran at the speed of a large
+    float32 matmul on every core (which runs near the CPU's peak)."""
+    import tensorflow as tf
+
+    from spoofdetect.config import FeatureConfig
+
+    config = FeatureConfig()
+    frames = 1 + config.segment_samples // config.hop_length
+    bins = config.n_fft // 2 + 1
+    per_frame = (2.5 * config.n_fft * np.log2(config.n_fft)  # real FFT
+                 + config.n_fft  # window
+                 + 3 * bins  # power
+                 + 2 * bins * config.num_bands)  # filterbank (dense, as computed)
+    per_clip = frames * per_frame
+    size = 2048
+    matrix = tf.random.normal([size, size])
+    multiply = tf.function(lambda: tf.reduce_sum(tf.matmul(matrix, matrix)))
+    multiply()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(4):
+            multiply().numpy()
+        best = min(best, (time.perf_counter() - start) / 4)
+    flops = 2 * size**3 / best
+    return flops / per_clip, per_clip, flops
+
+
 def timed(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident memory (MB) of a command's whole process tree."""
+    seconds, samples = sampled(command)
+    return seconds, max((rss for _, rss in samples), default=0.0)
+
+
+def sampled(command: list[str]) -> tuple[float, list[tuple[float, float]]]:
+    """Wall seconds of a command, and (epoch seconds, MB) samples of its whole process tree's
+    resident memory every 0.1 s."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0.0
+    samples: list[tuple[float, float]] = []
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         parent = psutil.Process(process.pid)
         while not done.is_set():
             try:
                 tree = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree) / 1e6)
+                samples.append((time.time(), sum(p.memory_info().rss for p in tree) / 1e6))
             except psutil.Error:
                 pass
             done.wait(0.1)
@@ -129,7 +168,7 @@ def timed(command: list[str]) -> tuple[float, float]:
     sampler.join()
     if process.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{stderr.decode()[-2000:]}")
-    return time.perf_counter() - start, peak
+    return time.perf_counter() - start, samples
 
 
 def main() -> None:
@@ -182,6 +221,11 @@ def main() -> None:
               f"{beam_marginal / seed_marginal:.2f}x; Beam's fixed cost "
               f"{beam_seconds - count / beam_marginal:.1f} s, the seed loop's "
               f"{seed_seconds - count / seed_marginal:.1f} s")
+        limit, per_clip, flops = log_mel_flop_limit()
+        print(f"steady state (Beam, beyond fixed costs) is {beam_marginal / limit:.1%} of the "
+              f"log-Mel's FLOP limit: {limit:.0f} clips/s ({per_clip / 1e6:.1f} MFLOP per clip"
+              f" at {flops / 1e9:.0f} GFLOP/s, a float32 matmul's speed on every core); "
+              "target >= 1,000 clips/s")
         print("CPU cost per clip of each step (one process, ms):")
         for name, milliseconds in stage_costs(root).items():
             print(f"    {name:<26} {milliseconds:6.2f}")

@@ -37,29 +37,19 @@ from spoofdetect.pipeline.schema import (
     statistics_features,
 )
 
+# StatisticsGen runs in the DirectRunner's own process (other runners ignore the option): with
+# the spectrogram left out its per-example work is small, and starting a worker process per
+# core cost more than it saved (2,000 examples: 30.5 s multi-processing, 23.5 s in one
+# process, benchmarks/data_stages.py).
+STATISTICS_BEAM_ARGS = ("--direct_running_mode=in_memory",)
+
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config: object | None = None,
                     on_kubeflow: bool = False) -> tfx_pipeline.Pipeline:
     """The whole DAG. `on_kubeflow`: the dataset is not listed here (it lives where the
     cluster reads it), the schema is the image's copy, and the training steps ask for GPUs."""
-    feature_extractor = FeatureExtractor(
-        data_root=config.data_root,
-        feature_config=section_to_json(config.features),
-        # Lists the dataset once, here: an unusable layout fails before TFX starts.
-        dataset_fingerprint=("" if on_kubeflow else
-                             dataset_fingerprint(config.data_root, config.features)),
-    )
-    statistics_gen = tfx.components.StatisticsGen(
-        examples=feature_extractor.outputs["examples"],
-        stats_options=tfdv.StatsOptions(feature_allowlist=statistics_features()))
-    # On Kubeflow the image's copy, unless the config's shape needs a fitted one.
-    schema_file = (config.kubeflow.schema_file
-                   if on_kubeflow and packaged_schema_fits(config.features) else
-                   schema_path_for(config.features, os.path.join(config.pipeline_root, "schema")))
-    schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file)
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"],
-        schema=schema_importer.outputs["schema"])
+    feature_extractor, statistics_gen, schema_importer, example_validator = data_stages(
+        config, on_kubeflow)
     components = [feature_extractor, statistics_gen, schema_importer, example_validator]
 
     pretrainer = None
@@ -124,3 +114,30 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: object |
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),
     )
+
+
+def data_stages(config: PipelineConfig, on_kubeflow: bool = False
+                ) -> tuple[FeatureExtractor, tfx.components.StatisticsGen,
+                           tfx.components.ImportSchemaGen, tfx.components.ExampleValidator]:
+    """The DAG's data stages, which every training step waits for: features, their
+    statistics, the schema and the validation of one against the other."""
+    feature_extractor = FeatureExtractor(
+        data_root=config.data_root,
+        feature_config=section_to_json(config.features),
+        # Lists the dataset once, here: an unusable layout fails before TFX starts.
+        dataset_fingerprint=("" if on_kubeflow else
+                             dataset_fingerprint(config.data_root, config.features)),
+    )
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=feature_extractor.outputs["examples"],
+        stats_options=tfdv.StatsOptions(feature_allowlist=statistics_features())
+    ).with_beam_pipeline_args(list(STATISTICS_BEAM_ARGS))
+    # On Kubeflow the image's copy, unless the config's shape needs a fitted one.
+    schema_file = (config.kubeflow.schema_file
+                   if on_kubeflow and packaged_schema_fits(config.features) else
+                   schema_path_for(config.features, os.path.join(config.pipeline_root, "schema")))
+    schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_importer.outputs["schema"])
+    return feature_extractor, statistics_gen, schema_importer, example_validator

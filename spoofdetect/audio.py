@@ -63,27 +63,30 @@ def decode_audio(data: bytes, target_sample_rate: int,
     if not data:
         raise AudioRejected("empty file (0 bytes)")
     try:
-        info = soundfile.info(io.BytesIO(data))
+        # One open for the header and the samples: libsndfile's per-open cost was about a
+        # fifth of a 16 kHz file's decoding.
+        audio_file = soundfile.SoundFile(io.BytesIO(data))
     except Exception as error:  # libsndfile's errors carry no stable type
         raise AudioRejected(f"not a readable audio file ({_describe(error)})") from error
-    if info.frames <= 0:
-        raise AudioRejected("the file holds no audio samples")
-    if (not 1 <= info.channels <= MAX_CHANNELS
-            or not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE):
-        raise AudioRejected(
-            f"invalid header: {info.samplerate} Hz, {info.channels} channel(s) (sample rates "
-            f"from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz and 1 to {MAX_CHANNELS} channels "
-            "are accepted)")
-    decoded_bytes = info.frames * info.channels * 4
-    if decoded_bytes > MAX_DECODED_BYTES:
-        raise AudioRejected(
-            f"the header declares {info.frames} frames of {info.channels} channel(s) "
-            f"({decoded_bytes / 2**30:.1f} GiB decoded), more than "
-            f"{MAX_DECODED_BYTES / 2**30:.0f} GiB: a corrupt header or not a speech clip")
-    try:
-        samples, _ = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile's errors carry no stable type
-        raise AudioRejected(f"decoding failed ({_describe(error)})") from error
+    with audio_file:
+        if audio_file.frames <= 0:
+            raise AudioRejected("the file holds no audio samples")
+        if (not 1 <= audio_file.channels <= MAX_CHANNELS
+                or not MIN_SAMPLE_RATE <= audio_file.samplerate <= MAX_SAMPLE_RATE):
+            raise AudioRejected(
+                f"invalid header: {audio_file.samplerate} Hz, {audio_file.channels} "
+                f"channel(s) (sample rates from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz "
+                f"and 1 to {MAX_CHANNELS} channels are accepted)")
+        decoded_bytes = audio_file.frames * audio_file.channels * 4
+        if decoded_bytes > MAX_DECODED_BYTES:
+            raise AudioRejected(
+                f"the header declares {audio_file.frames} frames of {audio_file.channels} "
+                f"channel(s) ({decoded_bytes / 2**30:.1f} GiB decoded), more than "
+                f"{MAX_DECODED_BYTES / 2**30:.0f} GiB: a corrupt header or not a speech clip")
+        try:
+            samples = audio_file.read(dtype="float32", always_2d=True)
+        except Exception as error:  # libsndfile's errors carry no stable type
+            raise AudioRejected(f"decoding failed ({_describe(error)})") from error
     if samples.ndim == 1:
         samples = samples[:, None]
     if samples.shape[0] == 0:
@@ -92,17 +95,17 @@ def decode_audio(data: bytes, target_sample_rate: int,
         raise AudioRejected("the audio contains NaN or infinite sample values")
     mono = samples.mean(axis=1, dtype=np.float32)
     if max_seconds is not None:
-        mono = mono[: int((max_seconds + RESAMPLER_MARGIN_SECONDS) * info.samplerate)]
-    if info.samplerate != target_sample_rate:
-        mono = soxr.resample(mono, info.samplerate, target_sample_rate, quality="HQ")
+        mono = mono[: int((max_seconds + RESAMPLER_MARGIN_SECONDS) * audio_file.samplerate)]
+    if audio_file.samplerate != target_sample_rate:
+        mono = soxr.resample(mono, audio_file.samplerate, target_sample_rate, quality="HQ")
     if max_seconds is not None:
         mono = mono[: round(max_seconds * target_sample_rate)]
     return DecodedAudio(
         samples=np.ascontiguousarray(mono, dtype=np.float32),
-        original_sample_rate=int(info.samplerate),
-        channels=int(info.channels),
-        duration_seconds=samples.shape[0] / info.samplerate,
-        audio_format=f"{info.format}/{info.subtype}",
+        original_sample_rate=int(audio_file.samplerate),
+        channels=int(audio_file.channels),
+        duration_seconds=samples.shape[0] / audio_file.samplerate,
+        audio_format=f"{audio_file.format}/{audio_file.subtype}",
     )
 
 

@@ -19,6 +19,7 @@ from spoofdetect.config import load_config
 from spoofdetect.errors import UserError
 from spoofdetect.examples import LOG_MEL_VALUES
 from spoofdetect.pipeline.local_runner import run_local
+from spoofdetect.pipeline.pipeline import create_pipeline
 from spoofdetect.pipeline.run_summary import latest_run_summary
 from spoofdetect.pipeline.schema import load_schema, packaged_schema_path, schema_path_for
 from tests.conftest import FAST
@@ -118,6 +119,17 @@ def test_both_training_stages_ran_and_recorded_their_settings(pipeline_run):
     calibration = summary["classifier"]["calibration"]
     assert calibration["dev_cllr_calibrated"] <= calibration["dev_cllr_raw"] + 1e-9
     assert summary["evaluation"]["cllr"] is not None
+
+
+def test_statistics_gen_runs_in_the_direct_runners_own_process(demo_root, tmp_path):
+    # Beam's worker processes cost StatisticsGen more than they saved (docs/performance.md);
+    # the option comes after the pipeline's own, so it is the one Beam's parser keeps.
+    config = load_config(data_root=demo_root, workdir=str(tmp_path))
+    [statistics_gen] = [component for component in create_pipeline(config).components
+                        if component.id == "StatisticsGen"]
+    assert statistics_gen.executor_spec.beam_pipeline_args == [
+        *config.beam_pipeline_args, "--direct_running_mode=in_memory"]
+    assert "--direct_running_mode=multi_processing" in config.beam_pipeline_args
 
 
 def test_from_scratch_ablation_on_the_local_dag_runner(demo_root, tmp_path):

@@ -39,8 +39,9 @@ def anomalies(tmp_path_factory):
     data.split_names = artifact_utils.encode_split_names(list(SPLITS))
     for split in SPLITS:
         os.makedirs(os.path.join(data.uri, f"Split-{split}"))
-        path = os.path.join(data.uri, f"Split-{split}", "data_tfrecord-0000000.gz")
-        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        # Uncompressed, as the FeatureExtractor writes them.
+        path = os.path.join(data.uri, f"Split-{split}", "data_tfrecord-0000000")
+        with tf.io.TFRecordWriter(path) as writer:
             for index in range(20):
                 log_mel = rng.standard_normal((80, 126)).astype(np.float32)
                 if index == 11 and split in BAD:
