@@ -49,6 +49,7 @@ test-fast: lint
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/feature_extraction.py
+	$(BIN)/python benchmarks/data_stages.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/inference.py
 

@@ -89,7 +89,9 @@ def measure(count: int) -> dict[str, float]:
           f"{max(rss for _, rss in seed_memory):6.0f} MB")
     for stage in STAGES:
         start, end = spans[stage]
-        peak = max((rss for at, rss in memory if start <= at <= end), default=float("nan"))
+        # A stage shorter than the sampling interval gets the sample nearest to it.
+        peak = max((rss for at, rss in memory if start <= at <= end),
+                   default=min(memory, key=lambda sample: abs(sample[0] - start))[1])
         print(f"  {stage:<26} {end - start:7.1f} s  peak {peak:6.0f} MB")
     stages_seconds = max(end for _, end in spans.values()) - min(s for s, _ in spans.values())
     print(f"  (b) data stages            {stages_seconds:7.1f} s  (the runner process: "
