@@ -46,28 +46,27 @@ def run_stages(data_root: str, workdir: str) -> None:
         beam_pipeline_args=list(config.beam_pipeline_args)))
 
 
-def stage_spans(workdir: str) -> dict[str, tuple[float, float]]:
-    """Component -> (start, end) epoch seconds of its execution, from ML Metadata."""
-    from spoofdetect.config import load_config
-    from spoofdetect.pipeline.metadata import open_store, short_type_name, store_location
-
-    store = open_store(store_location(load_config(workdir=workdir)), read_only=True)
-    types = {t.id: short_type_name(t.name) for t in store.get_execution_types()}
-    return {types[e.type_id]: (e.create_time_since_epoch / 1000,
-                               e.last_update_time_since_epoch / 1000)
-            for e in store.get_executions()}
-
-
-def anomalies(workdir: str) -> dict[str, list[str]]:
-    """What ExampleValidator reported on the run (split -> anomalies)."""
+def read_run(workdir: str) -> tuple[dict[str, tuple[float, float]], dict[str, list[str]]]:
+    """From the run's ML Metadata store: component -> (start, end) epoch seconds of its
+    execution, and what ExampleValidator reported (split -> anomalies)."""
     from spoofdetect.components import keys
     from spoofdetect.config import load_config
-    from spoofdetect.pipeline.metadata import latest_run, open_store, run_outputs, store_location
+    from spoofdetect.pipeline.metadata import (
+        latest_run,
+        open_store,
+        run_outputs,
+        short_type_name,
+        store_location,
+    )
     from spoofdetect.pipeline.run_summary import read_anomalies
 
     store = open_store(store_location(load_config(workdir=workdir)), read_only=True)
+    types = {t.id: short_type_name(t.name) for t in store.get_execution_types()}
+    spans = {types[e.type_id]: (e.create_time_since_epoch / 1000,
+                                e.last_update_time_since_epoch / 1000)
+             for e in store.get_executions()}
     outputs = run_outputs(store, latest_run(store))
-    return read_anomalies(outputs[(keys.EXAMPLE_VALIDATOR, "ExampleAnomalies")].uri)
+    return spans, read_anomalies(outputs[(keys.EXAMPLE_VALIDATOR, "ExampleAnomalies")].uri)
 
 
 def measure(count: int) -> dict[str, float]:
@@ -79,8 +78,7 @@ def measure(count: int) -> dict[str, float]:
         seed_seconds, seed_memory = sampled(
             [sys.executable, os.path.join(HERE, "feature_extraction.py"), "--seed-loop", root])
         wall, memory = sampled([sys.executable, __file__, "--run-stages", root, workdir])
-        spans = stage_spans(workdir)
-        found = anomalies(workdir)
+        spans, found = read_run(workdir)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
