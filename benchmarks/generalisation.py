@@ -69,6 +69,9 @@ VARIANTS = (
     Variant("augment-channel", ("features.augment=2", f"features.augment_families=[{CHANNELS}]"),
             "telephone band, 8 kHz, G.711, GSM, MP3 and Opus, two copies per clip"),
     Variant("augment-all", ("features.augment=2",), "every augmentation family, two copies"),
+    Variant("augment-pooled", ("features.augment=2", *POOLED),
+            "every augmentation family, two copies, with the critic's map pooled over time "
+            "before its Dense"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "
