@@ -18,6 +18,7 @@ where time goes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import psutil
@@ -87,24 +89,27 @@ def stage_costs(root: str, limit: int = 300) -> dict[str, float]:
     function = feature_function(config)
     function(np.zeros((config.batch_size, config.segment_samples), np.float32))
     decode_audio(blobs[0], config.sample_rate)  # loads libsndfile and soxr before timing
-    costs = {}
-    start = time.process_time()
-    decoded = [decode_audio(blob, config.sample_rate, config.segment_seconds) for blob in blobs]
-    costs["decode + resample"] = time.process_time() - start
+    costs: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def cpu_time(step: str) -> Iterator[None]:
+        start = time.process_time()
+        yield
+        costs[step] = time.process_time() - start
+
+    with cpu_time("decode + resample"):
+        decoded = [decode_audio(blob, config.sample_rate, config.segment_seconds)
+                   for blob in blobs]
     segments = np.stack([segment_waveform(d.samples, config)[0] for d in decoded])
-    start = time.process_time()
-    features = np.concatenate([function(segments[i:i + config.batch_size]).numpy()
-                               for i in range(0, len(segments), config.batch_size)])
-    costs["log-Mel (TF, batched)"] = time.process_time() - start
-    start = time.process_time()
-    serialized = [make_example(f, 0, "a/b.wav", "a_b", 0, 16000, 4.0) for f in features]
-    costs["tf.Example serialisation"] = time.process_time() - start
-    start = time.process_time()
-    with tempfile.TemporaryDirectory() as folder:
+    with cpu_time("log-Mel (TF, batched)"):
+        features = np.concatenate([function(segments[i:i + config.batch_size]).numpy()
+                                   for i in range(0, len(segments), config.batch_size)])
+    with cpu_time("tf.Example serialisation"):
+        serialized = [make_example(f, 0, "a/b.wav", "a_b", 0, 16000, 4.0) for f in features]
+    with cpu_time("TFRecord writing (uncompressed)"), tempfile.TemporaryDirectory() as folder:
         with tf.io.TFRecordWriter(os.path.join(folder, "data_tfrecord-0000000")) as writer:
             for record in serialized:
                 writer.write(record)
-    costs["TFRecord writing (uncompressed)"] = time.process_time() - start
     return {name: seconds / len(paths) * 1000 for name, seconds in costs.items()}
 
 
@@ -232,8 +237,9 @@ def main() -> None:
         for name, milliseconds in costs.items():
             print(f"    {name:<26} {milliseconds:6.2f}")
         # With every core busy on these steps and nothing else, no job could go faster.
-        cpu_bound = (os.cpu_count() or 1) * 1000 / sum(costs.values())
-        print(f"CPU bound of these steps on {os.cpu_count()} cores: {cpu_bound:.0f} clips/s; "
+        cores = os.cpu_count() or 1
+        cpu_bound = cores * 1000 / sum(costs.values())
+        print(f"CPU bound of these steps on {cores} cores: {cpu_bound:.0f} clips/s; "
               f"Beam's steady state is {beam_marginal / cpu_bound:.0%} of it")
     finally:
         if not args.keep:
