@@ -117,8 +117,11 @@ def cross_scores(model_dir: str, cross: str) -> metrics.ScoreFile:
 def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
                 config: str | None) -> dict[str, Any]:
     overrides = list(variant.overrides)
-    if any(setting.startswith("features.augment=") for setting in overrides):
+    if any(setting.startswith("features.augment=") and setting != "features.augment=0"
+           for setting in overrides):
         # The seed draws the augmented copies too, so the spread over seeds includes theirs.
+        # Only then: without copies it changes no feature, yet it would change the
+        # FeatureExtractor's cache key and so retrain a stage 1 the other variants share.
         overrides.append(f"features.augment_seed={seed}")
     run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config, overrides)
     return {"eval": study_numbers(run["scores"]),
