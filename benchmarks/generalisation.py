@@ -36,7 +36,7 @@ from quality import (
 
 from spoofdetect import metrics
 from spoofdetect.baselines import LfccGmm
-from spoofdetect.config import FeatureConfig
+from spoofdetect.config import FeatureConfig, load_config
 from spoofdetect.protocol import read_protocol
 from spoofdetect.scoring import Scorer
 
@@ -117,8 +117,7 @@ def cross_scores(model_dir: str, cross: str) -> metrics.ScoreFile:
 def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
                 config: str | None) -> dict[str, Any]:
     overrides = list(variant.overrides)
-    if any(setting.startswith("features.augment=") and setting != "features.augment=0"
-           for setting in overrides):
+    if load_config(config, overrides).features.augment:
         # The seed draws the augmented copies too, so the spread over seeds includes theirs.
         # Only then: without copies it changes no feature, yet it would change the
         # FeatureExtractor's cache key and so retrain a stage 1 the other variants share.
