@@ -92,8 +92,8 @@ VARIANTS = (
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),
     Variant("combined", COMBINED, "every option at once: augmentation, masking, the "
             "multi-resolution front end, the epoch by the worst attack, calibration"),
-    Variant("combined-scratch", COMBINED, "the same without stage 1 (does pre-training still "
-            "help?)", from_scratch=True),
+    Variant("combined-scratch", COMBINED, "every option at once, as `combined`, but without "
+            "stage 1 (does pre-training still help?)", from_scratch=True),
 )
 LFCC_GMM = "lfcc-gmm"
 
