@@ -47,13 +47,13 @@ deterministic for a given seed.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import dataclasses
 import gzip
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -441,6 +441,20 @@ def audit(root: str, rows: list[dict[str, str]]) -> dict[str, float]:
     return scores
 
 
+def compile_signal_attacks() -> None:
+    """Runs every signal attack and the channels once, in this process, before the workers
+    fork. librosa's kernels are numba functions cached on disk; workers that compile and
+    write that cache at the same time can corrupt it and then segfault reading it. Compiled
+    here, the workers inherit the kernels and never touch the cache."""
+    rng = np.random.default_rng(0)
+    noise = (0.1 * rng.standard_normal(OUTPUT_RATE)).astype(np.float32)
+    for attack in (griffin_lim, lambda s, r: lpc_resynthesis(s, r, 0),
+                   lambda s, r: random_phase(s, r, 0), lambda s, r: pitch_converted(s, r, 0)):
+        samples, rate = attack(noise, OUTPUT_RATE)
+        channel(samples, rate, rng)
+        gsm_channel(samples, rate, rng)
+
+
 def build(root: str, speakers: list[Speaker], seed: int, limit: int) -> dict[str, object]:
     """Writes the clips and protocol.csv of `speakers` under `root`; returns the report."""
     if os.path.exists(root):
@@ -454,8 +468,11 @@ def build(root: str, speakers: list[Speaker], seed: int, limit: int) -> dict[str
         jobs += [(root, speaker, name, text, path, seed) for name, text, path in prompts]
     print(f"Making {2 * len(jobs)} clips from {len(jobs)} prompts in {root}", flush=True)
     rows = []
-    with multiprocessing.Pool() as pool:
-        for number, pair in enumerate(pool.imap(make_pair, jobs, chunksize=4), start=1):
+    compile_signal_attacks()
+    # Not multiprocessing.Pool: when a worker dies (a segfault in a native library), Pool
+    # replaces it and waits forever for the lost job; this executor raises BrokenProcessPool.
+    with concurrent.futures.ProcessPoolExecutor(os.cpu_count()) as pool:
+        for number, pair in enumerate(pool.map(make_pair, jobs, chunksize=4), start=1):
             rows += pair
             if number % 100 == 0 or number == len(jobs):
                 print(f"  {number}/{len(jobs)} prompts", flush=True)
