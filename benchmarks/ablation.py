@@ -7,8 +7,8 @@ splits and seeds).
         [--only NAME ...] [--without A04] [--output benchmarks]
 
 Every run's result is kept in OUTPUT/ablation_runs/NAME-seedK.json, so an interrupted study
-resumes where it stopped, and OUTPUT/ABLATION.md is rewritten after each run (`--table-only`
-rewrites it from the kept runs alone). "EER without"
+resumes where it stopped, and OUTPUT/ABLATION.md is rewritten after each run from every kept
+run (--only picks what runs, not what the table shows; `--table-only` runs nothing). "EER without"
 pools every eval clip except the attacks named by --without: Griffin-Lim (A04) keeps the STFT
 magnitude, every system is at chance on it, and it would otherwise hide any other difference.
 """
@@ -24,6 +24,7 @@ from quality import (
     eer_without,
     kept_run,
     run_pipeline,
+    runs_now,
     study_arguments,
     study_command,
     summarise,
@@ -120,8 +121,6 @@ def main() -> None:
     os.makedirs(runs_dir, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {}
     for experiment in EXPERIMENTS:
-        if args.only and experiment.name not in args.only:
-            continue
         for seed in experiment.seeds or args.seeds:
             def compute(experiment: Experiment = experiment, seed: int = seed
                         ) -> dict[str, Any]:
@@ -131,7 +130,7 @@ def main() -> None:
                         **result_of(run, set(args.without))}
 
             result = kept_run(os.path.join(runs_dir, f"{experiment.name}-seed{seed}.json"),
-                              compute, args.table_only)
+                              compute, runs_now(args, experiment.name))
             if result is None:
                 continue
             results.setdefault(experiment.name, []).append(result)

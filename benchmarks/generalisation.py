@@ -11,7 +11,8 @@ changed; its SavedModel then scores the cross set through `spoofdetect score`'s 
 first 4 s, as the evaluator scores with segment_mode 'first'). LFCC-GMM, trained on the same
 train split, is scored on both. Every run's numbers are kept in
 OUTPUT/generalisation_runs/NAME-seedK.json, so the study resumes where it stopped, and
-OUTPUT/GENERALISATION.md is rewritten after each run.
+OUTPUT/GENERALISATION.md is rewritten after each run from every kept run of --seeds (--only
+picks what runs, not what the table shows; --table-only runs nothing).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from quality import (
     kept_run,
     load_split,
     run_pipeline,
+    runs_now,
     study_arguments,
     study_command,
     study_numbers,
@@ -174,8 +176,6 @@ def main() -> None:
     os.makedirs(runs_dir, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {}
     for name in [variant.name for variant in VARIANTS] + [LFCC_GMM]:
-        if args.only and name not in args.only:
-            continue
         for seed in args.seeds:
             def compute(name: str = name, seed: int = seed) -> dict[str, Any]:
                 if name == LFCC_GMM:
@@ -187,7 +187,7 @@ def main() -> None:
                 return {"variant": name, "seed": seed, **result}
 
             result = kept_run(os.path.join(runs_dir, f"{name}-seed{seed}.json"), compute,
-                              args.table_only)
+                              runs_now(args, name))
             if result is None:
                 continue
             results.setdefault(name, []).append(result)

@@ -76,7 +76,8 @@ def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: 
     """The options every resumable study (ablation.py, generalisation.py) takes."""
     parser.add_argument("--config", help="pipeline config for every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", nargs="+", choices=names)
+    parser.add_argument("--only", nargs="+", choices=names,
+                        help="run only these; the table still shows every kept run")
     parser.add_argument("--workdir", default=os.path.join(HERE, "_data", workdir))
     parser.add_argument("--output", default=HERE, help=f"where {table} and the runs go")
     parser.add_argument("--table-only", action="store_true",
@@ -84,18 +85,30 @@ def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: 
 
 
 def study_command(script: str) -> str:
-    """The command line that made a table (without --table-only, which only rewrites it)."""
-    return f"python benchmarks/{script} " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:] if a != "--table-only")
+    """The command line that makes a table: the study's own, without --table-only (which only
+    rewrites it) and without --only (which picks what runs now, not what the table shows)."""
+    kept, in_only = [], False
+    for argument in sys.argv[1:]:
+        if argument.startswith("--"):
+            in_only = argument.startswith("--only")
+        if not in_only and argument != "--table-only":
+            kept.append(shlex.quote(argument))
+    return f"python benchmarks/{script} " + " ".join(kept)
+
+
+def runs_now(args: argparse.Namespace, name: str) -> bool:
+    """Whether a study computes `name`'s missing runs in this invocation (the others are only
+    read from what is kept)."""
+    return not args.table_only and (not args.only or name in args.only)
 
 
 def kept_run(path: str, compute: Callable[[], dict[str, Any]],
-             table_only: bool) -> dict[str, Any] | None:
-    """A study's run kept at `path` (JSON), computed and kept first when missing (written
-    through a temporary file, so an interrupted study never keeps half a run); None when
-    missing and `table_only`."""
+             run_now: bool) -> dict[str, Any] | None:
+    """A study's run kept at `path` (JSON), computed and kept first when missing and `run_now`
+    (written through a temporary file, so an interrupted study never keeps half a run); None
+    when missing and not `run_now`."""
     if not os.path.exists(path):
-        if table_only:
+        if not run_now:
             return None
         with open(path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(compute(), handle, indent=1)
