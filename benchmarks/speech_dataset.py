@@ -468,14 +468,18 @@ def build(root: str, speakers: list[Speaker], seed: int, limit: int) -> dict[str
         jobs += [(root, speaker, name, text, path, seed) for name, text, path in prompts]
     print(f"Making {2 * len(jobs)} clips from {len(jobs)} prompts in {root}", flush=True)
     rows = []
-    compile_signal_attacks()
     # Not multiprocessing.Pool: when a worker dies (a segfault in a native library), Pool
     # replaces it and waits forever for the lost job; this executor raises BrokenProcessPool.
-    with concurrent.futures.ProcessPoolExecutor(os.cpu_count()) as pool:
-        for number, pair in enumerate(pool.map(make_pair, jobs, chunksize=4), start=1):
-            rows += pair
-            if number % 100 == 0 or number == len(jobs):
-                print(f"  {number}/{len(jobs)} prompts", flush=True)
+    try:
+        with concurrent.futures.ProcessPoolExecutor() as pool:
+            for number, pair in enumerate(pool.map(make_pair, jobs, chunksize=4), start=1):
+                rows += pair
+                if number % 100 == 0 or number == len(jobs):
+                    print(f"  {number}/{len(jobs)} prompts", flush=True)
+    except concurrent.futures.process.BrokenProcessPool:
+        sys.exit(f"a worker building {root} died (the kernel log names the crash). If it is in "
+                 "a numba kernel, delete librosa's numba cache (the *.nbi and *.nbc files under "
+                 "the installed librosa) and rerun; the build starts over cleanly.")
     with open(os.path.join(root, "protocol.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["split", "label", "attack", "speaker", "file"])
         writer.writeheader()
@@ -505,6 +509,7 @@ def main() -> None:
                         help="at most this many prompts per speaker (0: all)")
     args = parser.parse_args()
     ensure_packages()
+    compile_signal_attacks()
     report = build(args.dir, [s for s in SPEAKERS if s.split != "cross"], args.seed,
                    args.limit)
     print(json.dumps(report, indent=1))
