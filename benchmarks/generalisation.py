@@ -91,6 +91,9 @@ VARIANTS = (
             "the same with the critic's map pooled over time before its Dense"),
     Variant("select-worst-attack", ("classifier.selection=worst_attack_eer",),
             "the epoch kept by the worst attack's dev EER"),
+    Variant("select-eer", ("classifier.selection=eer",),
+            "the epoch kept by the pooled dev EER (the worst attack's stays at chance on this "
+            "dev split, docs/generalisation.md)"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),
     Variant("combined", COMBINED, "every option at once: augmentation, masking, the "
             "multi-resolution front end, the epoch by the worst attack, calibration"),
