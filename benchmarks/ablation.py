@@ -22,9 +22,8 @@ from typing import Any, NamedTuple
 
 from quality import (
     eer_without,
-    kept_run,
     run_pipeline,
-    runs_now,
+    run_study,
     study_arguments,
     study_command,
     summarise,
@@ -117,27 +116,24 @@ def main() -> None:
     parser.add_argument("--without", nargs="*", default=["A04"], metavar="ATTACK")
     args = parser.parse_args()
     command = study_command("ablation.py")
-    runs_dir = os.path.join(args.output, "ablation_runs")
-    os.makedirs(runs_dir, exist_ok=True)
-    results: dict[str, list[dict[str, Any]]] = {}
-    for experiment in EXPERIMENTS:
-        for seed in experiment.seeds or args.seeds:
-            def compute(experiment: Experiment = experiment, seed: int = seed
-                        ) -> dict[str, Any]:
-                run = run_pipeline(args.dataset, args.workdir, seed, experiment.from_scratch,
-                                   args.config, list(experiment.overrides))
-                return {"experiment": experiment.name, "seed": seed,
-                        **result_of(run, set(args.without))}
+    experiments = {experiment.name: experiment for experiment in EXPERIMENTS}
 
-            result = kept_run(os.path.join(runs_dir, f"{experiment.name}-seed{seed}.json"),
-                              compute, runs_now(args, experiment.name))
-            if result is None:
-                continue
-            results.setdefault(experiment.name, []).append(result)
-            print(f"{experiment.name} seed {seed}: EER {100 * result['eer']:.2f} %, without "
-                  f"{', '.join(args.without)} {100 * result['eer_without']:.2f} %, min t-DCF "
-                  f"{result['min_tdcf']:.4f} ({result['seconds']:.0f} s)", flush=True)
-            write_table(results, args.without, command, os.path.join(args.output, "ABLATION.md"))
+    def compute(name: str, seed: int) -> dict[str, Any]:
+        experiment = experiments[name]
+        run = run_pipeline(args.dataset, args.workdir, seed, experiment.from_scratch,
+                           args.config, list(experiment.overrides))
+        return {"experiment": name, "seed": seed, **result_of(run, set(args.without))}
+
+    def describe(result: dict[str, Any]) -> str:
+        return (f"EER {100 * result['eer']:.2f} %, without {', '.join(args.without)} "
+                f"{100 * result['eer_without']:.2f} %, min t-DCF {result['min_tdcf']:.4f} "
+                f"({result['seconds']:.0f} s)")
+
+    run_study(args, os.path.join(args.output, "ablation_runs"),
+              [(e.name, seed) for e in EXPERIMENTS for seed in e.seeds or args.seeds],
+              compute, describe,
+              lambda results: write_table(results, args.without, command,
+                                          os.path.join(args.output, "ABLATION.md")))
     print(f"Wrote {os.path.join(args.output, 'ABLATION.md')}")
 
 

@@ -96,23 +96,45 @@ def study_command(script: str) -> str:
     return f"python benchmarks/{script} " + " ".join(kept)
 
 
-def runs_now(args: argparse.Namespace, name: str) -> bool:
-    """Whether a study computes `name`'s missing runs in this invocation (the others are only
-    read from what is kept)."""
-    return not args.table_only and (not args.only or name in args.only)
+def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int]],
+              compute: Callable[[str, int], dict[str, Any]], describe: Callable[[dict], str],
+              write_table: Callable[[dict[str, list[dict[str, Any]]]], None]) -> None:
+    """A resumable study's runs, each (name, seed) kept as JSON in `runs_dir`.
+
+    The table is written from every kept run first, then each missing run that this
+    invocation computes (all of them, or those of --only; none with --table-only) is computed,
+    kept (through a temporary file, so an interrupted study never keeps half a run) and the
+    table rewritten: at every moment, even during a run of hours, the table shows every kept
+    run in the study's order, never only what ran so far.
+    """
+    def path(name: str, seed: int) -> str:
+        return os.path.join(runs_dir, f"{name}-seed{seed}.json")
+
+    def kept() -> dict[str, list[dict[str, Any]]]:
+        results: dict[str, list[dict[str, Any]]] = {}
+        for name, seed in runs:
+            if os.path.exists(path(name, seed)):
+                results.setdefault(name, []).append(read_json(path(name, seed)))
+        return results
+
+    os.makedirs(runs_dir, exist_ok=True)
+    for name, seed in runs:
+        if os.path.exists(path(name, seed)):
+            print(f"{name} seed {seed} (kept): {describe(read_json(path(name, seed)))}")
+    write_table(kept())
+    for name, seed in runs:
+        if os.path.exists(path(name, seed)) or args.table_only or (args.only
+                                                                  and name not in args.only):
+            continue
+        result = compute(name, seed)
+        with open(path(name, seed) + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+        os.replace(path(name, seed) + ".tmp", path(name, seed))
+        print(f"{name} seed {seed}: {describe(result)}", flush=True)
+        write_table(kept())
 
 
-def kept_run(path: str, compute: Callable[[], dict[str, Any]],
-             run_now: bool) -> dict[str, Any] | None:
-    """A study's run kept at `path` (JSON), computed and kept first when missing and `run_now`
-    (written through a temporary file, so an interrupted study never keeps half a run); None
-    when missing and not `run_now`."""
-    if not os.path.exists(path):
-        if not run_now:
-            return None
-        with open(path + ".tmp", "w", encoding="utf-8") as handle:
-            json.dump(compute(), handle, indent=1)
-        os.replace(path + ".tmp", path)
+def read_json(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
