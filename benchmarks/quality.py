@@ -186,19 +186,28 @@ def study_numbers(scores: metrics.ScoreFile) -> dict[str, Any]:
         "per_attack": {attack: values["eer"] for attack, values in result["per_attack"].items()}}
 
 
+TEST_SET_TITLES = {"eval": "Eval split", "cross": "Cross-dataset test set",
+                   "train": "Training split (the fit: what a model learned of its own data)"}
+
+
 def test_set_tables(rows: dict[str, list[dict[str, Any]]], columns: list[str],
                     cells: Callable[[str, list[dict[str, Any]], str], list[str]]) -> list[str]:
-    """A study's Markdown tables, one per test set ('eval', then 'cross'): a row per entry of
-    `rows` (name -> its runs), the `columns` that `cells(name, runs, test_set)` fills, then
-    each attack's EER (mean and spread over the runs; '-' where a run lacks the attack)."""
+    """A study's Markdown tables, one per test set ('eval', 'cross', then 'train' where runs
+    recorded it): a row per entry of `rows` (name -> its runs; only the runs that have that
+    set), the `columns` that `cells(name, runs, test_set)` fills, then each attack's EER (mean
+    and spread over the runs; '-' where a run lacks the attack)."""
     lines = []
-    for test_set in ("eval", "cross"):
-        attacks = sorted({attack for runs in rows.values() for run in runs
+    for test_set, title in TEST_SET_TITLES.items():
+        having = {name: [run for run in runs if test_set in run] for name, runs in rows.items()}
+        having = {name: runs for name, runs in having.items() if runs}
+        if test_set == "train" and not having:
+            continue
+        attacks = sorted({attack for runs in having.values() for run in runs
                           for attack in run[test_set]["per_attack"]})
-        lines += [f"## {'Eval split' if test_set == 'eval' else 'Cross-dataset test set'}", "",
+        lines += [f"## {title}", "",
                   "| " + " | ".join([*columns, *(f"{attack} EER %" for attack in attacks)])
                   + " |", "| --- " * (len(columns) + len(attacks)) + "|"]
-        for name, runs in rows.items():
+        for name, runs in having.items():
             per_attack = [summarise([100 * run[test_set]["per_attack"][attack] for run in runs])
                           if all(attack in run[test_set]["per_attack"] for run in runs) else "-"
                           for attack in attacks]
