@@ -56,7 +56,6 @@ COMBINED = ("features.augment=2", *MASKING, *MULTI_RESOLUTION,
             "classifier.selection=worst_attack_eer", "classifier.calibrate=true")
 
 
-
 class Variant(NamedTuple):
     name: str
     overrides: tuple[str, ...]

@@ -126,7 +126,8 @@ def test_dev_eer_is_the_eer_of_the_kept_model_and_can_pick_the_epoch(exported, d
     with_eer = ClassifierConfig(selection="eer")
     summary = summarise({**history, "val_eer": [0.4, 0.1]}, with_eer)
     assert summary["best_epoch"] == 2 and summary["best_dev_eer"] == 0.1
-    assert summarise({**history, "val_auc": [0.9, 0.5]}, ClassifierConfig())["best_epoch"] == 1
+    by_auc = ClassifierConfig(selection="auc")
+    assert summarise({**history, "val_auc": [0.9, 0.5]}, by_auc)["best_epoch"] == 1
     # The callback's EER is the dev EER of the model's own scores (here: the last epoch's,
     # which the exported fixture keeps when it is best or equal).
     scored = score_examples(exported[0], split_files(demo_examples, "dev"), FEATURES, 8)
