@@ -75,6 +75,10 @@ VARIANTS = (
     Variant("augment-pooled", ("features.augment=2", *POOLED),
             "every augmentation family, two copies, with the critic's map pooled over time "
             "before its Dense"),
+    Variant("augment-frozen", ("features.augment=2", "classifier.freeze_critic=true"),
+            "every augmentation family, two copies, and only the new head trained on the "
+            "frozen stage-1 critic: does a linear read-out of stage 1 carry further than "
+            "fine-tuning the whole network?"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "
