@@ -22,11 +22,13 @@ def test_features_command_writes_tfrecords_report_and_summary(small_layout, tmp_
     result = run_cli("features", "--data-root", small_layout, "--output", out,
                      "--segments", "all")
     assert result.returncode == 0, result.stderr
-    assert "12 files -> 12 clips, 12 examples; 0 rejected" in result.stdout
-    assert "train  real        2         2" in result.stdout
+    # By default each training clip adds two augmented copies; dev and eval add none.
+    assert "12 files -> 12 clips, 20 examples; 0 rejected" in result.stdout
+    assert "train  real        2         6" in result.stdout
+    assert "dev    real        2         2" in result.stdout
     assert "[features] 12/12 files" in result.stderr  # progress while it runs
     with open(os.path.join(out, "feature_report.json")) as handle:
-        assert json.load(handle)["num_examples"] == 12
+        assert json.load(handle)["num_examples"] == 20
     assert os.listdir(os.path.join(out, "Split-eval"))
 
 
