@@ -54,7 +54,8 @@ def demo_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_examples(demo_root, tmp_path_factory):
-    """The demo dataset's feature TFRecords (Split-*/), extracted in-process once."""
+    """The demo dataset's feature TFRecords (Split-*/), extracted in-process once, without
+    augmented copies: the training tests count the demo's clips (4 fake in train)."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -63,7 +64,7 @@ def demo_examples(demo_root, tmp_path_factory):
 
     output = str(tmp_path_factory.mktemp("demo_examples"))
     run_extraction(beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])),
-                   demo_root, output, FeatureConfig(), show_progress=False)
+                   demo_root, output, FeatureConfig(augment=0), show_progress=False)
     return output
 
 

@@ -114,7 +114,8 @@ def test_features_refuses_an_output_that_holds_an_earlier_run(small_layout, tmp_
     assert main(["features", "--data-root", other, "--output", str(output), "--overwrite",
                  *IN_PROCESS]) == 0
     report = json.loads((output / "feature_report.json").read_text())
-    assert report["num_examples"] == 6 and report["data_root"] == other
+    # Two augmented copies of each of the 2 training clips by default: 2 + 4 + 2 + 2.
+    assert report["num_examples"] == 10 and report["data_root"] == other
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
 
 

@@ -23,7 +23,9 @@ from spoofdetect.features import feature_function
 from tests.conftest import tone
 
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
-CONFIG = FeatureConfig()
+# The seed's features without augmented copies (clip counts below); the augmentation tests
+# set features.augment themselves.
+CONFIG = FeatureConfig(augment=0)
 
 
 def read_split(output_dir: str, split: str, config: FeatureConfig = CONFIG) -> dict:

@@ -41,7 +41,9 @@ def test_do_writes_the_splits_and_records_counts_and_rejections(small_layout, tm
     for split in ("train", "dev", "eval"):
         for label in ("real", "fake"):
             assert examples.get_int_custom_property(keys.clips_property(split, label)) == 2
-            assert examples.get_int_custom_property(keys.examples_property(split, label)) == 2
+            # The defaults add two augmented copies of each training clip, and only those.
+            assert examples.get_int_custom_property(keys.examples_property(split, label)) == (
+                6 if split == "train" else 2)
     [rejected] = json.loads(examples.get_string_custom_property(keys.REJECTED_FILES_PROPERTY))
     assert rejected.startswith(os.path.join("train", "fake", "truncated.wav") + ": ")
     assert examples.get_string_custom_property(keys.SEGMENT_MODE_PROPERTY) == "first"

@@ -68,7 +68,8 @@ def test_statistics_and_validation_ran_against_the_schema(pipeline_run):
     [statistics] = store.get_artifacts_by_type("ExampleStatistics")
     stats = tfdv.load_stats_binary(os.path.join(statistics.uri, "Split-train",
                                                 "FeatureStats.pb"))
-    assert stats.datasets[0].num_examples == 8
+    # The demo's 8 training clips, each with the default two augmented copies.
+    assert stats.datasets[0].num_examples == 24
 
 
 def test_second_run_reuses_the_cache(pipeline_run):

@@ -57,7 +57,7 @@ def test_attack_and_speaker_reach_the_examples_and_missing_files_are_named(csv_d
                                                                             tmp_path):
     root, protocol = csv_dataset
     output = str(tmp_path / "examples")
-    config = FeatureConfig(protocol=(protocol,))
+    config = FeatureConfig(protocol=(protocol,), augment=0)
     summary = run_extraction(beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])),
                              root, output, config, show_progress=False)
     assert summary.num_examples == 12
