@@ -30,7 +30,8 @@ STAGES = ("FeatureExtractor", "StatisticsGen", "ImportSchemaGen", "ExampleValida
 
 
 def run_stages(data_root: str, workdir: str) -> None:
-    """(b): the data stages of the default config, in this process."""
+    """(b): the data stages of the default config (without augmented copies), in this
+    process."""
     from tfx import v1 as tfx
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
@@ -38,7 +39,8 @@ def run_stages(data_root: str, workdir: str) -> None:
     from spoofdetect.pipeline.metadata import connection_config, store_location
     from spoofdetect.pipeline.pipeline import data_stages
 
-    config = load_config(data_root=data_root, workdir=workdir)
+    # No augmented copies: the seed loop extracts each file once, and so must the stages.
+    config = load_config(None, ["features.augment=0"], data_root=data_root, workdir=workdir)
     BeamDagRunner().run(tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
         components=list(data_stages(config)), enable_cache=False,

@@ -193,7 +193,9 @@ def main() -> None:
         print(f"{count} files (16/22.05/44.1 kHz, 3-6 s) on {os.cpu_count()} cores")
         seed_seconds, seed_peak = timed([sys.executable, __file__, "--seed-loop", root])
         cli = os.path.join(os.path.dirname(sys.executable), "spoofdetect")
-        command = [cli, "features", "--data-root", root, "--output", root + "_out"]
+        # No augmented copies: the seed loop extracts each file once, and so must (b).
+        command = [cli, "features", "--data-root", root, "--output", root + "_out",
+                   "--set", "features.augment=0"]
         beam_seconds, beam_peak = timed(command)
         shutil.rmtree(root + "_out", ignore_errors=True)
         threads_seconds, threads_peak = timed([
