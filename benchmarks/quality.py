@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import yaml
 
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
@@ -39,21 +40,45 @@ from spoofdetect.plots import det_axis_ticks
 from spoofdetect.protocol import read_protocol
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Every study run starts from the seed's recipe, whatever the pipeline's defaults become.
+SEED_PRESET = os.path.join(HERE, "..", "pipeline", "seed.yaml")
 SYSTEMS = ("pipeline", "scratch", "lfcc-gmm")
+
+
+def file_settings(path: str) -> list[str]:
+    """A config file as KEY=VALUE settings (dotted keys, JSON values), so that files can be
+    layered: later settings win."""
+    with open(path, encoding="utf-8") as handle:
+        section = yaml.safe_load(handle) or {}
+
+    def leaves(section: dict[str, Any], prefix: str) -> list[str]:
+        return [setting for key, value in section.items()
+                for setting in (leaves(value, f"{prefix}{key}.") if isinstance(value, dict)
+                                else [f"{prefix}{key}={json.dumps(value)}"])]
+
+    return leaves(section, "")
+
+
+def study_settings(config: str | None, overrides: list[str]) -> list[str]:
+    """A study run's settings: the seed's recipe (SEED_PRESET), `config`'s over it, then
+    `overrides`'. `load_config(None, study_settings(...))` is the run's config."""
+    return [*file_settings(SEED_PRESET), *(file_settings(config) if config else []),
+            *overrides]
 
 
 def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, config: str | None,
                  overrides: list[str]) -> dict[str, Any]:
-    """One local pipeline run; returns the evaluator's metrics and its clip score file."""
-    settings = [f"gan.seed={seed}", f"classifier.seed={seed}",
+    """One local pipeline run of `study_settings`; returns the evaluator's metrics and its
+    clip score file."""
+    settings = study_settings(config, [
+                f"gan.seed={seed}", f"classifier.seed={seed}",
                 f"classifier.from_scratch={str(from_scratch).lower()}",
                 # Every model is evaluated; blessing is not what is measured here.
                 "evaluation.max_eer=1", "evaluation.max_min_tdcf=1000000",
                 "evaluation.eer_tolerance=1", "evaluation.min_tdcf_tolerance=1000000",
-                *overrides]
+                *overrides])
     command = [sys.executable, "-m", "spoofdetect.cli", "run", "--data-root", dataset,
                "--protocol", os.path.join(dataset, "protocol.csv"), "--workdir", workdir,
-               *(["--config", config] if config else []),
                *[f"--set={setting}" for setting in settings]]
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
