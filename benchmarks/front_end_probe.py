@@ -68,12 +68,18 @@ def clip_statistics(maps: np.ndarray) -> np.ndarray:
     return np.concatenate([maps.mean(axis=2), maps.std(axis=2), over_time, over_rows], axis=1)
 
 
-def statistics_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
+def maps_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
+    """The feature maps of segments, by the pipeline's feature function with `settings`."""
     config = dataclasses.replace(FEATURES, **settings)
     config.validate()
     function = feature_function(config)
-    return np.concatenate([clip_statistics(function(tf.constant(waveforms[i:i + 128])).numpy())
+    return np.concatenate([function(tf.constant(waveforms[i:i + 128])).numpy()
                            for i in range(0, len(waveforms), 128)])
+
+
+def statistics_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
+    return np.concatenate([clip_statistics(maps_of(settings, waveforms[i:i + 512]))
+                           for i in range(0, len(waveforms), 512)])
 
 
 def augmented_copies(waveforms: list[np.ndarray], labels: np.ndarray, seed: int
@@ -86,9 +92,13 @@ def augmented_copies(waveforms: list[np.ndarray], labels: np.ndarray, seed: int
 
 
 def probe(train: np.ndarray, train_spoof: np.ndarray,
-          tests: dict[str, tuple[np.ndarray, np.ndarray, list[str]]]) -> dict[str, Any]:
+          tests: dict[str, tuple[np.ndarray, np.ndarray, list[str]]], inverse_penalty: float = 0.1
+          ) -> dict[str, Any]:
+    """A logistic regression on standardised statistics, measured on each test set
+    (`inverse_penalty`: its C, the inverse of the L2 penalty's weight)."""
     scaler = StandardScaler().fit(train)
-    model = LogisticRegression(C=0.1, max_iter=3000).fit(scaler.transform(train), train_spoof)
+    model = LogisticRegression(C=inverse_penalty, max_iter=3000).fit(scaler.transform(train),
+                                                             train_spoof)
     # Higher is bona fide, as everywhere in spoofdetect.metrics.
     return {name: study_numbers(metrics.ScoreFile(
         [str(i) for i in range(len(is_spoof))], attacks, is_spoof,

@@ -49,6 +49,12 @@ MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
 MULTI_RESOLUTION = ("features.extra_windows=[512]",)
 POOLED = ("gan.critic_head=time_statistics",)
+# The read-out the critic probe ranked first (benchmarks/CRITIC_PROBE.md): block 1's time
+# statistics of the frozen stage-1 critic, a linear head with the probe's penalty (its C of
+# 0.01 on 7,188 training examples is an L2 of 1 / (2 C n) = 0.007) and a learning rate for a
+# linear model.
+BLOCK1_STATISTICS = ("classifier.freeze_critic=true", "classifier.read_out=block1_statistics",
+                     "classifier.head_l2=0.007", "classifier.learning_rate=1e-3")
 # A quarter of the seed's widths in both networks: 46 thousand classifier weights instead of
 # 776 thousand, against fitting the training speakers (docs/generalisation.md).
 SMALL = ("gan.critic_widths=[16,32,64]", "gan.generator_widths=[64,32,16,8]")
@@ -78,6 +84,9 @@ VARIANTS = (
             "every augmentation family, two copies, and only the new head trained on the "
             "frozen stage-1 critic: does a linear read-out of stage 1 carry further than "
             "fine-tuning the whole network?"),
+    Variant("augment-block1-statistics", ("features.augment=2", *BLOCK1_STATISTICS),
+            "every augmentation family, two copies, and a penalised linear head on the time "
+            "statistics of the frozen stage-1 critic's first block"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

@@ -24,6 +24,7 @@ SPLITS = ("train", "dev", "eval")
 FRONT_ENDS = ("log_mel", "log_linear")
 CRITIC_HEADS = ("flatten", "time_statistics")
 # classifier.selection: the dev metric that picks the epoch, and whether higher is better.
+READ_OUTS = ("critic", "block1_statistics", "block2_statistics", "block3_statistics")
 SELECTION_METRICS = {"auc": "max", "eer": "min", "worst_attack_eer": "min"}
 LABELS = {"real": 0, "fake": 1}
 
@@ -263,6 +264,13 @@ class ClassifierConfig:
     # Train only the new sigmoid head on the frozen critic (a linear probe): measures what
     # stage 1 alone learned; with from_scratch, the same probe on random features.
     freeze_critic: bool = False
+    # What the sigmoid head reads: 'critic' (the seed's: the critic's last map, flattened) or
+    # 'blockN_statistics' (the map of the critic's convolution block N, 1-3, pooled to each
+    # row's and channel's mean and standard deviation over time and standardised by the
+    # training split: spoofdetect/models.py, docs/generalisation.md).
+    read_out: str = "critic"
+    # L2 penalty on the head's weights (0: none, the seed's).
+    head_l2: float = 0.0
     learning_rate: float = 1e-4
     batch_size: int = 32
     epochs: int = 30
@@ -285,6 +293,10 @@ class ClassifierConfig:
         if self.selection not in SELECTION_METRICS:
             raise UserError(f"classifier.selection is {self.selection!r}; use one of "
                             f"{', '.join(SELECTION_METRICS)}.")
+        if self.read_out not in READ_OUTS:
+            raise UserError(f"classifier.read_out is {self.read_out!r}; use one of "
+                            f"{', '.join(READ_OUTS)}.")
+        _at_least_zero(self, "classifier", "head_l2")
         self.masking.validate("classifier.masking")
         _positive(self, "classifier", "batch_size", "epochs", "learning_rate",
                   "shuffle_buffer")

@@ -26,6 +26,7 @@ from spoofdetect.data import count_labels, example_dataset
 from spoofdetect.errors import UserError
 from spoofdetect.models import (
     CLASSIFIER_LOGIT,
+    READ_OUT_NORMALISATION,
     build_critic,
     classifier_from_critic,
     logit_model,
@@ -97,6 +98,16 @@ class DevErrorRates(keras.callbacks.Callback):
             logs["val_worst_attack_eer"] = max(per_attack, default=eer)
 
 
+def standardise_read_out(model: keras.Model, train: tf.data.Dataset) -> None:
+    """Fits the read-out's Normalization to the training split's statistics (each pooled
+    value's mean and variance, as the probe's StandardScaler), once, before training: with
+    a frozen critic they stay exact; fine-tuned, the head adapts to their drift."""
+    normalisation = model.get_layer(READ_OUT_NORMALISATION)
+    pooled = keras.Model(model.input, normalisation.input)
+    normalisation.adapt(train.map(lambda batch: pooled(batch[examples.LOG_MEL],
+                                                       training=False)))
+
+
 def load_critic(base_model_dir: str) -> keras.Model:
     path = os.path.join(base_model_dir, CRITIC_FILE)
     if not tf.io.gfile.exists(path):
@@ -120,7 +131,9 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
     else:
         raise UserError("Fine-tuning needs the pre-trained critic (stage 1), or "
                         "classifier.from_scratch=true.")
-    model = classifier_from_critic(critic)
+    model = classifier_from_critic(critic, config.read_out, config.head_l2)
+    if config.read_out != "critic":
+        standardise_read_out(model, example_dataset(train_files, features, 256))
     if config.freeze_critic:
         for layer in model.layers:
             layer.trainable = layer.name == CLASSIFIER_LOGIT

@@ -18,6 +18,7 @@ from spoofdetect.features import standardise_per_example
 PACKAGE = "spoofdetect"
 CRITIC_SCORE = "critic_score"
 CLASSIFIER_LOGIT = "logit"
+READ_OUT_NORMALISATION = "read_out_normalisation"
 CLASSIFIER_OUTPUT = "p_fake"
 
 
@@ -158,13 +159,38 @@ def logit_model(classifier: keras.Model) -> keras.Model:
     return keras.Model(classifier.input, classifier.get_layer(CLASSIFIER_LOGIT).output)
 
 
-def classifier_from_critic(critic: keras.Model) -> keras.Model:
+def block_output(critic: keras.Model, block: int) -> Any:
+    """The map at the end of the critic's convolution block 1, 2 or 3: block 1's activation,
+    block 2's self-attention, block 3's activation (found from the named layers, since the
+    activations' own names depend on what else the process has built)."""
+    if block == 2:
+        return critic.get_layer("attention").output
+    names = [layer.name for layer in critic.layers]
+    follows = {1: "conv1", 3: "norm3"}[block]
+    return critic.layers[names.index(follows) + 1].output
+
+
+def classifier_from_critic(critic: keras.Model, read_out: str = "critic",
+                           head_l2: float = 0.0) -> keras.Model:
     """The critic without its last Dense, topped by Dense(1) and a sigmoid: p(fake).
 
-    The logit stays a named layer so the export can report log-odds without the loss of
-    precision of inverting a saturated sigmoid.
+    With read_out 'blockN_statistics' the head reads block N's map pooled into time
+    statistics and standardised (a Normalization layer, fitted on the training split by
+    `finetune.standardise_read_out`) instead of the whole critic: the linear probe of
+    benchmarks/CRITIC_PROBE.md, which carried further to unseen speakers and attacks than
+    the critic's last map. `head_l2` penalises the head's weights. The logit stays a named
+    layer so the export can report log-odds without the loss of precision of inverting a
+    saturated sigmoid.
     """
-    body = critic.get_layer("flatten").output
-    logit = layers.Dense(1, name=CLASSIFIER_LOGIT, dtype="float32")(body)
+    if read_out == "critic":
+        body = critic.get_layer("flatten").output
+    else:
+        pooled = TimeStatistics(name="read_out_statistics")(
+            block_output(critic, int(read_out[len("block")])))
+        body = layers.Normalization(name=READ_OUT_NORMALISATION, dtype="float32")(
+            layers.Flatten(name="read_out_flatten")(pooled))
+    regulariser = keras.regularizers.L2(head_l2) if head_l2 else None
+    logit = layers.Dense(1, name=CLASSIFIER_LOGIT, dtype="float32",
+                         kernel_regularizer=regulariser)(body)
     p_fake = layers.Activation("sigmoid", name=CLASSIFIER_OUTPUT, dtype="float32")(logit)
     return keras.Model(critic.input, p_fake, name="classifier")

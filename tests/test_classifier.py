@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import soundfile
@@ -16,10 +17,16 @@ from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
 from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
 from spoofdetect.evaluation import score_examples
-from spoofdetect.export import SIGNATURES
+from spoofdetect.export import SIGNATURES, export_serving_model
 from spoofdetect.finetune import class_weights, summarise, train_classifier
 from spoofdetect.metrics import equal_error_rate
-from spoofdetect.models import CLASSIFIER_LOGIT, CRITIC_SCORE, build_critic
+from spoofdetect.models import (
+    CLASSIFIER_LOGIT,
+    CRITIC_SCORE,
+    READ_OUT_NORMALISATION,
+    block_output,
+    build_critic,
+)
 from spoofdetect.pretraining import CRITIC_FILE
 
 FEATURES = FeatureConfig()
@@ -160,3 +167,34 @@ def test_freeze_critic_trains_only_the_head(demo_examples, tmp_path):
                                      model.get_layer(layer.name).get_weights(), strict=True):
                 np.testing.assert_array_equal(before, after)
     assert model.get_layer(CLASSIFIER_LOGIT).trainable
+
+
+def test_block_statistics_read_out_trains_a_penalised_head_on_standardised_statistics(
+        demo_examples, tmp_path):
+    critic = build_critic(FEATURES, GAN)
+    critic.save(str(tmp_path / CRITIC_FILE))
+    config = ClassifierConfig(freeze_critic=True, read_out="block1_statistics", head_l2=0.01,
+                              epochs=1, batch_size=4)
+    model, _ = train_classifier(split_files(demo_examples, "train"),
+                                split_files(demo_examples, "dev"), FEATURES, config, GAN,
+                                str(tmp_path), str(tmp_path / "run"))
+    # Block 1 of the narrow critic: 40 rows x 8 channels, a mean and a deviation each.
+    assert model.get_layer(CLASSIFIER_LOGIT).input.shape[-1] == 40 * 8 * 2
+    assert [weight.name for weight in model.trainable_weights] == ["kernel", "bias"]
+    assert len(model.losses) == 1  # the head's L2 penalty
+    # The normalisation holds the training split's statistics of the pooled block-1 map.
+    maps = np.concatenate([batch[examples.LOG_MEL].numpy() for batch in example_dataset(
+        split_files(demo_examples, "train"), FEATURES, 8)])
+    block = keras.Model(critic.input, block_output(critic, 1))(maps).numpy()
+    pooled = np.concatenate([block.mean(axis=2), np.sqrt(block.var(axis=2) + 1e-5)], axis=-1)
+    normalisation = model.get_layer(READ_OUT_NORMALISATION)
+    np.testing.assert_allclose(normalisation.adapt_mean.numpy(),
+                               pooled.reshape(len(maps), -1).mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(normalisation.adapt_variance.numpy(),
+                               pooled.reshape(len(maps), -1).var(axis=0), rtol=1e-3, atol=1e-6)
+    # The statistics and their normalisation are part of the exported model.
+    export_serving_model(model, FEATURES, str(tmp_path / "serving"), max_seconds=10.0)
+    out = tf.saved_model.load(str(tmp_path / "serving")).signatures["from_features"](
+        log_mel=tf.constant(maps[:3]))
+    np.testing.assert_allclose(out["p_fake"].numpy(), model(maps[:3]).numpy()[:, 0],
+                               atol=1e-5)

@@ -94,6 +94,9 @@ def test_json_round_trip_for_components():
     (["evaluation.eer_tolerance=-0.1"], "eer_tolerance must not be negative"),
     (["kubeflow.gpus=-1"], "kubeflow.gpus must not be negative"),
     (["classifier.selection=loss"], "classifier.selection is 'loss'; use one of auc, eer"),
+    (["classifier.read_out=block4_statistics"],
+     "classifier.read_out is 'block4_statistics'; use one of critic, block1_statistics"),
+    (["classifier.head_l2=-0.1"], "classifier.head_l2 must not be negative"),
     (["classifier.masking.freq_masks=-1"], "classifier.masking.freq_masks must not be"),
     (["gan.masking=2"], "gan.masking is a section of settings"),
     (["features.augment=1", "features.augment_families=[]"], "none given"),
@@ -126,6 +129,7 @@ def test_the_seed_preset_pins_the_seed_recipe():
     assert (config.classifier.selection, config.classifier.calibrate) == ("auc", False)
     assert not config.classifier.from_scratch and config.gan.critic_data == "fake"
     assert config.gan.critic_head == "flatten" and features.extra_windows == ()
+    assert (config.classifier.read_out, config.classifier.head_l2) == ("critic", 0)
     # The preset pins every setting the study may change, so new defaults leave it alone.
     import yaml
 
@@ -133,3 +137,4 @@ def test_the_seed_preset_pins_the_seed_recipe():
         pinned = yaml.safe_load(handle)
     assert {"front_end", "extra_windows", "phase", "augment"} <= set(pinned["features"])
     assert {"critic_head", "critic_data", "masking"} <= set(pinned["gan"])
+    assert {"read_out", "head_l2", "selection", "calibrate"} <= set(pinned["classifier"])

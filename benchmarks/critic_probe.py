@@ -1,0 +1,165 @@
+"""What stage 1 learnt that carries to unseen speakers and attacks: a linear probe on the time
+statistics of each convolution block of the stage-1 critic, against the same probe on a
+randomly initialised critic and on the feature map itself.
+
+For each seed, the critic is the one benchmarks/generalisation.py's `augment-all` run trained
+at that seed (found in the study's ML Metadata store by its exact stage-1 settings; run that
+variant first). Each block's map is pooled to each row's and channel's mean and standard
+deviation over time (the classifier's `blockN_statistics` read-out, spoofdetect/models.py), a
+logistic regression is fitted on the train split with the two augmented copies that critic
+saw, and its EER is measured on the eval split and on the cross-dataset test set. A random
+critic of the same shape says how much of a block's score is the architecture's and how much
+is stage 1's.
+
+    python benchmarks/critic_probe.py DATASET CROSS [--config benchmarks/quality.yaml]
+        [--seeds 0 1 2] [--workdir benchmarks/_data/generalisation_workdir] [--output benchmarks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+from front_end_probe import (
+    augmented_copies,
+    clip_statistics,
+    first_segments,
+    maps_of,
+    probe,
+)
+from generalisation import VARIANTS
+from quality import HERE, load_split, study_command, study_settings, summarise, test_set_tables
+
+from spoofdetect.config import FeatureConfig, GanConfig, load_config, section_to_json
+from spoofdetect.finetune import load_critic
+from spoofdetect.models import block_output, build_critic
+from spoofdetect.pipeline.metadata import open_store
+
+# The probe's penalty: C 0.01 ranked first of 0.01 and 0.1 on block 1 (docs/generalisation.md).
+INVERSE_PENALTY = 0.01
+BLOCKS = (1, 2, 3)
+WGAN_PRETRAINER_TYPE = "spoofdetect.components.wgan_pretrainer.component.WganPretrainer"
+
+
+def comparable(section_json: str) -> dict[str, Any]:
+    """A recorded config section without its protocol paths (the run passes the protocol on
+    the command line, as an absolute path)."""
+    section = json.loads(section_json)
+    section.pop("protocol", None)
+    return section
+
+
+def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
+    """The output folder of the completed stage 1 that `augment-all` ran at `seed`."""
+    overrides = [*next(v for v in VARIANTS if v.name == "augment-all").overrides,
+                 f"gan.seed={seed}", f"classifier.seed={seed}", f"features.augment_seed={seed}"]
+    settings = load_config(None, study_settings(config, overrides))
+    wanted = {"gan_config": comparable(section_to_json(settings.gan)),
+              "feature_config": comparable(section_to_json(settings.features))}
+    store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
+    for execution in reversed(store.get_executions_by_type(WGAN_PRETRAINER_TYPE)):
+        if execution.last_known_state not in (execution.COMPLETE, execution.CACHED):
+            continue
+        recorded = {name: (execution.custom_properties.get(name) or
+                           execution.properties.get(name)) for name in wanted}
+        if all(value is not None and comparable(value.string_value) == wanted[name]
+               for name, value in recorded.items()):
+            outputs = [event.artifact_id for event in
+                       store.get_events_by_execution_ids([execution.id])
+                       if event.type == event.OUTPUT]
+            for artifact in store.get_artifacts_by_id(outputs):
+                if os.path.exists(os.path.join(artifact.uri, "Format-Serving")):
+                    return os.path.join(artifact.uri, "Format-Serving")
+    raise SystemExit(f"No completed stage 1 of augment-all at seed {seed} in {workdir}: run "
+                     f"benchmarks/generalisation.py --seeds {seed} --only augment-all first.")
+
+
+def block_statistics(critic: keras.Model, block: int, maps: np.ndarray) -> np.ndarray:
+    """[clips, rows, frames] -> the block's map, per row and channel mean and standard
+    deviation over time, flattened (the read-out's TimeStatistics, in NumPy)."""
+    body = keras.Model(critic.input, block_output(critic, block))
+    pooled = []
+    for start in range(0, len(maps), 256):
+        values = body(maps[start:start + 256], training=False).numpy()
+        pooled.append(np.concatenate([values.mean(axis=2), np.sqrt(values.var(axis=2) + 1e-5)],
+                                     axis=-1).reshape(len(values), -1))
+    return np.concatenate(pooled)
+
+
+def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: FeatureConfig,
+               gan: GanConfig) -> dict[str, dict[str, Any]]:
+    train, train_spoof, _ = load_split(dataset, "train", features.segment_seconds)
+    copies, copies_spoof = augmented_copies(train, train_spoof, seed)
+    labels = np.concatenate([train_spoof, copies_spoof])
+    maps = {"train": np.concatenate([maps_of({}, first_segments(clips))
+                                     for clips in (train, copies)])}
+    tests = {"eval": load_split(dataset, "eval", features.segment_seconds),
+             "cross": load_split(cross, "eval", features.segment_seconds)}
+    for name, (clips, _, _) in tests.items():
+        maps[name] = maps_of({}, first_segments(clips))
+
+    def run(statistics: dict[str, np.ndarray]) -> dict[str, Any]:
+        return probe(statistics["train"], labels, {
+            name: (statistics[name], spoof, attacks)
+            for name, (_, spoof, attacks) in tests.items()}, inverse_penalty=INVERSE_PENALTY)
+
+    rows = {"the feature map (no critic)": run({k: clip_statistics(v) for k, v in maps.items()})}
+    keras.utils.set_random_seed(seed)
+    critics = {"stage 1": load_critic(critic_dir), "random": build_critic(features, gan)}
+    for block in BLOCKS:
+        for name, critic in critics.items():
+            rows[f"block {block} | {name}"] = run(
+                {k: block_statistics(critic, block, v) for k, v in maps.items()})
+            print(f"seed {seed}, block {block}, {name}: cross EER "
+                  f"{100 * rows[f'block {block} | {name}']['cross']['eer']:.1f} %", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset")
+    parser.add_argument("cross")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workdir", default=os.path.join(HERE, "_data",
+                                                          "generalisation_workdir"))
+    parser.add_argument("--output", default=HERE)
+    args = parser.parse_args()
+    settings = load_config(None, study_settings(args.config, []))
+    runs_dir = os.path.join(args.output, "critic_probe_runs")
+    os.makedirs(runs_dir, exist_ok=True)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for seed in args.seeds:
+        path = os.path.join(runs_dir, f"seed{seed}.json")
+        if not os.path.exists(path):
+            result = probe_seed(args.dataset, args.cross,
+                                stage1_critic_dir(args.workdir, args.config, seed), seed,
+                                settings.features, settings.gan)
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(result, handle, indent=1)
+        with open(path, encoding="utf-8") as handle:
+            for name, numbers in json.load(handle).items():
+                rows.setdefault(name, []).append(numbers)
+    lines = ["# What stage 1 learnt: a linear probe on the critic's block statistics", "",
+             f"Measured with `{study_command('critic_probe.py')}` on "
+             f"{time.strftime('%Y-%m-%d')}. EER in %; mean ± standard deviation over seeds "
+             "(min-max), each seed with its own stage-1 critic (`augment-all`'s) and "
+             "augmented copies. A probe ranks what a representation makes visible; the "
+             "detector built on it is measured in benchmarks/GENERALISATION.md "
+             "(`augment-block1-statistics`).", ""]
+    lines += test_set_tables(rows, ["read-out", "critic", "seeds", "EER %"],
+                             lambda name, runs, test_set: [
+                                 *(name.split(" | ") if " | " in name else [name, "-"]),
+                                 str(len(runs)),
+                                 summarise([100 * run[test_set]["eer"] for run in runs])])
+    with open(os.path.join(args.output, "CRITIC_PROBE.md"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
