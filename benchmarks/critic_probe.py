@@ -37,7 +37,7 @@ from quality import HERE, load_split, study_command, study_settings, summarise, 
 
 from spoofdetect.config import FeatureConfig, GanConfig, load_config, section_to_json
 from spoofdetect.finetune import load_critic
-from spoofdetect.models import block_output, build_critic
+from spoofdetect.models import TimeStatistics, block_output, build_critic
 from spoofdetect.pipeline.metadata import open_store
 
 # The probe's penalty: C 0.01 ranked first of 0.01 and 0.1 on block 1 (docs/generalisation.md).
@@ -80,15 +80,12 @@ def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
 
 
 def block_statistics(critic: keras.Model, block: int, maps: np.ndarray) -> np.ndarray:
-    """[clips, rows, frames] -> the block's map, per row and channel mean and standard
-    deviation over time, flattened (the read-out's TimeStatistics, in NumPy)."""
-    body = keras.Model(critic.input, block_output(critic, block))
-    pooled = []
-    for start in range(0, len(maps), 256):
-        values = body(maps[start:start + 256], training=False).numpy()
-        pooled.append(np.concatenate([values.mean(axis=2), np.sqrt(values.var(axis=2) + 1e-5)],
-                                     axis=-1).reshape(len(values), -1))
-    return np.concatenate(pooled)
+    """[clips, rows, frames] -> the block's map pooled by the read-out's own TimeStatistics,
+    flattened."""
+    body = keras.Model(critic.input, TimeStatistics()(block_output(critic, block)))
+    return np.concatenate([body(maps[start:start + 256], training=False).numpy()
+                           .reshape(len(maps[start:start + 256]), -1)
+                           for start in range(0, len(maps), 256)])
 
 
 def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: FeatureConfig,

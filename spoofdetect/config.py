@@ -23,8 +23,9 @@ from spoofdetect.filterbanks import empty_bands
 SPLITS = ("train", "dev", "eval")
 FRONT_ENDS = ("log_mel", "log_linear")
 CRITIC_HEADS = ("flatten", "time_statistics")
-# classifier.selection: the dev metric that picks the epoch, and whether higher is better.
+# classifier.read_out: what the classifier's head reads (spoofdetect/models.py).
 READ_OUTS = ("critic", "block1_statistics", "block2_statistics", "block3_statistics")
+# classifier.selection: the dev metric that picks the epoch, and whether higher is better.
 SELECTION_METRICS = {"auc": "max", "eer": "min", "worst_attack_eer": "min"}
 LABELS = {"real": 0, "fake": 1}
 
