@@ -6,10 +6,11 @@ For each seed, the critic is the one benchmarks/generalisation.py's `augment-all
 at that seed (found in the study's ML Metadata store by its exact stage-1 settings; run that
 variant first). Each block's map is pooled to each row's and channel's mean and standard
 deviation over time (the classifier's `blockN_statistics` read-out, spoofdetect/models.py), a
-logistic regression is fitted on the train split with the two augmented copies that critic
-saw, and its EER is measured on the eval split and on the cross-dataset test set. A random
-critic of the same shape says how much of a block's score is the architecture's and how much
-is stage 1's.
+logistic regression is fitted on the train split and two augmented copies of each clip drawn
+with that seed (front_end_probe.py's copies: the same families and seed as the pipeline's,
+not the same clips' draws), and its EER is measured on the eval split and on the
+cross-dataset test set. A random critic of the same shape says how much of a block's score is
+the architecture's and how much is stage 1's.
 
     python benchmarks/critic_probe.py DATASET CROSS [--config benchmarks/quality.yaml]
         [--seeds 0 1 2] [--workdir benchmarks/_data/generalisation_workdir] [--output benchmarks]
@@ -32,10 +33,19 @@ from front_end_probe import (
     maps_of,
     probe,
 )
-from generalisation import VARIANTS
-from quality import HERE, load_split, study_command, study_settings, summarise, test_set_tables
+from generalisation import VARIANTS, variant_overrides
+from quality import (
+    HERE,
+    load_split,
+    seed_settings,
+    study_command,
+    study_settings,
+    summarise,
+    test_set_tables,
+)
 
 from spoofdetect.config import FeatureConfig, GanConfig, load_config, section_to_json
+from spoofdetect.errors import UserError
 from spoofdetect.finetune import load_critic
 from spoofdetect.models import TimeStatistics, block_output, build_critic
 from spoofdetect.pipeline.metadata import open_store
@@ -56,12 +66,16 @@ def comparable(section_json: str) -> dict[str, Any]:
 
 def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
     """The output folder of the completed stage 1 that `augment-all` ran at `seed`."""
-    overrides = [*next(v for v in VARIANTS if v.name == "augment-all").overrides,
-                 f"gan.seed={seed}", f"classifier.seed={seed}", f"features.augment_seed={seed}"]
-    settings = load_config(None, study_settings(config, overrides))
+    variant = next(v for v in VARIANTS if v.name == "augment-all")
+    settings = load_config(None, study_settings(
+        config, [*seed_settings(seed), *variant_overrides(variant, seed, config)]))
     wanted = {"gan_config": comparable(section_to_json(settings.gan)),
               "feature_config": comparable(section_to_json(settings.features))}
-    store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
+    try:
+        store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
+    except UserError as error:
+        raise SystemExit(f"{error} (--workdir: the study's, where benchmarks/generalisation.py "
+                         "ran augment-all)") from None
     for execution in reversed(store.get_executions_by_type(WGAN_PRETRAINER_TYPE)):
         if execution.last_known_state not in (execution.COMPLETE, execution.CACHED):
             continue

@@ -137,15 +137,21 @@ def protocol_scores(model_dir: str, root: str, split: str | None = None) -> metr
                              np.asarray(scores))
 
 
-def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
-                config: str | None) -> dict[str, Any]:
+def variant_overrides(variant: Variant, seed: int, config: str | None) -> list[str]:
+    """The variant's settings at `seed` (over study_settings' base)."""
     overrides = list(variant.overrides)
     if load_config(None, study_settings(config, overrides)).features.augment:
         # The seed draws the augmented copies too, so the spread over seeds includes theirs.
         # Only then: without copies it changes no feature, yet it would change the
         # FeatureExtractor's cache key and so retrain a stage 1 the other variants share.
         overrides.append(f"features.augment_seed={seed}")
-    run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config, overrides)
+    return overrides
+
+
+def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
+                config: str | None) -> dict[str, Any]:
+    run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
+                       variant_overrides(variant, seed, config))
     # The training split as recorded (no augmented copy): set against eval and cross, the
     # gap says whether a variant fails to learn an attack or learns it only on its own
     # speakers.

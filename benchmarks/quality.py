@@ -66,12 +66,17 @@ def study_settings(config: str | None, overrides: list[str]) -> list[str]:
             *overrides]
 
 
+def seed_settings(seed: int) -> list[str]:
+    """The settings that make a study run seed `seed`'s."""
+    return [f"gan.seed={seed}", f"classifier.seed={seed}"]
+
+
 def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, config: str | None,
                  overrides: list[str]) -> dict[str, Any]:
     """One local pipeline run of `study_settings`; returns the evaluator's metrics and its
     clip score file."""
     settings = study_settings(config, [
-                f"gan.seed={seed}", f"classifier.seed={seed}",
+                *seed_settings(seed),
                 f"classifier.from_scratch={str(from_scratch).lower()}",
                 # Every model is evaluated; blessing is not what is measured here.
                 "evaluation.max_eer=1", "evaluation.max_min_tdcf=1000000",
