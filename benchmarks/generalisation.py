@@ -87,6 +87,10 @@ VARIANTS = (
     Variant("augment-block1-statistics", ("features.augment=2", *BLOCK1_STATISTICS),
             "every augmentation family, two copies, and a penalised linear head on the time "
             "statistics of the frozen stage-1 critic's first block"),
+    Variant("augment-multi-resolution-block1-statistics",
+            ("features.augment=2", *MULTI_RESOLUTION, *BLOCK1_STATISTICS),
+            "`augment-block1-statistics` on the multi-resolution map, the front end the "
+            "linear probe ranked first"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "
