@@ -113,7 +113,8 @@ def format_run_summary(summary: dict[str, object]) -> str:
                      f"Wasserstein estimate {pretrained['wasserstein']:.3f}; {pretrained['uri']}")
     classifier = summary.get("classifier")
     if classifier:
-        lines.append(f"Stage 2 (fine-tuning): dev AUC {classifier['best_dev_auc']:.3f}, "
+        trained = classifier.get("trained", "the whole network")
+        lines.append(f"Stage 2 ({trained}): dev AUC {classifier['best_dev_auc']:.3f}, "
                      f"EER {100 * classifier.get('best_dev_eer', float('nan')):.1f} %, "
                      f"accuracy {classifier['best_dev_accuracy']:.3f} at epoch "
                      f"{classifier['best_epoch']}/{classifier['epochs_run']} (kept by dev "

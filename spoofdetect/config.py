@@ -262,17 +262,23 @@ class ClassifierConfig:
 
     # Train the same classifier without stage 1 (the ablation).
     from_scratch: bool = False
-    # Train only the new sigmoid head on the frozen critic (a linear probe): measures what
-    # stage 1 alone learned; with from_scratch, the same probe on random features.
-    freeze_critic: bool = False
+    # The default head and its four settings are chosen together, by measurement: a
+    # penalised linear head on block 1's time statistics of the frozen stage-1 critic, lower
+    # cross-dataset EER than the seed's fine-tuned head at each of three seeds
+    # (docs/generalisation.md, "Which options are on by default"). pipeline/seed.yaml pins
+    # the seed's: the whole critic fine-tuned, read_out 'critic', no penalty, 1e-4.
+    # Train only the new sigmoid head on the frozen critic (a linear probe of stage 1);
+    # with from_scratch, the same probe on random features.
+    freeze_critic: bool = True
     # What the sigmoid head reads: 'critic' (the seed's: the critic's last map, flattened) or
     # 'blockN_statistics' (the map of the critic's convolution block N, 1-3, pooled to each
     # row's and channel's mean and standard deviation over time and standardised by the
     # training split: spoofdetect/models.py, docs/generalisation.md).
-    read_out: str = "critic"
-    # L2 penalty on the head's weights (0: none, the seed's).
-    head_l2: float = 0.0
-    learning_rate: float = 1e-4
+    read_out: str = "block1_statistics"
+    # L2 penalty on the head's weights, added to the mean loss (0: none, the seed's). 0.007
+    # is the measured probe's C of 0.01 on the benchmark's 7,188 training examples.
+    head_l2: float = 0.007
+    learning_rate: float = 1e-3
     batch_size: int = 32
     epochs: int = 30
     early_stopping_patience: int = 5

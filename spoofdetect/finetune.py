@@ -187,7 +187,10 @@ def summarise(history: dict[str, list[float]], config: ClassifierConfig) -> dict
     signal = history[f"val_{config.selection}"]
     sign = 1.0 if SELECTION_METRICS[config.selection] == "max" else -1.0
     best = max(range(len(signal)), key=lambda epoch: sign * signal[epoch])
+    trained = ("the head" if config.freeze_critic else "the whole network") + (
+        f" on {config.read_out}" if config.read_out != "critic" else "")
     return {"epochs_run": len(signal), "best_epoch": best + 1, "selection": config.selection,
+            "trained": trained,
             "best_dev_auc": history["val_auc"][best],
             "best_dev_accuracy": history["val_accuracy"][best],
             "best_dev_eer": history["val_eer"][best],

@@ -70,15 +70,18 @@ def demo_examples(demo_root, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(demo_examples, tmp_path_factory):
-    """A narrow classifier trained 2 epochs from scratch on the demo examples, exported:
-    (SavedModel path, run folder, history, Keras model)."""
+    """A narrow classifier trained 2 epochs from scratch on the demo examples, the seed's
+    way (the whole network, its head on the last map), exported: (SavedModel path, run
+    folder, history, Keras model). Imperfect on the demo's eval clips, which the evaluator's
+    tests need; the default head's export is tested in tests/test_classifier.py."""
     from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
     from spoofdetect.data import split_files
     from spoofdetect.export import export_serving_model
     from spoofdetect.finetune import train_classifier
 
     run_dir = str(tmp_path_factory.mktemp("run"))
-    config = ClassifierConfig(from_scratch=True, epochs=2, batch_size=4)
+    config = ClassifierConfig(from_scratch=True, freeze_critic=False, read_out="critic",
+                              head_l2=0.0, learning_rate=1e-4, epochs=2, batch_size=4)
     model, history = train_classifier(split_files(demo_examples, "train"),
                                       split_files(demo_examples, "dev"), FeatureConfig(),
                                       config, GanConfig(critic_widths=(8, 16, 32)), None,

@@ -26,6 +26,7 @@ from spoofdetect.models import (
     READ_OUT_NORMALISATION,
     block_output,
     build_critic,
+    logit_model,
 )
 from spoofdetect.pretraining import CRITIC_FILE
 
@@ -68,7 +69,10 @@ def test_saved_model_has_the_three_signatures_and_agrees_with_keras(exported):
     out = loaded.signatures["from_features"](log_mel=tf.constant(log_mel))
     p_fake = model(log_mel).numpy()[:, 0]
     np.testing.assert_allclose(out["p_fake"].numpy(), p_fake, atol=1e-5)
-    np.testing.assert_allclose(out["score"].numpy(), np.log((1 - p_fake) / p_fake), atol=1e-3)
+    # The score is the negated logit itself, exact where p_fake has saturated towards 1 and
+    # log((1 - p) / p) of the rounded probability is not.
+    np.testing.assert_allclose(out["score"].numpy(), -logit_model(model)(log_mel).numpy()[:, 0],
+                               atol=1e-4)
     np.testing.assert_array_equal(out["label"].numpy(), (p_fake >= 0.5).astype(int))
 
 
@@ -135,6 +139,9 @@ def test_dev_eer_is_the_eer_of_the_kept_model_and_can_pick_the_epoch(exported, d
     assert summary["best_epoch"] == 2 and summary["best_dev_eer"] == 0.1
     by_auc = ClassifierConfig(selection="auc")
     assert summarise({**history, "val_auc": [0.9, 0.5]}, by_auc)["best_epoch"] == 1
+    assert summary["trained"] == "the head on block1_statistics"  # the default
+    assert summarise(history, ClassifierConfig(freeze_critic=False, read_out="critic")
+                     )["trained"] == "the whole network"
     # The callback's EER is the dev EER of the model's own scores (here: the last epoch's,
     # which the exported fixture keeps when it is best or equal).
     scored = score_examples(exported[0], split_files(demo_examples, "dev"), FEATURES, 8)
@@ -156,7 +163,7 @@ def test_fixed_seeds_give_identical_first_epoch_losses(demo_examples, tmp_path):
 def test_freeze_critic_trains_only_the_head(demo_examples, tmp_path):
     critic = build_critic(FEATURES, GAN)
     critic.save(str(tmp_path / CRITIC_FILE))
-    config = ClassifierConfig(freeze_critic=True, epochs=1, batch_size=4)
+    config = ClassifierConfig(freeze_critic=True, read_out="critic", epochs=1, batch_size=4)
     model, _ = train_classifier(split_files(demo_examples, "train"),
                                 split_files(demo_examples, "dev"), FEATURES, config, GAN,
                                 str(tmp_path), str(tmp_path / "run"))

@@ -130,6 +130,7 @@ def test_the_seed_preset_pins_the_seed_recipe():
     assert not config.classifier.from_scratch and config.gan.critic_data == "fake"
     assert config.gan.critic_head == "flatten" and features.extra_windows == ()
     assert (config.classifier.read_out, config.classifier.head_l2) == ("critic", 0)
+    assert not config.classifier.freeze_critic and config.classifier.learning_rate == 1e-4
     # The preset pins every setting the study may change, so new defaults leave it alone.
     import yaml
 
@@ -137,4 +138,5 @@ def test_the_seed_preset_pins_the_seed_recipe():
         pinned = yaml.safe_load(handle)
     assert {"front_end", "extra_windows", "phase", "augment"} <= set(pinned["features"])
     assert {"critic_head", "critic_data", "masking"} <= set(pinned["gan"])
-    assert {"read_out", "head_l2", "selection", "calibrate"} <= set(pinned["classifier"])
+    assert {"freeze_critic", "read_out", "head_l2", "learning_rate", "selection",
+            "calibrate"} <= set(pinned["classifier"])
