@@ -87,6 +87,9 @@ VARIANTS = (
     Variant("augment-block1-statistics", ("features.augment=2", *BLOCK1_STATISTICS),
             "every augmentation family, two copies, and a penalised linear head on the time "
             "statistics of the frozen stage-1 critic's first block"),
+    Variant("augment-block1-statistics-scratch", ("features.augment=2", *BLOCK1_STATISTICS),
+            "the default's head on block 1 of a random critic, without stage 1: what does "
+            "pre-training add to the default?", from_scratch=True),
     Variant("augment-multi-resolution-block1-statistics",
             ("features.augment=2", *MULTI_RESOLUTION, *BLOCK1_STATISTICS),
             "`augment-block1-statistics` on the multi-resolution map, the front end the "
