@@ -94,6 +94,9 @@ VARIANTS = (
             ("features.augment=2", *MULTI_RESOLUTION, *BLOCK1_STATISTICS),
             "`augment-block1-statistics` on the multi-resolution map, the front end the "
             "linear probe ranked first"),
+    Variant("augment-multi-resolution-block1-statistics-scratch",
+            ("features.augment=2", *MULTI_RESOLUTION, *BLOCK1_STATISTICS),
+            "the same on a random critic, without stage 1", from_scratch=True),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "
