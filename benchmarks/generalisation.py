@@ -55,6 +55,8 @@ POOLED = ("gan.critic_head=time_statistics",)
 # linear model.
 BLOCK1_STATISTICS = ("classifier.freeze_critic=true", "classifier.read_out=block1_statistics",
                      "classifier.head_l2=0.007", "classifier.learning_rate=1e-3")
+# The default (spoofdetect/config.py): augmentation and the block-1 read-out.
+AUGMENT_BLOCK1 = ("features.augment=2", *BLOCK1_STATISTICS)
 # A quarter of the seed's widths in both networks: 46 thousand classifier weights instead of
 # 776 thousand, against fitting the training speakers (docs/generalisation.md).
 SMALL = ("gan.critic_widths=[16,32,64]", "gan.generator_widths=[64,32,16,8]")
@@ -84,18 +86,18 @@ VARIANTS = (
             "every augmentation family, two copies, and only the new head trained on the "
             "frozen stage-1 critic: does a linear read-out of stage 1 carry further than "
             "fine-tuning the whole network?"),
-    Variant("augment-block1-statistics", ("features.augment=2", *BLOCK1_STATISTICS),
+    Variant("augment-block1-statistics", AUGMENT_BLOCK1,
             "every augmentation family, two copies, and a penalised linear head on the time "
             "statistics of the frozen stage-1 critic's first block"),
-    Variant("augment-block1-statistics-scratch", ("features.augment=2", *BLOCK1_STATISTICS),
+    Variant("augment-block1-statistics-scratch", AUGMENT_BLOCK1,
             "the default's head on block 1 of a random critic, without stage 1: what does "
             "pre-training add to the default?", from_scratch=True),
     Variant("augment-multi-resolution-block1-statistics",
-            ("features.augment=2", *MULTI_RESOLUTION, *BLOCK1_STATISTICS),
+            (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
             "`augment-block1-statistics` on the multi-resolution map, the front end the "
             "linear probe ranked first"),
     Variant("augment-multi-resolution-block1-statistics-scratch",
-            ("features.augment=2", *MULTI_RESOLUTION, *BLOCK1_STATISTICS),
+            (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
             "the same on a random critic, without stage 1", from_scratch=True),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),

@@ -80,8 +80,7 @@ def exported(demo_examples, tmp_path_factory):
     from spoofdetect.finetune import train_classifier
 
     run_dir = str(tmp_path_factory.mktemp("run"))
-    config = ClassifierConfig(from_scratch=True, freeze_critic=False, read_out="critic",
-                              head_l2=0.0, learning_rate=1e-4, epochs=2, batch_size=4)
+    config = with_seed_head(ClassifierConfig(from_scratch=True, epochs=2, batch_size=4))
     model, history = train_classifier(split_files(demo_examples, "train"),
                                       split_files(demo_examples, "dev"), FeatureConfig(),
                                       config, GanConfig(critic_widths=(8, 16, 32)), None,
@@ -104,6 +103,25 @@ def untrained_export(tmp_path_factory):
                                                      GanConfig(critic_widths=(8, 16, 32))))
     export_serving_model(classifier, FeatureConfig(), path, max_seconds=600.0)
     return path
+
+
+SEED_PRESET = os.path.join(os.path.dirname(__file__), "..", "pipeline", "seed.yaml")
+# The settings that make the classifier's head: the default's frozen block-1 read-out, or the
+# seed's fine-tuned whole network (config.py chooses them together).
+HEAD_SETTINGS = ("freeze_critic", "read_out", "head_l2", "learning_rate")
+
+
+def with_seed_head(classifier):
+    """`classifier` (a ClassifierConfig) with the seed preset's head: the whole network
+    fine-tuned, its head on the critic's last map. Tests that need a model imperfect on the
+    demo's few eval clips use it: the default head separates them perfectly."""
+    import dataclasses
+
+    from spoofdetect.config import load_config
+
+    seed = load_config(SEED_PRESET).classifier
+    return dataclasses.replace(classifier, **{name: getattr(seed, name)
+                                              for name in HEAD_SETTINGS})
 
 
 # Seconds, not minutes: narrow networks, one epoch of each stage. Limits that any model
