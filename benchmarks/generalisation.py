@@ -49,6 +49,10 @@ MASKING = ("classifier.masking.freq_masks=2", "classifier.masking.time_masks=2",
 LINEAR = ("features.front_end=log_linear", "features.n_fft=512", "features.hop_length=256")
 MULTI_RESOLUTION = ("features.extra_windows=[512]",)
 POOLED = ("gan.critic_head=time_statistics",)
+# The seed's bands of a 32 ms window at the seed's hop, with group-delay rows: 160 x 126, the
+# multi-resolution map's size (so stage 1 costs the same), and the phase that Griffin-Lim
+# rebuilds (the probe's "log-mel 512/512 + phase", benchmarks/FRONT_END_PROBE.md).
+PHASE = ("features.n_fft=512", "features.phase=true")
 # The read-out the critic probe ranked first (benchmarks/CRITIC_PROBE.md): block 1's time
 # statistics of the frozen stage-1 critic, a linear head with the probe's penalty (its C of
 # 0.01 on 7,188 training examples is an L2 of 1 / (2 C n) = 0.007) and a learning rate for a
@@ -99,6 +103,9 @@ VARIANTS = (
     Variant("augment-multi-resolution-block1-statistics-scratch",
             (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
             "the same on a random critic, without stage 1", from_scratch=True),
+    Variant("augment-phase-block1-statistics-scratch", (*AUGMENT_BLOCK1, *PHASE),
+            "the default's head on block 1 of a random critic over a 512-sample window's "
+            "bands and their group delay: can phase reach Griffin-Lim?", from_scratch=True),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

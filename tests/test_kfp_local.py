@@ -53,9 +53,11 @@ def _artifact_files(folder: str) -> set[str]:
 
 
 def _local_artifact(pipeline_root: str, component: str, key: str) -> str:
+    """The artifact of the fixture's own run: later tests in the shared workdir (the
+    unblessed pipeline) add executions with higher ids, whatever order pytest runs them in."""
     folder = os.path.join(pipeline_root, component, key)
-    [execution] = [name for name in os.listdir(folder) if name.isdigit()]
-    return os.path.join(folder, execution)
+    first = min((name for name in os.listdir(folder) if name.isdigit()), key=int)
+    return os.path.join(folder, first)
 
 
 def test_every_task_succeeded_and_a_model_was_pushed(kfp_run):
