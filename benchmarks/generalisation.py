@@ -103,9 +103,17 @@ VARIANTS = (
     Variant("augment-multi-resolution-block1-statistics-scratch",
             (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
             "the same on a random critic, without stage 1", from_scratch=True),
+    Variant("augment-phase-block1-statistics", (*AUGMENT_BLOCK1, *PHASE),
+            "`augment-block1-statistics` on a 512-sample window's bands and their group "
+            "delay"),
     Variant("augment-phase-block1-statistics-scratch", (*AUGMENT_BLOCK1, *PHASE),
             "the default's head on block 1 of a random critic over a 512-sample window's "
             "bands and their group delay: can phase reach Griffin-Lim?", from_scratch=True),
+    Variant("augment-multi-resolution-phase-block1-statistics-scratch",
+            (*AUGMENT_BLOCK1, *MULTI_RESOLUTION, "features.phase=true"),
+            "the same head on a random critic over the multi-resolution map and both windows' "
+            "group delay (320 x 126): the long window's Klatt cue and the short window's phase "
+            "in one map?", from_scratch=True),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "
