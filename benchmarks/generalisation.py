@@ -76,6 +76,13 @@ class Variant(NamedTuple):
     from_scratch: bool = False
 
 
+def and_without_stage1(variant: Variant, question: str) -> tuple[Variant, Variant]:
+    """`variant` and its twin on a random critic (no stage 1), NAME-scratch: the same
+    settings, so the pair measures what pre-training adds and nothing else."""
+    return variant, variant._replace(name=f"{variant.name}-scratch", question=question,
+                                     from_scratch=True)
+
+
 VARIANTS = (
     Variant("seed", (), "the seed's recipe (pipeline/seed.yaml, where every variant starts)"),
     Variant("augment-rawboost", ("features.augment=2", f"features.augment_families=[{RAWBOOST}]"),
@@ -90,25 +97,24 @@ VARIANTS = (
             "every augmentation family, two copies, and only the new head trained on the "
             "frozen stage-1 critic: does a linear read-out of stage 1 carry further than "
             "fine-tuning the whole network?"),
-    Variant("augment-block1-statistics", AUGMENT_BLOCK1,
-            "every augmentation family, two copies, and a penalised linear head on the time "
-            "statistics of the frozen stage-1 critic's first block"),
-    Variant("augment-block1-statistics-scratch", AUGMENT_BLOCK1,
-            "the default's head on block 1 of a random critic, without stage 1: what does "
-            "pre-training add to the default?", from_scratch=True),
-    Variant("augment-multi-resolution-block1-statistics",
-            (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
-            "`augment-block1-statistics` on the multi-resolution map, the front end the "
-            "linear probe ranked first"),
-    Variant("augment-multi-resolution-block1-statistics-scratch",
-            (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
-            "the same on a random critic, without stage 1", from_scratch=True),
-    Variant("augment-phase-block1-statistics", (*AUGMENT_BLOCK1, *PHASE),
-            "`augment-block1-statistics` on a 512-sample window's bands and their group "
-            "delay"),
-    Variant("augment-phase-block1-statistics-scratch", (*AUGMENT_BLOCK1, *PHASE),
-            "the default's head on block 1 of a random critic over a 512-sample window's "
-            "bands and their group delay: can phase reach Griffin-Lim?", from_scratch=True),
+    *and_without_stage1(
+        Variant("augment-block1-statistics", AUGMENT_BLOCK1,
+                "every augmentation family, two copies, and a penalised linear head on the "
+                "time statistics of the frozen stage-1 critic's first block"),
+        "the default's head on block 1 of a random critic, without stage 1: what does "
+        "pre-training add to the default?"),
+    *and_without_stage1(
+        Variant("augment-multi-resolution-block1-statistics",
+                (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
+                "`augment-block1-statistics` on the multi-resolution map, the front end the "
+                "linear probe ranked first"),
+        "the same on a random critic, without stage 1"),
+    *and_without_stage1(
+        Variant("augment-phase-block1-statistics", (*AUGMENT_BLOCK1, *PHASE),
+                "`augment-block1-statistics` on a 512-sample window's bands and their group "
+                "delay"),
+        "the default's head on block 1 of a random critic over a 512-sample window's bands "
+        "and their group delay: can phase reach Griffin-Lim?"),
     Variant("augment-multi-resolution-phase-block1-statistics-scratch",
             (*AUGMENT_BLOCK1, *MULTI_RESOLUTION, "features.phase=true"),
             "the same head on a random critic over the multi-resolution map and both windows' "
@@ -135,10 +141,11 @@ VARIANTS = (
             "the epoch kept by the pooled dev EER (the worst attack's stays at chance on this "
             "dev split, docs/generalisation.md)"),
     Variant("calibrated", ("classifier.calibrate=true",), "scores calibrated on dev"),
-    Variant("combined", COMBINED, "every option at once: augmentation, masking, the "
-            "multi-resolution front end, the epoch by the worst attack, calibration"),
-    Variant("combined-scratch", COMBINED, "every option at once, as `combined`, but without "
-            "stage 1 (does pre-training still help?)", from_scratch=True),
+    *and_without_stage1(
+        Variant("combined", COMBINED, "every option at once: augmentation, masking, the "
+                "multi-resolution front end, the epoch by the worst attack, calibration"),
+        "every option at once, as `combined`, but without stage 1 (does pre-training still "
+        "help?)"),
     Variant("combined-small-scratch", (*COMBINED, *SMALL), "`combined-scratch` with a quarter "
             "of the widths: does less capacity generalise better?", from_scratch=True),
 )

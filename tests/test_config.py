@@ -119,8 +119,7 @@ def test_a_lone_string_for_a_list_is_a_list_of_one_not_its_letters():
 
 
 def test_the_seed_preset_pins_the_seed_recipe():
-    preset = SEED_PRESET
-    config = load_config(preset)
+    config = load_config(SEED_PRESET)
     features = config.features
     assert (features.front_end, features.num_rows, features.num_frames) == ("log_mel", 80, 126)
     assert (features.augment, features.phase, features.segment_mode) == (0, False, "first")
@@ -133,8 +132,9 @@ def test_the_seed_preset_pins_the_seed_recipe():
     # The preset pins every setting the study may change, so new defaults leave it alone.
     import yaml
 
-    with open(preset, encoding="utf-8") as handle:
+    with open(SEED_PRESET, encoding="utf-8") as handle:
         pinned = yaml.safe_load(handle)
-    assert {"front_end", "extra_windows", "phase", "augment"} <= set(pinned["features"])
+    assert {"front_end", "n_mels", "n_fft", "hop_length", "extra_windows", "phase",
+            "augment"} <= set(pinned["features"])
     assert {"critic_head", "critic_data", "masking"} <= set(pinned["gan"])
     assert {*HEAD_SETTINGS, "selection", "calibrate"} <= set(pinned["classifier"])
