@@ -49,7 +49,8 @@ def plot_spectrogram_grid(generated: np.ndarray, real: np.ndarray, path: str) ->
             axis.set_yticks([])
             if column == 0:
                 axis.set_ylabel(name)
-    figure.suptitle("log-Mel spectrograms (standardised), 80 mels x 126 frames")
+    rows, frames = real.shape[1:3]
+    figure.suptitle(f"feature maps (standardised), {rows} rows x {frames} frames")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

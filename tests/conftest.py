@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from spoofdetect.config import LABELS, SPLITS
+from spoofdetect.config import LABELS, SPLITS, load_config
 from spoofdetect.demo_data import make_demo_dataset
 
 
@@ -94,18 +94,21 @@ def exported(demo_examples, tmp_path_factory):
 def untrained_export(tmp_path_factory):
     """A narrow, untrained classifier exported (seconds to make): for what the signatures do
     with input they cannot judge, which needs no training."""
-    from spoofdetect.config import FeatureConfig, GanConfig
+    from spoofdetect.config import GanConfig
     from spoofdetect.export import export_serving_model
     from spoofdetect.models import build_critic, classifier_from_critic
 
     path = str(tmp_path_factory.mktemp("untrained_serving"))
-    classifier = classifier_from_critic(build_critic(FeatureConfig(),
+    classifier = classifier_from_critic(build_critic(SEED_FEATURES,
                                                      GanConfig(critic_widths=(8, 16, 32))))
-    export_serving_model(classifier, FeatureConfig(), path, max_seconds=600.0)
+    export_serving_model(classifier, SEED_FEATURES, path, max_seconds=600.0)
     return path
 
 
 SEED_PRESET = os.path.join(os.path.dirname(__file__), "..", "pipeline", "seed.yaml")
+# The seed's 80 x 126 log-Mel map, whatever the default front end: for tests that build
+# models on, or compare against, maps of that shape.
+SEED_FEATURES = load_config(SEED_PRESET).features
 # The settings that make the classifier's head: the default's frozen block-1 read-out, or the
 # seed's fine-tuned whole network (config.py chooses them together).
 HEAD_SETTINGS = ("freeze_critic", "read_out", "head_l2", "learning_rate")

@@ -13,6 +13,7 @@ from spoofdetect.errors import UserError
 from spoofdetect.export import export_serving_model
 from spoofdetect.finetune import fit_dev_calibration
 from spoofdetect.models import build_critic, classifier_from_critic
+from tests.conftest import SEED_FEATURES
 
 
 def gaussian_scores(mean: float, count: int, seed: int = 0):
@@ -48,7 +49,7 @@ def test_one_class_or_non_finite_scores_cannot_be_fitted():
 
 
 def test_the_exported_model_applies_the_calibration(tmp_path):
-    features = FeatureConfig()
+    features = SEED_FEATURES
     classifier = classifier_from_critic(build_critic(features, GanConfig(critic_widths=(8, 16,
                                                                                        32))))
     for name, calibration in (("raw", Calibration()), ("calibrated", Calibration(2.0, -0.5))):

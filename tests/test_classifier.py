@@ -65,7 +65,8 @@ def test_saved_model_has_the_three_signatures_and_agrees_with_keras(exported):
     path, _, _, model = exported
     loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == set(SIGNATURES)
-    log_mel = np.random.default_rng(0).standard_normal((3, 80, 126)).astype("float32")
+    log_mel = np.random.default_rng(0).standard_normal(
+        (3, FEATURES.num_rows, FEATURES.num_frames)).astype("float32")
     out = loaded.signatures["from_features"](log_mel=tf.constant(log_mel))
     p_fake = model(log_mel).numpy()[:, 0]
     np.testing.assert_allclose(out["p_fake"].numpy(), p_fake, atol=1e-5)
@@ -185,8 +186,9 @@ def test_block_statistics_read_out_trains_a_penalised_head_on_standardised_stati
     model, _ = train_classifier(split_files(demo_examples, "train"),
                                 split_files(demo_examples, "dev"), FEATURES, config, GAN,
                                 str(tmp_path), str(tmp_path / "run"))
-    # Block 1 of the narrow critic: 40 rows x 8 channels, a mean and a deviation each.
-    assert model.get_layer(CLASSIFIER_LOGIT).input.shape[-1] == 40 * 8 * 2
+    # Block 1 of the narrow critic (stride 2): half the map's rows x 8 channels, a mean and a
+    # deviation each.
+    assert model.get_layer(CLASSIFIER_LOGIT).input.shape[-1] == FEATURES.num_rows // 2 * 8 * 2
     assert [weight.name for weight in model.trainable_weights] == ["kernel", "bias"]
     assert len(model.losses) == 1  # the head's L2 penalty
     # The normalisation holds the training split's statistics of the pooled block-1 map.

@@ -1,5 +1,7 @@
 """The networks: self-attention, critic, generator, classifier head, serialisation."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -12,8 +14,9 @@ from spoofdetect.models import (
     build_generator,
     classifier_from_critic,
 )
+from tests.conftest import SEED_FEATURES
 
-FEATURES, GAN = FeatureConfig(), GanConfig()
+FEATURES, GAN = SEED_FEATURES, GanConfig()
 
 
 def test_self_attention_starts_as_identity_and_attends_once_gamma_moves():
@@ -56,7 +59,8 @@ def test_generator_outputs_standardised_spectrograms():
 
 
 @pytest.mark.parametrize(("features", "blocks"), [
-    (FeatureConfig(phase=True), 2), (FeatureConfig(extra_windows=(512,)), 2),
+    (dataclasses.replace(SEED_FEATURES, phase=True), 2),
+    (dataclasses.replace(SEED_FEATURES, extra_windows=(512,)), 2),
     (FeatureConfig(extra_windows=(512, 1024), phase=True), 6)])
 def test_generator_standardises_each_row_block_like_the_features(features, blocks):
     """Every window's magnitude and phase block is standardised on its own in the features, so

@@ -13,6 +13,7 @@ from spoofdetect.config import EvaluationConfig, FeatureConfig, GanConfig, secti
 from spoofdetect.export import export_serving_model
 from spoofdetect.models import build_critic, classifier_from_critic
 from spoofdetect.pipeline.run_summary import EVALUATION_SHOWN
+from tests.conftest import SEED_FEATURES
 
 # Limits any model meets, so the blessing turns on the baseline alone.
 LENIENT = EvaluationConfig(max_eer=1.0, max_min_tdcf=1000.0)
@@ -47,8 +48,8 @@ def _run(demo_examples, model, baselines, tmp_path, config=LENIENT, with_evaluat
 
 @pytest.fixture(scope="module")
 def other_front_end_model(tmp_path_factory):
-    """A model for another front end (two row blocks: 160 x 126 maps)."""
-    features = FeatureConfig(extra_windows=(512,))
+    """A model for another front end (the seed's one window: 80 x 126 maps)."""
+    features = SEED_FEATURES
     path = str(tmp_path_factory.mktemp("other_front_end"))
     export_serving_model(classifier_from_critic(build_critic(
         features, GanConfig(critic_widths=(8, 16, 32)))), features, path, max_seconds=600.0)
@@ -62,7 +63,7 @@ def test_a_baseline_for_other_features_is_skipped_with_the_reason(
     model = _model_artifact(exported[0], tmp_path, "model", 2)
     baseline = _model_artifact(other_front_end_model, tmp_path, "baseline", 1)
     result, blessing = _run(demo_examples, model, [baseline], tmp_path)
-    assert "does not take 80 x 126 feature maps" in result["baseline"]["skipped"]
+    assert "does not take 160 x 126 feature maps" in result["baseline"]["skipped"]
     assert result["blessing"]["blessed"]
     assert "the feature settings changed" in result["blessing"]["reason"]
     assert os.listdir(blessing.uri) == [keys.BLESSED_FILE]

@@ -15,9 +15,9 @@ from tfx.components.statistics_gen import executor as statistics_executor
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
 from spoofdetect import examples
-from spoofdetect.config import FeatureConfig
 from spoofdetect.pipeline.run_summary import read_anomalies
 from spoofdetect.pipeline.schema import schema_path_for, statistics_features
+from tests.conftest import SEED_FEATURES
 
 BAD = {
     "nan": lambda m: np.where(np.arange(m.size).reshape(m.shape) == 7, np.nan, m),
@@ -61,7 +61,7 @@ def anomalies(tmp_path_factory):
     schema = standard_artifacts.Schema()
     schema.uri = str(root / "schema")
     os.makedirs(schema.uri)
-    shutil.copy(schema_path_for(FeatureConfig(), str(root / "scratch")),
+    shutil.copy(schema_path_for(SEED_FEATURES, str(root / "scratch")),
                 os.path.join(schema.uri, "schema.pbtxt"))
     result = standard_artifacts.ExampleAnomalies()
     result.uri = str(root / "anomalies")
