@@ -53,13 +53,18 @@ POOLED = ("gan.critic_head=time_statistics",)
 # multi-resolution map's size (so stage 1 costs the same), and the phase that Griffin-Lim
 # rebuilds (the probe's "log-mel 512/512 + phase", benchmarks/FRONT_END_PROBE.md).
 PHASE = ("features.n_fft=512", "features.phase=true")
+# The same at ASVspoof's usual framing, a 25 ms window every 10 ms (160 x 401): a finer hop
+# that sees the phase between the seed's frames, chosen without regard to how the
+# benchmark's Griffin-Lim attack was framed.
+PHASE_10MS = ("features.n_fft=400", "features.hop_length=160", "features.phase=true")
 # The read-out the critic probe ranked first (benchmarks/CRITIC_PROBE.md): block 1's time
 # statistics of the frozen stage-1 critic, a linear head with the probe's penalty (its C of
 # 0.01 on 7,188 training examples is an L2 of 1 / (2 C n) = 0.007) and a learning rate for a
 # linear model.
 BLOCK1_STATISTICS = ("classifier.freeze_critic=true", "classifier.read_out=block1_statistics",
                      "classifier.head_l2=0.007", "classifier.learning_rate=1e-3")
-# The default (spoofdetect/config.py): augmentation and the block-1 read-out.
+# Augmentation and the block-1 read-out; the default (spoofdetect/config.py) adds
+# MULTI_RESOLUTION.
 AUGMENT_BLOCK1 = ("features.augment=2", *BLOCK1_STATISTICS)
 # A quarter of the seed's widths in both networks: 46 thousand classifier weights instead of
 # 776 thousand, against fitting the training speakers (docs/generalisation.md).
@@ -115,6 +120,10 @@ VARIANTS = (
                 "delay"),
         "the default's head on block 1 of a random critic over a 512-sample window's bands "
         "and their group delay: can phase reach Griffin-Lim?"),
+    Variant("augment-phase-10ms-block1-statistics-scratch", (*AUGMENT_BLOCK1, *PHASE_10MS),
+            "the same head on a random critic over a 25 ms window's bands and group delay "
+            "every 10 ms (160 x 401): does a finer hop let phase reach Griffin-Lim?",
+            from_scratch=True),
     Variant("augment-multi-resolution-phase-block1-statistics-scratch",
             (*AUGMENT_BLOCK1, *MULTI_RESOLUTION, "features.phase=true"),
             "the same head on a random critic over the multi-resolution map and both windows' "

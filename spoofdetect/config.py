@@ -168,7 +168,8 @@ class FeatureConfig:
                 raise UserError(
                     f"features.extra_windows has {window}: each extra window must be even "
                     f"(so its frames line up with features.n_fft's), at least "
-                    f"features.hop_length ({self.hop_length}) and not n_fft itself.")
+                    f"features.hop_length ({self.hop_length}) and not n_fft itself. For "
+                    f"one window only, set features.extra_windows=[].")
         if self.extra_windows and self.n_fft % 2:
             raise UserError(f"features.n_fft ({self.n_fft}) is odd: with features.extra_windows "
                             "every window must be even, so that their frames line up.")

@@ -79,6 +79,8 @@ def test_json_round_trip_for_components():
     (["features.extra_windows=[256]"], "extra_windows has 256: each extra window must be even"),
     (["features.extra_windows=[513]"], "extra_windows has 513"),
     (["features.extra_windows=[2048]"], "not n_fft itself"),
+    # The default's 512 window: a user who shortens n_fft to it is told how to drop it.
+    (["features.n_fft=512"], "For one window only, set features.extra_windows=\\[\\]"),
     (["features.extra_windows=[512, 512]"], "lists a window twice"),
     (["features.n_fft=2047", "features.extra_windows=[512]"], "n_fft \\(2047\\) is odd"),
     (["features.extra_windows=[100000]"], "extra_windows \\(100000\\) is longer than a segment"),

@@ -92,7 +92,8 @@ def test_standardised_per_clip():
     np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, atol=1e-3)
 
 
-LINEAR = FeatureConfig(front_end="log_linear", linear_bands=80, n_fft=512, hop_length=256)
+LINEAR = dataclasses.replace(SEED_FEATURES, front_end="log_linear", linear_bands=80, n_fft=512,
+                             hop_length=256)
 LINEAR_PHASE = dataclasses.replace(LINEAR, phase=True)
 MULTI_RESOLUTION = FeatureConfig(extra_windows=(512,))
 MULTI_RESOLUTION_PHASE = dataclasses.replace(MULTI_RESOLUTION, phase=True)
