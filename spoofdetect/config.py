@@ -164,12 +164,16 @@ class FeatureConfig:
                             f"window, features.n_fft ({self.n_fft}): samples between windows "
                             "would never be seen.")
         for window in self.extra_windows:
-            if window == self.n_fft or window < self.hop_length or window % 2:
+            if window == self.n_fft:
+                # Most often a user shortening n_fft onto the default's extra window.
+                raise UserError(
+                    f"features.extra_windows has {window}, which is features.n_fft itself. "
+                    f"For one window only, set features.extra_windows=[].")
+            if window < self.hop_length or window % 2:
                 raise UserError(
                     f"features.extra_windows has {window}: each extra window must be even "
-                    f"(so its frames line up with features.n_fft's), at least "
-                    f"features.hop_length ({self.hop_length}) and not n_fft itself. For "
-                    f"one window only, set features.extra_windows=[].")
+                    f"(so its frames line up with features.n_fft's) and at least "
+                    f"features.hop_length ({self.hop_length}).")
         if self.extra_windows and self.n_fft % 2:
             raise UserError(f"features.n_fft ({self.n_fft}) is odd: with features.extra_windows "
                             "every window must be even, so that their frames line up.")

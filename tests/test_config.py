@@ -78,7 +78,7 @@ def test_json_round_trip_for_components():
     (["features.n_fft=100000"], "longer than a segment"),
     (["features.extra_windows=[256]"], "extra_windows has 256: each extra window must be even"),
     (["features.extra_windows=[513]"], "extra_windows has 513"),
-    (["features.extra_windows=[2048]"], "not n_fft itself"),
+    (["features.extra_windows=[2048]"], "extra_windows has 2048, which is features.n_fft"),
     # The default's 512 window: a user who shortens n_fft to it is told how to drop it.
     (["features.n_fft=512"], "For one window only, set features.extra_windows=\\[\\]"),
     (["features.extra_windows=[512, 512]"], "lists a window twice"),

@@ -30,7 +30,9 @@ from spoofdetect.wgan import (
 )
 from tests.conftest import SEED_FEATURES
 
-FEATURES = SEED_FEATURES
+FEATURES = SEED_FEATURES  # for the synthetic 80 x 126 maps below
+# What the demo's examples were extracted with (tests/conftest.py): the default map.
+DEMO_FEATURES = FeatureConfig()
 # Narrow networks and tiny batches: the tests check the mechanics, not the quality.
 SMALL = GanConfig(critic_widths=(8, 16, 32), generator_widths=(32, 16, 8, 8), batch_size=2,
                   epochs=6, critic_data="all", checkpoint_every_steps=1, shuffle_buffer=8)
@@ -176,7 +178,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted
 
 def test_pretraining_writes_models_history_and_pictures(demo_examples, tmp_path):
     config = GanConfig(**{**SMALL.__dict__, "epochs": 2})
-    summary = run_pretraining(demo_examples, FeatureConfig(), config, str(tmp_path / "ck"),
+    summary = run_pretraining(demo_examples, DEMO_FEATURES, config, str(tmp_path / "ck"),
                               str(tmp_path / "Format-Serving"), str(tmp_path))
     assert summary["steps"] == 2 and summary["critic_examples"] == 8
     assert summary["device"] == "CPU"
@@ -195,12 +197,12 @@ def test_pretraining_writes_models_history_and_pictures(demo_examples, tmp_path)
 def test_the_critic_is_fed_the_clips_critic_data_names(demo_examples, critic_data, wanted):
     """What stage 1's input pipeline yields, matched map by map to the labelled examples:
     with critic_data 'fake' not one bona fide clip reaches the critic."""
-    files, features = split_files(demo_examples, "train"), FeatureConfig()
-    [labelled] = list(example_dataset(files, features, 1000))
+    files = split_files(demo_examples, "train")
+    [labelled] = list(example_dataset(files, DEMO_FEATURES, 1000))
     label_of = {labelled[LOG_MEL][i].numpy().tobytes(): int(labelled[LABEL][i])
                 for i in range(len(labelled[LABEL]))}
     config = GanConfig(**{**SMALL.__dict__, "critic_data": critic_data, "batch_size": 1})
-    fed = [batch.numpy() for batch in critic_dataset(files, features, config, repeat=False)]
+    fed = [batch.numpy() for batch in critic_dataset(files, DEMO_FEATURES, config, repeat=False)]
     labels = [label_of[maps[0].tobytes()] for maps in fed]
     assert set(labels) == wanted
     assert len(labels) == sum(1 for label in label_of.values() if label in wanted)
