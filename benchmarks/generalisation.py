@@ -66,6 +66,8 @@ BLOCK1_STATISTICS = ("classifier.freeze_critic=true", "classifier.read_out=block
 # Augmentation and the block-1 read-out; the default (spoofdetect/config.py) adds
 # MULTI_RESOLUTION.
 AUGMENT_BLOCK1 = ("features.augment=2", *BLOCK1_STATISTICS)
+# The default's settings (spoofdetect/config.py) over the seed's recipe.
+DEFAULT = (*AUGMENT_BLOCK1, *MULTI_RESOLUTION)
 # A quarter of the seed's widths in both networks: 46 thousand classifier weights instead of
 # 776 thousand, against fitting the training speakers (docs/generalisation.md).
 SMALL = ("gan.critic_widths=[16,32,64]", "gan.generator_widths=[64,32,16,8]")
@@ -110,10 +112,24 @@ VARIANTS = (
         "pre-training add to the default?"),
     *and_without_stage1(
         Variant("augment-multi-resolution-block1-statistics",
-                (*AUGMENT_BLOCK1, *MULTI_RESOLUTION),
+                DEFAULT,
                 "`augment-block1-statistics` on the multi-resolution map, the front end the "
                 "linear probe ranked first"),
         "the same on a random critic, without stage 1"),
+    # The default on a random critic with one thing changed (a few minutes a run): which of
+    # its augmentation families carry its cross-set gain, and what masking adds to its head.
+    Variant("multi-resolution-block1-statistics-scratch", (*BLOCK1_STATISTICS, *MULTI_RESOLUTION),
+            "the default's map and head on a random critic, without augmentation",
+            from_scratch=True),
+    Variant("augment-rawboost-multi-resolution-block1-statistics-scratch",
+            (*DEFAULT, f"features.augment_families=[{RAWBOOST}]"),
+            "the same with RawBoost's three families only", from_scratch=True),
+    Variant("augment-channel-multi-resolution-block1-statistics-scratch",
+            (*DEFAULT, f"features.augment_families=[{CHANNELS}]"),
+            "the same with the channel and codec families only", from_scratch=True),
+    Variant("masking-augment-multi-resolution-block1-statistics-scratch", (*DEFAULT, *MASKING),
+            "the default on a random critic with the classifier's SpecAugment masks (the GAN's "
+            "act only in stage 1)", from_scratch=True),
     *and_without_stage1(
         Variant("augment-phase-block1-statistics", (*AUGMENT_BLOCK1, *PHASE),
                 "`augment-block1-statistics` on a 512-sample window's bands and their group "
