@@ -145,6 +145,19 @@ VARIANTS = (
             "the same head on a random critic over the multi-resolution map and both windows' "
             "group delay (320 x 126): the long window's Klatt cue and the short window's phase "
             "in one map?", from_scratch=True),
+    # Group delay of the short window only (features.phase_windows): does the long window's
+    # group delay, blurred over 128 ms, cost the Klatt TTS that its magnitude catches?
+    Variant("augment-multi-resolution-short-phase-block1-statistics-scratch",
+            (*DEFAULT, "features.phase=true", "features.phase_windows=[512]"),
+            "the default on a random critic with the 512-sample window's group delay added "
+            "(240 x 126)", from_scratch=True),
+    Variant("augment-multi-resolution-10ms-phase-block1-statistics-scratch",
+            (*DEFAULT, "features.hop_length=160", "features.extra_windows=[400]",
+             "features.phase=true", "features.phase_windows=[400]"),
+            "the same head on a random critic over the 2048-sample window's bands, a 25 ms "
+            "window's bands and its group delay, every 10 ms (240 x 401): the phase that "
+            "reached Griffin-Lim with the long window that catches the Klatt TTS?",
+            from_scratch=True),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

@@ -77,6 +77,10 @@ class FeatureConfig:
     # cross-dataset EER than the seed's map at each of three seeds with the default head
     # (docs/generalisation.md, "Which options are on by default").
     extra_windows: tuple[int, ...] = (512,)
+    # With `phase`, the windows whose group delay is stacked; () is every window. A subset
+    # lets a long window give magnitude only (its group delay blurs over 128 ms) while a short
+    # one gives both.
+    phase_windows: tuple[int, ...] = ()
     peak_normalise: bool = True
     # Floor of the dB scale below the clip's maximum (librosa's power_to_db default); null: none.
     top_db: float | None = 80.0
@@ -116,10 +120,19 @@ class FeatureConfig:
         return (self.n_fft, *self.extra_windows)
 
     @property
+    def group_delay_windows(self) -> tuple[int, ...]:
+        """The windows whose group-delay rows follow the magnitude rows, in config.windows'
+        order."""
+        if not self.phase:
+            return ()
+        return tuple(window for window in self.windows
+                     if not self.phase_windows or window in self.phase_windows)
+
+    @property
     def num_blocks(self) -> int:
         """Row blocks of a feature map, each standardised on its own: every window's
-        magnitude, then with `phase` every window's group delay."""
-        return len(self.windows) * (2 if self.phase else 1)
+        magnitude, then the group delay of each of group_delay_windows."""
+        return len(self.windows) + len(self.group_delay_windows)
 
     @property
     def num_rows(self) -> int:
@@ -177,6 +190,14 @@ class FeatureConfig:
         if self.extra_windows and self.n_fft % 2:
             raise UserError(f"features.n_fft ({self.n_fft}) is odd: with features.extra_windows "
                             "every window must be even, so that their frames line up.")
+        if self.phase_windows and not self.phase:
+            raise UserError(f"features.phase_windows is {list(self.phase_windows)} but "
+                            "features.phase is false: set features.phase=true for group-delay "
+                            "rows, or features.phase_windows=[].")
+        strays = [window for window in self.phase_windows if window not in self.windows]
+        if strays:
+            raise UserError(f"features.phase_windows has {strays}, not among the map's windows "
+                            f"{list(self.windows)} (features.n_fft and features.extra_windows).")
         if len(set(self.extra_windows)) != len(self.extra_windows):
             raise UserError(f"features.extra_windows lists a window twice: "
                             f"{list(self.extra_windows)}.")

@@ -18,7 +18,8 @@ derivative of the STFT phase over frequency, energy-weighted over the band): mag
 spectra discard phase, where phase-reconstruction (Griffin-Lim) and vocoder artefacts live.
 `extra_windows` adds the same rows for other window lengths at the same hop (a
 multi-resolution front end: a long window resolves harmonics, a short one the pitch pulses
-and transients). Each block is standardised on its own.
+and transients); `phase_windows` limits the group-delay rows to some of them. Each block is
+standardised on its own.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ _MIN_STD = 1e-6
 def spectral_features(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     """[batch, samples] float32 waveforms -> [batch, config.num_rows, frames] standardised
     features of the configured front end: each window's band magnitudes (config.windows,
-    all at one hop, so their frames line up), then with `phase` each window's group delay.
+    all at one hop, so their frames line up), then the group delay of each of
+    config.group_delay_windows (with `phase`: every window, or those of `phase_windows`).
 
     Safe on silence: an all-zero segment gives all-zero features, never NaN.
     """
@@ -50,16 +52,17 @@ def spectral_features(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
         waveforms = tf.math.divide_no_nan(waveforms, peak)
     magnitudes, phases = [], []
     for window in config.windows:
-        magnitude, phase = _window_features(waveforms, window, config)
+        magnitude, phase = _window_features(waveforms, window, config,
+                                            window in config.group_delay_windows)
         magnitudes.append(magnitude)
         phases += [phase] if phase is not None else []
     blocks = magnitudes + phases
     return blocks[0] if len(blocks) == 1 else tf.concat(blocks, axis=1)
 
 
-def _window_features(waveforms: tf.Tensor, window: int, config: FeatureConfig
-                     ) -> tuple[tf.Tensor, tf.Tensor | None]:
-    """One window length's [batch, bands, frames] magnitude block and, with `phase`, its
+def _window_features(waveforms: tf.Tensor, window: int, config: FeatureConfig,
+                     with_group_delay: bool) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """One window length's [batch, bands, frames] magnitude block and, if asked, its
     group-delay block; each standardised on its own."""
     stft = _centred_stft(waveforms, window, config.hop_length, tf.signal.hann_window)
     power = tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft))
@@ -74,7 +77,7 @@ def _window_features(waveforms: tf.Tensor, window: int, config: FeatureConfig
             log_bands, tf.reduce_max(log_bands, axis=[1, 2], keepdims=True) - config.top_db)
     if config.standardise:
         features = standardise_per_example(features)
-    if not config.phase:
+    if not with_group_delay:
         return features, None
     phase = group_delay(waveforms, stft, power, filters, window, config.hop_length)
     if config.standardise:

@@ -82,6 +82,9 @@ def test_json_round_trip_for_components():
     # The default's 512 window: a user who shortens n_fft to it is told how to drop it.
     (["features.n_fft=512"], "For one window only, set features.extra_windows=\\[\\]"),
     (["features.extra_windows=[512, 512]"], "lists a window twice"),
+    (["features.phase_windows=[512]"], "features.phase is false: set features.phase=true"),
+    (["features.phase=true", "features.phase_windows=[400]"],
+     "phase_windows has \\[400\\], not among the map's windows \\[2048, 512\\]"),
     (["features.n_fft=2047", "features.extra_windows=[512]"], "n_fft \\(2047\\) is odd"),
     (["features.extra_windows=[100000]"], "extra_windows \\(100000\\) is longer than a segment"),
     (["features.extra_windows=[512]", "features.n_mels=200"],
@@ -137,6 +140,6 @@ def test_the_seed_preset_pins_the_seed_recipe():
     with open(SEED_PRESET, encoding="utf-8") as handle:
         pinned = yaml.safe_load(handle)
     assert {"front_end", "n_mels", "n_fft", "hop_length", "extra_windows", "phase",
-            "augment"} <= set(pinned["features"])
+            "phase_windows", "augment"} <= set(pinned["features"])
     assert {"critic_head", "critic_data", "masking"} <= set(pinned["gan"])
     assert {*HEAD_SETTINGS, "selection", "calibrate"} <= set(pinned["classifier"])

@@ -151,30 +151,37 @@ def test_phase_features_are_finite_on_silence_and_each_block_standardised():
         assert abs(block.mean()) < 1e-4 and block.std() == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("phase", [False, True])
-def test_each_window_of_a_multi_resolution_map_is_that_window_alone(phase):
-    """Rows: every window's bands (n_fft first), then with phase every window's group delay;
-    each block equals the single-window front end's, the long window's being the seed's."""
-    config = dataclasses.replace(MULTI_RESOLUTION, phase=phase)
+@pytest.mark.parametrize(("phase", "phase_windows", "group_delay_of"),
+                         [(False, (), ()), (True, (), (2048, 512)), (True, (512,), (512,))])
+def test_each_window_of_a_multi_resolution_map_is_that_window_alone(phase, phase_windows,
+                                                                    group_delay_of):
+    """Rows: every window's bands (n_fft first), then the group delay of every window (or of
+    phase_windows'); each block equals the single-window front end's, the long window's
+    being the seed's."""
+    config = dataclasses.replace(MULTI_RESOLUTION, phase=phase, phase_windows=phase_windows)
+    config.validate()
     clips = np.stack([sine(440.0) + 0.1 * sine(3100.0), sine(1200.0)])
     features = spectral_features(clips, config).numpy()
-    assert features.shape == (2, config.num_rows, 126) and config.num_rows == (320 if phase
-                                                                              else 160)
-    long, short = (dataclasses.replace(config, extra_windows=(), n_fft=window)
-                   for window in (2048, 512))
-    alone = [spectral_features(clips, single).numpy() for single in (long, short)]
-    np.testing.assert_allclose(features[:, :80], alone[0][:, :80], atol=1e-5)
-    np.testing.assert_allclose(features[:, 80:160], alone[1][:, :80], atol=1e-5)
-    if phase:
-        np.testing.assert_allclose(features[:, 160:240], alone[0][:, 80:], atol=1e-5)
-        np.testing.assert_allclose(features[:, 240:], alone[1][:, 80:], atol=1e-5)
+    assert config.group_delay_windows == group_delay_of
+    assert features.shape == (2, config.num_rows, 126)
+    assert config.num_rows == 80 * (2 + len(group_delay_of))
+    alone = {window: spectral_features(clips, dataclasses.replace(
+        config, extra_windows=(), n_fft=window, phase_windows=())).numpy()
+        for window in (2048, 512)}
+    np.testing.assert_allclose(features[:, :80], alone[2048][:, :80], atol=1e-5)
+    np.testing.assert_allclose(features[:, 80:160], alone[512][:, :80], atol=1e-5)
+    for block, window in enumerate(group_delay_of, start=2):
+        np.testing.assert_allclose(features[:, 80 * block:80 * (block + 1)],
+                                   alone[window][:, 80:], atol=1e-5)
     np.testing.assert_allclose(features[0, :80], seed_features(clips[0]), atol=TOLERANCE)
     # The two windows see different things, or the extra rows would add nothing.
     assert not np.allclose(features[:, :80], features[:, 80:160], atol=0.1)
 
 
-@pytest.mark.parametrize("config", [LINEAR, LINEAR_PHASE, MULTI_RESOLUTION],
-                         ids=["log_linear", "phase", "multi_resolution"])
+@pytest.mark.parametrize("config", [
+    LINEAR, LINEAR_PHASE, MULTI_RESOLUTION,
+    dataclasses.replace(MULTI_RESOLUTION_PHASE, phase_windows=(512,))],
+    ids=["log_linear", "phase", "multi_resolution", "short_window_phase"])
 def test_every_front_end_serves_the_features_the_beam_job_writes(config, tmp_path):
     """The exported model's waveform signature runs the same function as the Beam job: its
     score equals the spectrogram signature's on the Beam function's features."""

@@ -61,7 +61,8 @@ def test_generator_outputs_standardised_spectrograms():
 @pytest.mark.parametrize(("features", "blocks"), [
     (dataclasses.replace(SEED_FEATURES, phase=True), 2),
     (dataclasses.replace(SEED_FEATURES, extra_windows=(512,)), 2),
-    (FeatureConfig(extra_windows=(512, 1024), phase=True), 6)])
+    (FeatureConfig(extra_windows=(512, 1024), phase=True), 6),
+    (FeatureConfig(phase=True, phase_windows=(512,)), 3)])
 def test_generator_standardises_each_row_block_like_the_features(features, blocks):
     """Every window's magnitude and phase block is standardised on its own in the features, so
     a generator that standardised the whole map would be told apart by block statistics."""
