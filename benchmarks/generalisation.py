@@ -117,7 +117,8 @@ VARIANTS = (
                 "linear probe ranked first"),
         "the same on a random critic, without stage 1"),
     # The default on a random critic with one thing changed (a few minutes a run): which of
-    # its augmentation families carry its cross-set gain, and what masking adds to its head.
+    # its augmentation families carry its cross-set gain, and what masking and calibration add
+    # to its head.
     Variant("multi-resolution-block1-statistics-scratch", (*BLOCK1_STATISTICS, *MULTI_RESOLUTION),
             "the default's map and head on a random critic, without augmentation",
             from_scratch=True),
@@ -130,6 +131,10 @@ VARIANTS = (
     Variant("masking-augment-multi-resolution-block1-statistics-scratch", (*DEFAULT, *MASKING),
             "the default on a random critic with the classifier's SpecAugment masks (the GAN's "
             "act only in stage 1)", from_scratch=True),
+    Variant("calibrated-augment-multi-resolution-block1-statistics-scratch",
+            (*DEFAULT, "classifier.calibrate=true"),
+            "the default on a random critic with its scores calibrated on dev",
+            from_scratch=True),
     *and_without_stage1(
         Variant("augment-phase-block1-statistics", (*AUGMENT_BLOCK1, *PHASE),
                 "`augment-block1-statistics` on a 512-sample window's bands and their group "
