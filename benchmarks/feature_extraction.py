@@ -115,20 +115,21 @@ def stage_costs(root: str, limit: int = 300) -> dict[str, float]:
 
 def log_mel_flop_limit() -> tuple[float, float, float]:
     """(clips/s, floating-point operations per clip, measured FLOP/s): the most clips per
-    second the default log-Mel could reach on this machine if it ran at the speed of a large
-    float32 matmul on every core (which runs near the CPU's peak)."""
+    second the default log-Mel (every window of the map) could reach on this machine if it ran
+    at the speed of a large float32 matmul on every core (which runs near the CPU's peak)."""
     import tensorflow as tf
 
     from spoofdetect.config import FeatureConfig
 
     config = FeatureConfig()
-    frames = 1 + config.segment_samples // config.hop_length
-    bins = config.n_fft // 2 + 1
-    per_frame = (2.5 * config.n_fft * np.log2(config.n_fft)  # real FFT
-                 + config.n_fft  # window
-                 + 3 * bins  # power
-                 + 2 * bins * config.num_bands)  # filterbank (dense, as computed)
-    per_clip = frames * per_frame
+    per_frame = 0.0
+    for window in config.windows:  # each window's STFT and bands, at one hop
+        bins = window // 2 + 1
+        per_frame += (2.5 * window * np.log2(window)  # real FFT
+                      + window  # window
+                      + 3 * bins  # power
+                      + 2 * bins * config.num_bands)  # filterbank (dense, as computed)
+    per_clip = config.num_frames * per_frame
     size = 2048
     matrix = tf.random.normal([size, size])
     multiply = tf.function(lambda: tf.reduce_sum(tf.matmul(matrix, matrix)))
