@@ -194,9 +194,13 @@ def main() -> None:
         print(f"{count} files (16/22.05/44.1 kHz, 3-6 s) on {os.cpu_count()} cores")
         seed_seconds, seed_peak = timed([sys.executable, __file__, "--seed-loop", root])
         cli = os.path.join(os.path.dirname(sys.executable), "spoofdetect")
-        # No augmented copies: the seed loop extracts each file once, and so must (b).
-        command = [cli, "features", "--data-root", root, "--output", root + "_out",
-                   "--set", "features.augment=0"]
+
+        def features_command(data_root: str) -> list[str]:
+            # No augmented copies: the seed loop extracts each file once, and so must (b).
+            return [cli, "features", "--data-root", data_root, "--output", data_root + "_out",
+                    "--set", "features.augment=0"]
+
+        command = features_command(root)
         beam_seconds, beam_peak = timed(command)
         shutil.rmtree(root + "_out", ignore_errors=True)
         threads_seconds, threads_peak = timed([
@@ -218,11 +222,15 @@ def main() -> None:
         make_files(quarter, args.files // 4)
         quarter_count = sum(len(names) for _, _, names in os.walk(quarter))
         seed_quarter, _ = timed([sys.executable, __file__, "--seed-loop", quarter])
-        beam_quarter, _ = timed([cli, "features", "--data-root", quarter, "--output",
-                                 quarter + "_out"])
+        beam_quarter, _ = timed(features_command(quarter))
         shutil.rmtree(quarter, ignore_errors=True)
         shutil.rmtree(quarter + "_out", ignore_errors=True)
         extra = count - quarter_count
+        if min(seed_seconds - seed_quarter, beam_seconds - beam_quarter) <= 0:
+            sys.exit(f"a quarter of the files took as long as all of them (seed loop "
+                     f"{seed_quarter:.1f} s against {seed_seconds:.1f} s, Beam "
+                     f"{beam_quarter:.1f} s against {beam_seconds:.1f} s): the machine was "
+                     "busy with something else; rerun on a quiet machine")
         seed_marginal = extra / (seed_seconds - seed_quarter)
         beam_marginal = extra / (beam_seconds - beam_quarter)
         print(f"beyond fixed start-up costs ({quarter_count} vs {count} files): seed "
