@@ -156,6 +156,11 @@ VARIANTS = (
             (*DEFAULT, "features.phase=true", "features.phase_windows=[512]"),
             "the default on a random critic with the 512-sample window's group delay added "
             "(240 x 126)", from_scratch=True),
+    Variant("augment-multi-resolution-short-phase-l2-0.07-block1-statistics-scratch",
+            (*DEFAULT, "features.phase=true", "features.phase_windows=[512]",
+             "classifier.head_l2=0.07"),
+            "the same with ten times the head's penalty: does a head that fits its training "
+            "split less closely keep the Klatt TTS?", from_scratch=True),
     Variant("augment-multi-resolution-10ms-phase-block1-statistics-scratch",
             (*DEFAULT, "features.hop_length=160", "features.extra_windows=[400]",
              "features.phase=true", "features.phase_windows=[400]"),
