@@ -56,6 +56,8 @@ PHASE = ("features.n_fft=512", "features.phase=true")
 # The same at ASVspoof's usual framing, a 25 ms window every 10 ms (160 x 401): a finer hop
 # that sees the phase between the seed's frames, chosen without regard to how the
 # benchmark's Griffin-Lim attack was framed.
+# Group-delay rows of the default's short window only, beside both windows' bands (240 x 126).
+SHORT_WINDOW_PHASE = ("features.phase=true", "features.phase_windows=[512]")
 PHASE_10MS = ("features.n_fft=400", "features.hop_length=160", "features.phase=true")
 # The read-out the critic probe ranked first (benchmarks/CRITIC_PROBE.md): block 1's time
 # statistics of the frozen stage-1 critic, a linear head with the probe's penalty (its C of
@@ -153,12 +155,11 @@ VARIANTS = (
     # Group delay of the short window only (features.phase_windows): does the long window's
     # group delay, blurred over 128 ms, cost the Klatt TTS that its magnitude catches?
     Variant("augment-multi-resolution-short-phase-block1-statistics-scratch",
-            (*DEFAULT, "features.phase=true", "features.phase_windows=[512]"),
+            (*DEFAULT, *SHORT_WINDOW_PHASE),
             "the default on a random critic with the 512-sample window's group delay added "
             "(240 x 126)", from_scratch=True),
     Variant("augment-multi-resolution-short-phase-l2-0.07-block1-statistics-scratch",
-            (*DEFAULT, "features.phase=true", "features.phase_windows=[512]",
-             "classifier.head_l2=0.07"),
+            (*DEFAULT, *SHORT_WINDOW_PHASE, "classifier.head_l2=0.07"),
             "the same with ten times the head's penalty: does a head that fits its training "
             "split less closely keep the Klatt TTS?", from_scratch=True),
     Variant("augment-multi-resolution-10ms-phase-block1-statistics-scratch",

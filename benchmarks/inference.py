@@ -34,8 +34,8 @@ from seed_features import seed_log_mel
 from spoofdetect import examples
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
 from spoofdetect.export import export_serving_model
-from spoofdetect.finetune import standardise_read_out
-from spoofdetect.models import build_critic, classifier_from_critic
+from spoofdetect.finetune import classifier_with_read_out
+from spoofdetect.models import build_critic
 
 BATCH = 64
 
@@ -128,11 +128,9 @@ def main() -> None:
     spectrograms = np.stack([seed_style_map(clip) for clip in clips]).astype(np.float32)
     # The default classifier: its head reads what the default's does (block 1's statistics,
     # so the rest of the critic is not in the exported graph), fitted to these clips.
-    classifier = classifier_from_critic(build_critic(features, GanConfig()), head.read_out,
-                                        head.head_l2)
-    if head.read_out != "critic":
-        standardise_read_out(classifier, tf.data.Dataset.from_tensor_slices(
-            {examples.LOG_MEL: spectrograms}).batch(BATCH))
+    classifier = classifier_with_read_out(
+        build_critic(features, GanConfig()), head,
+        tf.data.Dataset.from_tensor_slices({examples.LOG_MEL: spectrograms}).batch(BATCH))
     with tempfile.TemporaryDirectory() as folder:
         export_serving_model(classifier, features, folder, max_seconds=600.0)
         loaded = tf.saved_model.load(folder)

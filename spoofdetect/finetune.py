@@ -108,6 +108,17 @@ def standardise_read_out(model: keras.Model, train: tf.data.Dataset) -> None:
                                                        training=False)))
 
 
+def classifier_with_read_out(critic: keras.Model, config: ClassifierConfig,
+                             train: tf.data.Dataset) -> keras.Model:
+    """The classifier on `critic` that `config` describes (its read-out and head penalty),
+    its read-out's standardisation fitted on `train` (batches of examples) when it has one;
+    `train` is not read otherwise."""
+    model = classifier_from_critic(critic, config.read_out, config.head_l2)
+    if config.read_out != "critic":
+        standardise_read_out(model, train)
+    return model
+
+
 def load_critic(base_model_dir: str) -> keras.Model:
     path = os.path.join(base_model_dir, CRITIC_FILE)
     if not tf.io.gfile.exists(path):
@@ -131,9 +142,8 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
     else:
         raise UserError("Fine-tuning needs the pre-trained critic (stage 1), or "
                         "classifier.from_scratch=true.")
-    model = classifier_from_critic(critic, config.read_out, config.head_l2)
-    if config.read_out != "critic":
-        standardise_read_out(model, example_dataset(train_files, features, 256))
+    model = classifier_with_read_out(critic, config,
+                                     example_dataset(train_files, features, 256))
     if config.freeze_critic:
         for layer in model.layers:
             layer.trainable = layer.name == CLASSIFIER_LOGIT
