@@ -143,3 +143,18 @@ def test_the_seed_preset_pins_the_seed_recipe():
             "phase_windows", "augment"} <= set(pinned["features"])
     assert {"critic_head", "critic_data", "masking"} <= set(pinned["gan"])
     assert {*HEAD_SETTINGS, "selection", "calibrate"} <= set(pinned["classifier"])
+
+
+def test_the_studies_default_variant_is_the_default_config(monkeypatch):
+    """benchmarks/generalisation.py's DEFAULT, over the seed preset as every study run starts,
+    must be the pipeline's defaults, or its screens of "the default with one thing changed"
+    measure something else once a default moves."""
+    import os
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from generalisation import DEFAULT
+    from quality import study_settings
+
+    studied, default = load_config(None, study_settings(None, list(DEFAULT))), load_config(None)
+    for section in ("features", "gan", "classifier"):
+        assert getattr(studied, section) == getattr(default, section), section
