@@ -18,6 +18,7 @@ picks what runs, not what the table shows; --table-only runs nothing).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -133,10 +134,11 @@ VARIANTS = (
     Variant("masking-augment-multi-resolution-block1-statistics-scratch", (*DEFAULT, *MASKING),
             "the default on a random critic with the classifier's SpecAugment masks (the GAN's "
             "act only in stage 1)", from_scratch=True),
-    Variant("calibrated-augment-multi-resolution-block1-statistics-scratch",
-            (*DEFAULT, "classifier.calibrate=true"),
-            "the default on a random critic with its scores calibrated on dev",
-            from_scratch=True),
+    *and_without_stage1(
+        Variant("calibrated-augment-multi-resolution-block1-statistics",
+                (*DEFAULT, "classifier.calibrate=true"),
+                "the default with its scores calibrated on dev"),
+        "the default on a random critic with its scores calibrated on dev"),
     *and_without_stage1(
         Variant("augment-phase-block1-statistics", (*AUGMENT_BLOCK1, *PHASE),
                 "`augment-block1-statistics` on a 512-sample window's bands and their group "
@@ -235,13 +237,22 @@ def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: 
                 config: str | None) -> dict[str, Any]:
     run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
                        variant_overrides(variant, seed, config))
-    # The training split as recorded (no augmented copy): set against eval and cross, the
-    # gap says whether a variant fails to learn an attack or learns it only on its own
-    # speakers.
-    return {"eval": study_numbers(run["scores"]),
-            "cross": study_numbers(protocol_scores(run["model_dir"], cross)),
-            "train": study_numbers(protocol_scores(run["model_dir"], dataset, "train")),
-            "best_epoch": run["classifier"].get("best_epoch"), "seconds": run["seconds"]}
+    test_sets = {"eval": run["scores"], "cross": protocol_scores(run["model_dir"], cross),
+                 # The training split as recorded (no augmented copy): set against eval and
+                 # cross, the gap says whether a variant fails to learn an attack or learns it
+                 # only on its own speakers.
+                 "train": protocol_scores(run["model_dir"], dataset, "train")}
+    result = {name: study_numbers(scores) for name, scores in test_sets.items()}
+    calibration = run["classifier"].get("calibration")
+    if calibration:
+        # The same network's raw log-odds (the affine map undone): calibration's effect at
+        # each seed on one trained model, free of the spread between training runs.
+        result["uncalibrated"] = {name: study_numbers(dataclasses.replace(
+            scores, scores=(scores.scores - calibration["offset"]) / calibration["scale"]))
+            for name, scores in test_sets.items()}
+        result["calibration"] = calibration
+    return {**result, "best_epoch": run["classifier"].get("best_epoch"),
+            "seconds": run["seconds"]}
 
 
 def run_lfcc_gmm(dataset: str, cross: str, seed: int) -> dict[str, Any]:
