@@ -120,6 +120,12 @@ def format_run_summary(summary: dict[str, object]) -> str:
                      f"{classifier['best_epoch']}/{classifier['epochs_run']} (kept by dev "
                      f"{classifier.get('selection', 'auc')}); SavedModel "
                      f"{summary['model_uri']}/Format-Serving")
+        calibration = classifier.get("calibration")
+        if calibration:
+            lines.append(f"  scores calibrated on dev (LLR = {calibration['scale']:.3f} x log-odds "
+                         f"{calibration['offset']:+.3f}): dev Cllr "
+                         f"{calibration['dev_cllr_raw']:.3f} -> "
+                         f"{calibration['dev_cllr_calibrated']:.3f} bits")
     evaluation = summary.get("evaluation")
     if evaluation:
         lines.append(f"Evaluation ({evaluation['num_clips']} eval clips): EER "

@@ -20,7 +20,7 @@ from spoofdetect.errors import UserError
 from spoofdetect.examples import LOG_MEL_VALUES
 from spoofdetect.pipeline.local_runner import run_local
 from spoofdetect.pipeline.pipeline import create_pipeline
-from spoofdetect.pipeline.run_summary import latest_run_summary
+from spoofdetect.pipeline.run_summary import format_run_summary, latest_run_summary
 from spoofdetect.pipeline.schema import load_schema, packaged_schema_path, schema_path_for
 from tests.conftest import FAST, with_seed_head
 
@@ -119,6 +119,8 @@ def test_both_training_stages_ran_and_recorded_their_settings(pipeline_run):
     # FAST calibrates: the fitted map is in the Trainer's summary and in the model's scores.
     calibration = summary["classifier"]["calibration"]
     assert calibration["dev_cllr_calibrated"] <= calibration["dev_cllr_raw"] + 1e-9
+    assert (f"dev Cllr {calibration['dev_cllr_raw']:.3f} -> "
+            f"{calibration['dev_cllr_calibrated']:.3f} bits") in format_run_summary(summary)
     assert summary["evaluation"]["cllr"] is not None
 
 
