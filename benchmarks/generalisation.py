@@ -39,6 +39,7 @@ from quality import (
 
 from spoofdetect import metrics
 from spoofdetect.baselines import LfccGmm
+from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig, load_config
 from spoofdetect.protocol import read_protocol
 from spoofdetect.scoring import Scorer
@@ -203,10 +204,9 @@ VARIANTS = (
 LFCC_GMM = "lfcc-gmm"
 
 
-def protocol_scores(model_dir: str, root: str, split: str | None = None) -> metrics.ScoreFile:
-    """The clips of a protocol dataset (those of `split`, or all) scored by a SavedModel, each
-    by its first 4 s as the evaluator scores them."""
-    scorer = Scorer(model_dir, FeatureConfig(), max_seconds=600, segments="first")
+def protocol_scores(scorer: Scorer, root: str, split: str | None = None) -> metrics.ScoreFile:
+    """The clips of a protocol dataset (those of `split`, or all) scored by a SavedModel's
+    `scorer` (segments 'first': each by its first 4 s, as the evaluator scores them)."""
     entries = [entry for entry in read_protocol(os.path.join(root, "protocol.csv"),
                                                 FeatureConfig())
                if split is None or entry.split == split]
@@ -237,18 +237,20 @@ def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: 
                 config: str | None) -> dict[str, Any]:
     run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
                        variant_overrides(variant, seed, config))
-    test_sets = {"eval": run["scores"], "cross": protocol_scores(run["model_dir"], cross),
+    scorer = Scorer(run["model_dir"], FeatureConfig(), max_seconds=600, segments="first")
+    test_sets = {"eval": run["scores"], "cross": protocol_scores(scorer, cross),
                  # The training split as recorded (no augmented copy): set against eval and
                  # cross, the gap says whether a variant fails to learn an attack or learns it
                  # only on its own speakers.
-                 "train": protocol_scores(run["model_dir"], dataset, "train")}
+                 "train": protocol_scores(scorer, dataset, "train")}
     result = {name: study_numbers(scores) for name, scores in test_sets.items()}
     calibration = run["classifier"].get("calibration")
     if calibration:
-        # The same network's raw log-odds (the affine map undone): calibration's effect at
+        # The same network's raw log-odds (the fitted map undone): calibration's effect at
         # each seed on one trained model, free of the spread between training runs.
-        result["uncalibrated"] = {name: study_numbers(dataclasses.replace(
-            scores, scores=(scores.scores - calibration["offset"]) / calibration["scale"]))
+        raw = Calibration(calibration["scale"], calibration["offset"]).inverse()
+        result["uncalibrated"] = {
+            name: study_numbers(dataclasses.replace(scores, scores=raw.apply(scores.scores)))
             for name, scores in test_sets.items()}
         result["calibration"] = calibration
     return {**result, "best_epoch": run["classifier"].get("best_epoch"),

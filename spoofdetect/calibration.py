@@ -28,6 +28,13 @@ class Calibration:
     def apply(self, scores: np.ndarray) -> np.ndarray:
         return self.scale * np.asarray(scores, np.float64) + self.offset
 
+    def inverse(self) -> Calibration:
+        """The map back from calibrated to raw scores."""
+        if self.scale == 0:
+            raise UserError("A calibration with scale 0 maps every score to one value; it "
+                            "cannot be undone.")
+        return Calibration(1.0 / self.scale, -self.offset / self.scale)
+
 
 def fit_calibration(scores: np.ndarray, is_spoof: np.ndarray) -> Calibration:
     """Logistic regression of bona fide on the score, classes weighted equally."""

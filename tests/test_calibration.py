@@ -48,6 +48,15 @@ def test_one_class_or_non_finite_scores_cannot_be_fitted():
         fit_calibration(np.array([1.0, np.inf]), np.array([False, True]))
 
 
+def test_the_inverse_gives_back_the_raw_scores():
+    raw = np.array([-3.0, 0.0, 0.5, 7.0])
+    calibration = Calibration(0.344, 0.039)
+    np.testing.assert_allclose(calibration.inverse().apply(calibration.apply(raw)), raw,
+                               atol=1e-12)
+    with pytest.raises(UserError, match="scale 0"):
+        Calibration(0.0, 1.0).inverse()
+
+
 def test_the_exported_model_applies_the_calibration(tmp_path):
     features = SEED_FEATURES
     classifier = classifier_from_critic(build_critic(features, GanConfig(critic_widths=(8, 16,
