@@ -36,6 +36,8 @@ from front_end_probe import (
 from generalisation import VARIANTS, variant_overrides
 from quality import (
     HERE,
+    execution_property,
+    kept_output_dir,
     load_split,
     seed_settings,
     study_command,
@@ -44,11 +46,10 @@ from quality import (
     test_set_tables,
 )
 
-from spoofdetect.config import FeatureConfig, GanConfig, load_config, section_to_json
+from spoofdetect.config import FeatureConfig, GanConfig, load_config
 from spoofdetect.errors import UserError
 from spoofdetect.finetune import load_critic
 from spoofdetect.models import TimeStatistics, block_output, build_critic
-from spoofdetect.pipeline.metadata import open_store
 
 # The probe's penalty: C 0.01 ranked first of 0.01 and 0.1 on block 1 (docs/generalisation.md).
 INVERSE_PENALTY = 0.01
@@ -56,41 +57,25 @@ BLOCKS = (1, 2, 3)
 WGAN_PRETRAINER_TYPE = "spoofdetect.components.wgan_pretrainer.component.WganPretrainer"
 
 
-def comparable(section_json: str) -> dict[str, Any]:
-    """A recorded config section without its protocol paths (the run passes the protocol on
-    the command line, as an absolute path)."""
-    section = json.loads(section_json)
-    section.pop("protocol", None)
-    return section
-
-
 def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
     """The output folder of the completed stage 1 that `augment-all` ran at `seed`."""
     variant = next(v for v in VARIANTS if v.name == "augment-all")
     settings = load_config(None, study_settings(
         config, [*seed_settings(seed), *variant_overrides(variant, seed, config)]))
-    wanted = {"gan_config": comparable(section_to_json(settings.gan)),
-              "feature_config": comparable(section_to_json(settings.features))}
+    wanted = {"gan_config": settings.gan, "feature_config": settings.features}
     try:
-        store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
+        found = kept_output_dir(
+            [workdir], WGAN_PRETRAINER_TYPE,
+            lambda execution: {name: execution_property(execution, name) for name in wanted},
+            wanted)
     except UserError as error:
         raise SystemExit(f"{error} (--workdir: the study's, where benchmarks/generalisation.py "
                          "ran augment-all)") from None
-    for execution in reversed(store.get_executions_by_type(WGAN_PRETRAINER_TYPE)):
-        if execution.last_known_state not in (execution.COMPLETE, execution.CACHED):
-            continue
-        recorded = {name: (execution.custom_properties.get(name) or
-                           execution.properties.get(name)) for name in wanted}
-        if all(value is not None and comparable(value.string_value) == wanted[name]
-               for name, value in recorded.items()):
-            outputs = [event.artifact_id for event in
-                       store.get_events_by_execution_ids([execution.id])
-                       if event.type == event.OUTPUT]
-            for artifact in store.get_artifacts_by_id(outputs):
-                if os.path.exists(os.path.join(artifact.uri, "Format-Serving")):
-                    return os.path.join(artifact.uri, "Format-Serving")
-    raise SystemExit(f"No completed stage 1 of augment-all at seed {seed} in {workdir}: run "
-                     f"benchmarks/generalisation.py --seeds {seed} --only augment-all first.")
+    if found is None:
+        raise SystemExit(f"No completed stage 1 of augment-all at seed {seed} in {workdir}: "
+                         f"run benchmarks/generalisation.py --seeds {seed} --only augment-all "
+                         "first.")
+    return found
 
 
 def block_statistics(critic: keras.Model, block: int, maps: np.ndarray) -> np.ndarray:

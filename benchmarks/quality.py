@@ -19,6 +19,7 @@ first run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -34,7 +35,9 @@ import yaml
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
 from spoofdetect.baselines import LfccGmm
-from spoofdetect.config import FeatureConfig, load_config
+from spoofdetect.config import FeatureConfig, load_config, section_from_json
+from spoofdetect.errors import UserError
+from spoofdetect.pipeline.metadata import open_store
 from spoofdetect.pipeline.run_summary import latest_run_summary
 from spoofdetect.plots import det_axis_ticks
 from spoofdetect.protocol import read_protocol
@@ -162,6 +165,54 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
         os.replace(path(name, seed) + ".tmp", path(name, seed))
         print(f"{name} seed {seed}: {describe(result)}", flush=True)
         write_table(kept())
+
+
+def comparable(section: Any) -> dict[str, Any]:
+    """A config section's values without its protocol paths (a study passes the protocol on
+    the command line, as an absolute path)."""
+    values = dataclasses.asdict(section)
+    values.pop("protocol", None)
+    return values
+
+
+def execution_property(execution: Any, name: str) -> str | None:
+    """A string property of an ML Metadata execution (TFX records a component's as custom
+    properties), or None."""
+    for properties in (execution.custom_properties, execution.properties):
+        if name in properties:
+            return properties[name].string_value
+    return None
+
+
+def kept_output_dir(workdirs: list[str], execution_type: str,
+                    recorded: Callable[[Any], dict[str, str | None]],
+                    wanted: dict[str, Any]) -> str | None:
+    """The SavedModel of the newest completed execution of `execution_type`, in the ML Metadata
+    stores of a study's `workdirs`, whose config sections (`recorded(execution)`: name -> the
+    section's JSON) have `wanted`'s values (name -> section). A recorded section is read
+    through its config class, so a field added since it ran counts at its default."""
+    def matches(execution: Any) -> bool:
+        sections = recorded(execution)
+        try:
+            return all(sections.get(name) is not None and comparable(
+                section_from_json(type(section), sections[name])) == comparable(section)
+                       for name, section in wanted.items())
+        except UserError:  # a section this version no longer accepts
+            return False
+
+    for workdir in workdirs:
+        store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
+        for execution in reversed(store.get_executions_by_type(execution_type)):
+            if (execution.last_known_state not in (execution.COMPLETE, execution.CACHED)
+                    or not matches(execution)):
+                continue
+            outputs = [event.artifact_id for event in
+                       store.get_events_by_execution_ids([execution.id])
+                       if event.type == event.OUTPUT]
+            for artifact in store.get_artifacts_by_id(outputs):
+                if os.path.exists(os.path.join(artifact.uri, "Format-Serving")):
+                    return os.path.join(artifact.uri, "Format-Serving")
+    return None
 
 
 def read_json(path: str) -> dict[str, Any]:

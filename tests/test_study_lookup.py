@@ -1,0 +1,90 @@
+"""The studies find a kept run's SavedModel in their ML Metadata store by its exact settings
+(benchmarks/quality.py::kept_output_dir, used by the critic and fusion probes)."""
+
+import json
+import os
+import sys
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from spoofdetect.config import load_config, section_to_json
+from spoofdetect.pipeline.metadata import open_store
+
+TRAINER = "tfx.components.trainer.component.Trainer"
+
+
+@pytest.fixture
+def quality(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import quality
+
+    yield quality
+    sys.modules.pop("quality", None)
+
+
+def record_trainer(store, workdir: str, name: str, sections: dict[str, str],
+                   state=metadata_store_pb2.Execution.COMPLETE) -> str:
+    """A Trainer execution with `sections` as its custom_config and one output model."""
+    execution_type = metadata_store_pb2.ExecutionType(name=TRAINER)
+    execution = metadata_store_pb2.Execution(
+        type_id=store.put_execution_type(execution_type), last_known_state=state)
+    execution.custom_properties["custom_config"].string_value = json.dumps(sections)
+    model = os.path.join(workdir, "pipeline_root", "Trainer", "model", name)
+    os.makedirs(os.path.join(model, "Format-Serving"))
+    artifact = metadata_store_pb2.Artifact(
+        type_id=store.put_artifact_type(metadata_store_pb2.ArtifactType(name="Model")),
+        uri=model)
+    event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.OUTPUT)
+    store.put_execution(execution, [(artifact, event)], [])
+    return os.path.join(model, "Format-Serving")
+
+
+def sections_of(config, drop: str | None = None) -> dict[str, str]:
+    sections = {}
+    for name in ("features", "gan", "classifier"):
+        values = json.loads(section_to_json(getattr(config, name)))
+        values.pop(drop, None)
+        sections[name] = json.dumps(values)
+    return sections
+
+
+def trainer_sections(execution) -> dict[str, str]:
+    return json.loads(execution.custom_properties["custom_config"].string_value)
+
+
+def test_finds_the_run_with_the_settings_and_not_another(tmp_path, quality):
+    store = open_store(str(tmp_path / "metadata.sqlite"))
+    wanted = load_config(None, ["features.extra_windows=[512]", "classifier.seed=1"])
+    other = load_config(None, ["features.extra_windows=[512]", "classifier.seed=2"])
+    # The protocol is an absolute path of the machine that ran the study: not a setting.
+    moved = load_config(None, ["features.extra_windows=[512]", "classifier.seed=1",
+                               "features.protocol=[/elsewhere/protocol.csv]"])
+    expected = record_trainer(store, str(tmp_path), "1", sections_of(moved))
+    record_trainer(store, str(tmp_path), "2", sections_of(other))
+    record_trainer(store, str(tmp_path), "3", sections_of(wanted),
+                   state=metadata_store_pb2.Execution.FAILED)
+    sections = {name: getattr(wanted, name) for name in ("features", "gan", "classifier")}
+
+    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
+                                   sections) == expected
+    sections["classifier"] = load_config(None, ["classifier.seed=3"]).classifier
+    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
+                                   sections) is None
+
+
+def test_a_field_added_since_the_run_counts_at_its_default(tmp_path, quality):
+    """A run kept before `features.phase_windows` existed recorded no such field; it ran with
+    what is now that field's default, and is found."""
+    store = open_store(str(tmp_path / "metadata.sqlite"))
+    config = load_config(None, ["features.phase=true"])
+    expected = record_trainer(store, str(tmp_path), "1",
+                              sections_of(config, drop="phase_windows"))
+    sections = {name: getattr(config, name) for name in ("features", "gan", "classifier")}
+    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
+                                   sections) == expected
+    changed = load_config(None, ["features.phase=true", "features.phase_windows=[512]",
+                                 "features.extra_windows=[512]"])
+    sections["features"] = changed.features
+    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
+                                   sections) is None
