@@ -35,10 +35,9 @@ from quality import (
     HERE,
     execution_property,
     kept_output_dir,
-    seed_settings,
+    run_settings,
     study_command,
     study_numbers,
-    study_settings,
     summarise,
     test_set_tables,
 )
@@ -62,9 +61,8 @@ def trainer_sections(execution: Any) -> dict[str, str]:
 def model_dir(workdirs: list[str], config: str | None, variant_name: str, seed: int) -> str:
     """The SavedModel that the study's run of `variant_name` at `seed` trained."""
     variant = next(v for v in VARIANTS if v.name == variant_name)
-    settings = load_config(None, study_settings(config, [
-        *seed_settings(seed), f"classifier.from_scratch={str(variant.from_scratch).lower()}",
-        *variant_overrides(variant, seed, config)]))
+    settings = load_config(None, run_settings(seed, variant.from_scratch, config,
+                                              variant_overrides(variant, seed, config)))
     found = kept_output_dir(workdirs, TRAINER_TYPE, trainer_sections,
                             {trainer_module.FEATURES: settings.features,
                              trainer_module.GAN: settings.gan,

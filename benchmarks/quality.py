@@ -74,17 +74,23 @@ def seed_settings(seed: int) -> list[str]:
     return [f"gan.seed={seed}", f"classifier.seed={seed}"]
 
 
+def run_settings(seed: int, from_scratch: bool, config: str | None,
+                 overrides: list[str]) -> list[str]:
+    """The settings of a study's run at `seed` (what run_pipeline passes the pipeline)."""
+    return study_settings(config, [
+        *seed_settings(seed),
+        f"classifier.from_scratch={str(from_scratch).lower()}",
+        # Every model is evaluated; blessing is not what is measured here.
+        "evaluation.max_eer=1", "evaluation.max_min_tdcf=1000000",
+        "evaluation.eer_tolerance=1", "evaluation.min_tdcf_tolerance=1000000",
+        *overrides])
+
+
 def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, config: str | None,
                  overrides: list[str]) -> dict[str, Any]:
-    """One local pipeline run of `study_settings`; returns the evaluator's metrics and its
+    """One local pipeline run of `run_settings`; returns the evaluator's metrics and its
     clip score file."""
-    settings = study_settings(config, [
-                *seed_settings(seed),
-                f"classifier.from_scratch={str(from_scratch).lower()}",
-                # Every model is evaluated; blessing is not what is measured here.
-                "evaluation.max_eer=1", "evaluation.max_min_tdcf=1000000",
-                "evaluation.eer_tolerance=1", "evaluation.min_tdcf_tolerance=1000000",
-                *overrides])
+    settings = run_settings(seed, from_scratch, config, overrides)
     command = [sys.executable, "-m", "spoofdetect.cli", "run", "--data-root", dataset,
                "--protocol", os.path.join(dataset, "protocol.csv"), "--workdir", workdir,
                *[f"--set={setting}" for setting in settings]]
