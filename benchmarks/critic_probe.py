@@ -39,7 +39,7 @@ from quality import (
     execution_property,
     kept_output_dir,
     load_split,
-    seed_settings,
+    run_settings,
     study_command,
     study_settings,
     summarise,
@@ -47,7 +47,6 @@ from quality import (
 )
 
 from spoofdetect.config import FeatureConfig, GanConfig, load_config
-from spoofdetect.errors import UserError
 from spoofdetect.finetune import load_critic
 from spoofdetect.models import TimeStatistics, block_output, build_critic
 
@@ -60,17 +59,13 @@ WGAN_PRETRAINER_TYPE = "spoofdetect.components.wgan_pretrainer.component.WganPre
 def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
     """The output folder of the completed stage 1 that `augment-all` ran at `seed`."""
     variant = next(v for v in VARIANTS if v.name == "augment-all")
-    settings = load_config(None, study_settings(
-        config, [*seed_settings(seed), *variant_overrides(variant, seed, config)]))
+    settings = load_config(None, run_settings(seed, variant.from_scratch, config,
+                                              variant_overrides(variant, seed, config)))
     wanted = {"gan_config": settings.gan, "feature_config": settings.features}
-    try:
-        found = kept_output_dir(
-            [workdir], WGAN_PRETRAINER_TYPE,
-            lambda execution: {name: execution_property(execution, name) for name in wanted},
-            wanted)
-    except UserError as error:
-        raise SystemExit(f"{error} (--workdir: the study's, where benchmarks/generalisation.py "
-                         "ran augment-all)") from None
+    found = kept_output_dir(
+        [workdir], WGAN_PRETRAINER_TYPE,
+        lambda execution: {name: execution_property(execution, name) for name in wanted},
+        wanted)
     if found is None:
         raise SystemExit(f"No completed stage 1 of augment-all at seed {seed} in {workdir}: "
                          f"run benchmarks/generalisation.py --seeds {seed} --only augment-all "

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 import numpy as np
-from generalisation import VARIANTS, protocol_scores, variant_overrides
+from generalisation import VARIANTS, protocol_scores, study_scorer, variant_overrides
 from quality import (
     HERE,
     execution_property,
@@ -43,9 +43,8 @@ from quality import (
 )
 from sklearn.linear_model import LogisticRegression
 
-from spoofdetect.config import FeatureConfig, load_config
+from spoofdetect.config import load_config
 from spoofdetect.pipeline import trainer_module
-from spoofdetect.scoring import Scorer
 
 TRAINER_TYPE = "tfx.components.trainer.component.Trainer"
 TEST_SETS = ("eval", "cross")
@@ -82,7 +81,7 @@ def fuse_seed(dataset: str, cross: str, model_dirs: list[str]) -> dict[str, dict
     """Each system's and both fusions' numbers on the eval split and the cross set."""
     scored = []
     for path in model_dirs:
-        scorer = Scorer(path, FeatureConfig(), max_seconds=600, segments="first")
+        scorer = study_scorer(path)
         scored.append({"dev": protocol_scores(scorer, dataset, "dev"),
                        "eval": protocol_scores(scorer, dataset, "eval"),
                        "cross": protocol_scores(scorer, cross)})

@@ -204,9 +204,15 @@ VARIANTS = (
 LFCC_GMM = "lfcc-gmm"
 
 
+def study_scorer(model_dir: str) -> Scorer:
+    """A study's scorer of a SavedModel: each clip by its first 4 s, as the evaluator scores
+    with segment_mode 'first'."""
+    return Scorer(model_dir, FeatureConfig(), max_seconds=600, segments="first")
+
+
 def protocol_scores(scorer: Scorer, root: str, split: str | None = None) -> metrics.ScoreFile:
-    """The clips of a protocol dataset (those of `split`, or all) scored by a SavedModel's
-    `scorer` (segments 'first': each by its first 4 s, as the evaluator scores them)."""
+    """The clips of a protocol dataset (those of `split`, or all) scored by `scorer`
+    (study_scorer's)."""
     entries = [entry for entry in read_protocol(os.path.join(root, "protocol.csv"),
                                                 FeatureConfig())
                if split is None or entry.split == split]
@@ -237,7 +243,7 @@ def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: 
                 config: str | None) -> dict[str, Any]:
     run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
                        variant_overrides(variant, seed, config))
-    scorer = Scorer(run["model_dir"], FeatureConfig(), max_seconds=600, segments="first")
+    scorer = study_scorer(run["model_dir"])
     test_sets = {"eval": run["scores"], "cross": protocol_scores(scorer, cross),
                  # The training split as recorded (no augmented copy): set against eval and
                  # cross, the gap says whether a variant fails to learn an attack or learns it

@@ -196,7 +196,8 @@ def kept_output_dir(workdirs: list[str], execution_type: str,
     """The SavedModel of the newest completed execution of `execution_type`, in the ML Metadata
     stores of a study's `workdirs`, whose config sections (`recorded(execution)`: name -> the
     section's JSON) have `wanted`'s values (name -> section). A recorded section is read
-    through its config class, so a field added since it ran counts at its default."""
+    through its config class, so a field added since it ran counts at its default. A folder
+    without a store is a SystemExit naming it."""
     def matches(execution: Any) -> bool:
         sections = recorded(execution)
         try:
@@ -207,7 +208,11 @@ def kept_output_dir(workdirs: list[str], execution_type: str,
             return False
 
     for workdir in workdirs:
-        store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
+        try:
+            store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
+        except UserError as error:
+            raise SystemExit(f"{error} (--workdir: a study's work folder, where "
+                             "benchmarks/generalisation.py ran)") from None
         for execution in reversed(store.get_executions_by_type(execution_type)):
             if (execution.last_known_state not in (execution.COMPLETE, execution.CACHED)
                     or not matches(execution)):

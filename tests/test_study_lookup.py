@@ -1,5 +1,5 @@
 """The studies find a kept run's SavedModel in their ML Metadata store by its exact settings
-(benchmarks/quality.py::kept_output_dir, used by the critic and fusion probes)."""
+(benchmarks/quality.py::kept_output_dir, read through the fusion probe's Trainer reader)."""
 
 import json
 import os
@@ -11,22 +11,28 @@ from ml_metadata.proto import metadata_store_pb2
 from spoofdetect.config import load_config, section_to_json
 from spoofdetect.pipeline.metadata import open_store
 
-TRAINER = "tfx.components.trainer.component.Trainer"
-
 
 @pytest.fixture
-def quality(monkeypatch):
+def probe(monkeypatch):
+    """benchmarks/fusion_probe.py, with quality.py's lookup as `probe.kept_output_dir`."""
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import quality
+    import fusion_probe
 
-    yield quality
-    sys.modules.pop("quality", None)
+    yield fusion_probe
+    for name in ("fusion_probe", "generalisation", "quality"):
+        sys.modules.pop(name, None)
+
+
+def find(probe, workdir: str, sections: dict) -> str | None:
+    return probe.kept_output_dir([workdir], probe.TRAINER_TYPE, probe.trainer_sections,
+                                 sections)
 
 
 def record_trainer(store, workdir: str, name: str, sections: dict[str, str],
                    state=metadata_store_pb2.Execution.COMPLETE) -> str:
     """A Trainer execution with `sections` as its custom_config and one output model."""
-    execution_type = metadata_store_pb2.ExecutionType(name=TRAINER)
+    execution_type = metadata_store_pb2.ExecutionType(
+        name="tfx.components.trainer.component.Trainer")
     execution = metadata_store_pb2.Execution(
         type_id=store.put_execution_type(execution_type), last_known_state=state)
     execution.custom_properties["custom_config"].string_value = json.dumps(sections)
@@ -49,11 +55,7 @@ def sections_of(config, drop: str | None = None) -> dict[str, str]:
     return sections
 
 
-def trainer_sections(execution) -> dict[str, str]:
-    return json.loads(execution.custom_properties["custom_config"].string_value)
-
-
-def test_finds_the_run_with_the_settings_and_not_another(tmp_path, quality):
+def test_finds_the_run_with_the_settings_and_not_another(tmp_path, probe):
     store = open_store(str(tmp_path / "metadata.sqlite"))
     wanted = load_config(None, ["features.extra_windows=[512]", "classifier.seed=1"])
     other = load_config(None, ["features.extra_windows=[512]", "classifier.seed=2"])
@@ -66,14 +68,12 @@ def test_finds_the_run_with_the_settings_and_not_another(tmp_path, quality):
                    state=metadata_store_pb2.Execution.FAILED)
     sections = {name: getattr(wanted, name) for name in ("features", "gan", "classifier")}
 
-    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
-                                   sections) == expected
+    assert find(probe, str(tmp_path), sections) == expected
     sections["classifier"] = load_config(None, ["classifier.seed=3"]).classifier
-    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
-                                   sections) is None
+    assert find(probe, str(tmp_path), sections) is None
 
 
-def test_a_field_added_since_the_run_counts_at_its_default(tmp_path, quality):
+def test_a_field_added_since_the_run_counts_at_its_default(tmp_path, probe):
     """A run kept before `features.phase_windows` existed recorded no such field; it ran with
     what is now that field's default, and is found."""
     store = open_store(str(tmp_path / "metadata.sqlite"))
@@ -81,10 +81,14 @@ def test_a_field_added_since_the_run_counts_at_its_default(tmp_path, quality):
     expected = record_trainer(store, str(tmp_path), "1",
                               sections_of(config, drop="phase_windows"))
     sections = {name: getattr(config, name) for name in ("features", "gan", "classifier")}
-    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
-                                   sections) == expected
+    assert find(probe, str(tmp_path), sections) == expected
     changed = load_config(None, ["features.phase=true", "features.phase_windows=[512]",
                                  "features.extra_windows=[512]"])
     sections["features"] = changed.features
-    assert quality.kept_output_dir([str(tmp_path)], TRAINER, trainer_sections,
-                                   sections) is None
+    assert find(probe, str(tmp_path), sections) is None
+
+
+def test_a_folder_without_a_store_is_named(tmp_path, probe):
+    sections = {"features": load_config(None).features}
+    with pytest.raises(SystemExit, match=f"{tmp_path}.*--workdir"):
+        find(probe, str(tmp_path), sections)
