@@ -44,6 +44,7 @@ from quality import (
 from sklearn.linear_model import LogisticRegression
 
 from spoofdetect.config import load_config
+from spoofdetect.fusion import dev_standardisation
 from spoofdetect.pipeline import trainer_module
 
 TRAINER_TYPE = "tfx.components.trainer.component.Trainer"
@@ -73,10 +74,6 @@ def model_dir(workdirs: list[str], config: str | None, variant_name: str, seed: 
     return found
 
 
-def standardised(scores: np.ndarray, dev: np.ndarray) -> np.ndarray:
-    return (scores - dev.mean()) / dev.std()
-
-
 def fuse_seed(dataset: str, cross: str, model_dirs: list[str]) -> dict[str, dict[str, Any]]:
     """Each system's and both fusions' numbers on the eval split and the cross set."""
     scored = []
@@ -94,8 +91,9 @@ def fuse_seed(dataset: str, cross: str, model_dirs: list[str]) -> dict[str, dict
         if files[0].utterances != files[1].utterances:
             raise SystemExit(f"The two systems scored different {test_set} clips.")
         table = np.stack([file.scores for file in files], axis=1)
-        fused = {"equal": standardised(table[:, 0], dev[:, 0])
-                 + standardised(table[:, 1], dev[:, 1]),
+        # The pipeline's fusion (features.fusion) standardises the same way.
+        fused = {"equal": dev_standardisation(dev[:, 0]).apply(table[:, 0])
+                 + dev_standardisation(dev[:, 1]).apply(table[:, 1]),
                  "dev-weighted": table @ weights}
         for index, file in enumerate(files):
             rows.setdefault(f"system {index + 1}", {})[test_set] = study_numbers(file)

@@ -130,7 +130,7 @@ def data_stages(config: PipelineConfig, on_kubeflow: bool = False
     )
     statistics_gen = tfx.components.StatisticsGen(
         examples=feature_extractor.outputs["examples"],
-        stats_options=tfdv.StatsOptions(feature_allowlist=statistics_features())
+        stats_options=tfdv.StatsOptions(feature_allowlist=statistics_features(config.features))
     ).with_beam_pipeline_args(list(STATISTICS_BEAM_ARGS))
     # On Kubeflow the image's copy, unless the config's shape needs a fitted one.
     schema_file = (config.kubeflow.schema_file

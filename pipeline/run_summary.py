@@ -120,6 +120,13 @@ def format_run_summary(summary: dict[str, object]) -> str:
                      f"{classifier['best_epoch']}/{classifier['epochs_run']} (kept by dev "
                      f"{classifier.get('selection', 'auc')}); SavedModel "
                      f"{summary['model_uri']}/Format-Serving")
+        fusion = classifier.get("fusion")
+        if fusion:
+            second = fusion["second_system"]
+            lines.append(f"  fused with a second system ({second['trained']}, features.fusion) "
+                         f"kept at epoch {second['best_epoch']}/{second['epochs_run']}: dev EER "
+                         + " and ".join(f"{100 * eer:.1f} %" for eer in fusion["dev_eer_each"])
+                         + f" alone, {100 * fusion['dev_eer']:.1f} % fused")
         calibration = classifier.get("calibration")
         if calibration:
             lines.append(f"  scores calibrated on dev (LLR = {calibration['scale']:.3f} x log-odds "

@@ -11,7 +11,13 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from spoofdetect.config import FeatureConfig
-from spoofdetect.examples import LOG_MEL, LOG_MEL_VALUES
+from spoofdetect.examples import (
+    FUSION_FEATURES,
+    LOG_MEL,
+    LOG_MEL_VALUES,
+    SUMMARIES,
+    summary_names,
+)
 
 SCHEMA_FILE = "examples_schema.pbtxt"
 
@@ -25,23 +31,34 @@ def load_schema(path: str) -> schema_pb2.Schema:
         return text_format.Parse(handle.read(), schema_pb2.Schema())
 
 
-def statistics_features() -> list[str]:
-    """What StatisticsGen computes statistics of: every feature of the schema but log_mel.
+def statistics_features(config: FeatureConfig) -> list[str]:
+    """What StatisticsGen computes statistics of: every feature of `config`'s schema but the
+    feature maps (log_mel, and the fused system's map).
 
-    Its 10,080 values per example made statistics the slowest data stage, and their ranges
-    and counts could not catch one bad example anyway; its summaries (log_mel_values,
-    log_mel_non_finite, log_mel_std) carry its checks.
+    log_mel's 10,080 values per example made statistics the slowest data stage, and their
+    ranges and counts could not catch one bad example anyway; each map's summaries
+    (log_mel_values, log_mel_non_finite, log_mel_std) carry its checks.
     """
-    return [feature.name for feature in load_schema(packaged_schema_path()).feature
-            if feature.name != LOG_MEL]
+    return [feature.name for feature in fitted_schema(config).feature
+            if feature.name not in (LOG_MEL, FUSION_FEATURES)]
 
 
 def fitted_schema(config: FeatureConfig) -> schema_pb2.Schema:
-    """The packaged schema with log_mel's size (its value-count summary) from `config`."""
+    """The packaged schema with log_mel's size (its value-count summary) from `config`, and
+    with features.fusion on, the fused system's map and its summaries, checked alike."""
     schema = load_schema(packaged_schema_path())
-    size = config.num_rows * config.num_frames
-    [values] = [feature for feature in schema.feature if feature.name == LOG_MEL_VALUES]
-    values.int_domain.min = values.int_domain.max = size
+    packaged = {feature.name: feature for feature in schema.feature}
+    sizes = [(LOG_MEL_VALUES, config)]
+    if config.fusion_features is not None:
+        fusion_names = (FUSION_FEATURES, *summary_names(FUSION_FEATURES))
+        for packaged_name, name in zip((LOG_MEL, *SUMMARIES), fusion_names, strict=True):
+            packaged[name] = schema.feature.add()
+            packaged[name].CopyFrom(packaged[packaged_name])
+            packaged[name].name = name
+        sizes.append((fusion_names[1], config.fusion_features))
+    for name, shape in sizes:
+        domain = packaged[name].int_domain
+        domain.min = domain.max = shape.num_rows * shape.num_frames
     return schema
 
 

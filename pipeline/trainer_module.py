@@ -3,7 +3,8 @@
 Trainer calls `run_fn` with FnArgs: the Examples' files, `base_model` (the WganPretrainer's
 Format-Serving folder holding critic.keras, absent with from_scratch), `custom_config` (the
 config sections as JSON, recorded on the execution in ML Metadata), and the folders for the
-serving model and the run's logs.
+serving model and the run's logs. With features.fusion on it also trains the second system
+and exports both, fused (spoofdetect/fusion.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import os
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig, section_from_json
-from spoofdetect.export import UNCALIBRATED, export_serving_model
+from spoofdetect.export import UNCALIBRATED, ScoredSystem, export_fused_model
 from spoofdetect.finetune import fit_dev_calibration, summarise, train_classifier
+from spoofdetect.fusion import fused_scores, train_fusion
 
 # custom_config keys: one per config section, and the exported model's duration limit
 # (evaluation.max_score_seconds alone, so that other evaluation settings keep the cache).
@@ -33,11 +35,16 @@ def run_fn(fn_args: FnArgs) -> None:
         base_model_dir=None if config.from_scratch else fn_args.base_model,
         run_dir=fn_args.model_run_dir)
     summary = summarise(history, config)
+    systems = [ScoredSystem(model, features)]
+    if features.fusion_features is not None:
+        systems, summary["fusion"] = train_fusion(
+            fn_args.train_files, fn_args.eval_files, features, config, gan, model,
+            fn_args.model_run_dir)
     calibration = UNCALIBRATED
     if config.calibrate:
         calibration, summary["calibration"] = fit_dev_calibration(
-            model, fn_args.eval_files, features, config)
-    export_serving_model(model, features, fn_args.serving_model_dir,
-                         float(custom[MAX_AUDIO_SECONDS]), calibration)
+            *fused_scores(systems, fn_args.eval_files, config.batch_size))
+    export_fused_model(systems, fn_args.serving_model_dir, float(custom[MAX_AUDIO_SECONDS]),
+                       calibration)
     with open(os.path.join(fn_args.model_run_dir, "summary.json"), "w") as handle:
         json.dump(summary, handle, indent=1)

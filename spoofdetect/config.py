@@ -52,6 +52,28 @@ def _fraction(section: Any, prefix: str, *names: str, upper_open: bool = False) 
 
 
 @dataclasses.dataclass(frozen=True)
+class FusionConfig:
+    """A second system fused with the first by score (docs/generalisation.md, "Fusing two
+    systems"): its own front end, computed by the same feature function from the same
+    (augmented) segments and stored beside the first map; the classifier's head on a random
+    critic over it (stage 1 pre-trains the first system's critic only); each system's score
+    standardised by its dev mean and spread, then summed. The front-end fields mean what the
+    features section's do; their defaults are the 10 ms group-delay map, ASVspoof's usual
+    framing (a 25 ms window every 10 ms, 160 x 401), the system the fusion probe measured.
+    Off by default."""
+
+    enabled: bool = False
+    front_end: str = "log_mel"
+    n_mels: int = 80
+    linear_bands: int = 80
+    phase: bool = True
+    n_fft: int = 400
+    hop_length: int = 160
+    extra_windows: tuple[int, ...] = ()
+    phase_windows: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureConfig:
     """Audio decoding, segmentation and log-Mel settings (defaults reproduce the seed)."""
 
@@ -105,6 +127,17 @@ class FeatureConfig:
     # and where an ASVspoof protocol's utterances are, relative to the dataset root.
     protocol: tuple[str, ...] = ()
     protocol_audio: str = "ASVspoof2019_LA_{split}/flac/{utt}.flac"
+    fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
+
+    @property
+    def fusion_features(self) -> FeatureConfig | None:
+        """The fused second system's features: these settings with fusion's front end (and
+        no fusion of their own); None when fusion is off."""
+        if not self.fusion.enabled:
+            return None
+        front_end = {field.name: getattr(self.fusion, field.name)
+                     for field in dataclasses.fields(FusionConfig) if field.name != "enabled"}
+        return dataclasses.replace(self, **front_end, fusion=FusionConfig())
 
     @property
     def segment_samples(self) -> int:
@@ -213,6 +246,13 @@ class FeatureConfig:
                     f"{empty} of features.{name} = {self.num_bands} bands get no FFT bin with "
                     f"a {window}-sample window (features.{setting}): raise the window or "
                     f"lower {name} (their features would be constant).")
+        if self.fusion_features is not None:
+            try:
+                self.fusion_features.validate()
+            except UserError as error:
+                # The derived settings are checked by the same rules; the user set them under
+                # features.fusion, so that is the name the message gives.
+                raise UserError(str(error).replace("features.", "features.fusion.")) from error
 
 
 @dataclasses.dataclass(frozen=True)

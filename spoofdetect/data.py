@@ -51,8 +51,10 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
                     shuffle_buffer: int = 0, seed: int | None = None,
                     label: int | None = None, repeat: bool = False,
                     drop_remainder: bool = False,
-                    masking: MaskingConfig | None = None) -> tf.data.Dataset:
-    """Batches of parsed examples ({log_mel: [batch, rows, frames], label, ...}).
+                    masking: MaskingConfig | None = None,
+                    map_key: str = examples.LOG_MEL) -> tf.data.Dataset:
+    """Batches of parsed examples ({log_mel: [batch, rows, frames], label, ...}); the map
+    under log_mel is the one stored under `map_key` (examples.parse_examples).
 
     `label` keeps only examples of that class. With a seed, the order (shuffle included) is
     the same on every run, so training can be reproduced and resumed exactly. `masking`
@@ -69,7 +71,7 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(lambda records: examples.parse_examples(records, config),
+    dataset = dataset.map(lambda records: examples.parse_examples(records, config, map_key),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if masking is not None and masking.active:
         dataset = dataset.enumerate().map(

@@ -23,28 +23,44 @@ DURATION = "duration_seconds"  # float: the file's original duration
 ATTACK = "attack"  # bytes, only when the dataset names the attack
 SPEAKER = "speaker"  # bytes, only when the dataset names the speaker
 AUGMENTATION = "augmentation"  # bytes, only on augmented copies: the transform's name
-# Summaries of log_mel written beside it, for schema validation: statistics over all of its
-# values hide one bad example (a NaN changes no count, a constant map no range), these do not.
-LOG_MEL_VALUES = "log_mel_values"  # int64: how many values (the shape's rows x frames)
-LOG_MEL_NON_FINITE = "log_mel_non_finite"  # int64: how many are NaN or infinite
-LOG_MEL_STD = "log_mel_std"  # float: standard deviation of the finite ones (0: constant)
-SUMMARIES = (LOG_MEL_VALUES, LOG_MEL_NON_FINITE, LOG_MEL_STD)
+# The fused second system's map (features.fusion), in log_mel's format, with its summaries.
+FUSION_FEATURES = "fusion_features"
+
+
+def summary_names(map_key: str) -> tuple[str, str, str]:
+    """The summaries written beside the map stored under `map_key`, for schema validation:
+    statistics over all of its values hide one bad example (a NaN changes no count, a
+    constant map no range), these do not. How many values (the shape's rows x frames), how
+    many are NaN or infinite (int64), the finite ones' standard deviation (float, 0:
+    constant)."""
+    return f"{map_key}_values", f"{map_key}_non_finite", f"{map_key}_std"
+
+
+SUMMARIES = LOG_MEL_VALUES, LOG_MEL_NON_FINITE, LOG_MEL_STD = summary_names(LOG_MEL)
 # What the FeatureExtractor writes, as one of its parameters: a change makes TFX's cache
 # extract again rather than hand older examples to a schema that expects these.
 RECORD_FORMAT = "uncompressed tfrecord, log_mel as float32 bytes, summaries (3)"
 
 
+def _add_map(feature: tf.train.Features, map_key: str, values: np.ndarray) -> None:
+    values = np.asarray(values, "<f4").ravel()
+    finite = values[np.isfinite(values)]
+    count, non_finite, std = summary_names(map_key)
+    feature[map_key].bytes_list.value.append(values.tobytes())
+    feature[count].int64_list.value.append(values.size)
+    feature[non_finite].int64_list.value.append(values.size - finite.size)
+    feature[std].float_list.value.append(float(finite.std()) if finite.size else 0.0)
+
+
 def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segment_index: int,
                  sample_rate: int, duration_seconds: float, attack: str = "",
-                 speaker: str = "", augmentation: str = "") -> bytes:
+                 speaker: str = "", augmentation: str = "",
+                 fusion_features: np.ndarray | None = None) -> bytes:
     example = tf.train.Example()
     feature = example.features.feature
-    values = np.asarray(log_mel, "<f4").ravel()
-    finite = values[np.isfinite(values)]
-    feature[LOG_MEL].bytes_list.value.append(values.tobytes())
-    feature[LOG_MEL_VALUES].int64_list.value.append(values.size)
-    feature[LOG_MEL_NON_FINITE].int64_list.value.append(values.size - finite.size)
-    feature[LOG_MEL_STD].float_list.value.append(float(finite.std()) if finite.size else 0.0)
+    _add_map(feature, LOG_MEL, log_mel)
+    if fusion_features is not None:
+        _add_map(feature, FUSION_FEATURES, fusion_features)
     feature[LABEL].int64_list.value.append(label)
     feature[PATH].bytes_list.value.append(path.encode())
     feature[CLIP_ID].bytes_list.value.append(clip_id.encode())
@@ -76,9 +92,19 @@ def feature_spec(config: FeatureConfig) -> dict[str, tf.io.FixedLenFeature]:
     }
 
 
-def parse_examples(serialized: tf.Tensor, config: FeatureConfig) -> dict[str, tf.Tensor]:
-    """Batch of serialised examples -> tensors, log_mel reshaped to [batch, rows, frames]."""
-    parsed = tf.io.parse_example(serialized, feature_spec(config))
-    values = tf.io.decode_raw(parsed[LOG_MEL], tf.float32, little_endian=True)
-    parsed[LOG_MEL] = tf.reshape(values, [-1, config.num_rows, config.num_frames])
+def parse_examples(serialized: tf.Tensor, config: FeatureConfig,
+                   map_key: str = LOG_MEL) -> dict[str, tf.Tensor]:
+    """Batch of serialised examples -> tensors; the map stored under `map_key` (the first
+    system's, or the fused second system's with its own `config`) as LOG_MEL, reshaped to
+    [batch, rows, frames]. With config.fusion on, the second map as FUSION_FEATURES too."""
+    spec = feature_spec(config)
+    spec[map_key] = spec.pop(LOG_MEL)
+    maps = {LOG_MEL: (map_key, config)}
+    if config.fusion_features is not None:
+        spec[FUSION_FEATURES] = tf.io.FixedLenFeature([], tf.string)
+        maps[FUSION_FEATURES] = (FUSION_FEATURES, config.fusion_features)
+    parsed = tf.io.parse_example(serialized, spec)
+    for name, (stored, shape) in maps.items():
+        values = tf.io.decode_raw(parsed.pop(stored), tf.float32, little_endian=True)
+        parsed[name] = tf.reshape(values, [-1, shape.num_rows, shape.num_frames])
     return parsed

@@ -2,6 +2,7 @@
 
     serving_default   waveforms: float32 [batch, samples], 16 kHz mono, any length
     from_features     log_mel:   float32 [batch, rows, frames] (the front end's features)
+                      (+ fusion_features: the second system's, when features.fusion is on)
     from_audio_bytes  audio:     string  [batch], encoded 16-bit PCM WAV files, any rate
 
 Each returns, per item, `status` ("ok", or why the item was not judged), `p_fake`
@@ -20,6 +21,9 @@ project code to load.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import keras
 import tensorflow as tf
 
@@ -31,6 +35,7 @@ from spoofdetect.audio import (
 )
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig
+from spoofdetect.examples import LOG_MEL
 from spoofdetect.features import spectral_features
 from spoofdetect.models import logit_model
 from spoofdetect.resample import resample
@@ -171,23 +176,50 @@ def decode_wav_window(encoded: tf.Tensor, config: FeatureConfig, max_seconds: fl
     return tf.ensure_shape(segment, [config.segment_samples]), status
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoredSystem:
+    """One classifier the SavedModel scores with: the features it reads (computed by
+    `spectral_features` from the same segment; stored in the Examples under `map_key`, which
+    is also its from_features input) and the affine map of its log-odds into the exported
+    score: the identity for a model of one system, each system's dev standardisation when
+    several are fused (their mapped scores are summed)."""
+
+    classifier: keras.Model
+    features: FeatureConfig
+    map_key: str = LOG_MEL
+    standardisation: Calibration = dataclasses.field(default_factory=Calibration)
+
+
 class ServingModule(tf.Module):
-    def __init__(self, classifier: keras.Model, config: FeatureConfig, max_seconds: float,
+    def __init__(self, systems: Sequence[ScoredSystem], max_seconds: float,
                  calibration: Calibration):
         super().__init__()
-        self.config = config
+        # Segment length and silence are the first system's; fused systems share them
+        # (FeatureConfig.fusion_features differs in the front end only).
+        self.config = systems[0].features
+        self.systems = list(systems)
         self.max_seconds = max_seconds
         self.calibration = calibration
-        self.logit_model = logit_model(classifier)
+        self.logit_models = [logit_model(system.classifier) for system in systems]
+        inputs = [tf.TensorSpec([None, None, None], tf.float32, system.map_key)
+                  for system in systems]
+        self.from_features = tf.function(self._from_maps, input_signature=inputs)
 
-    def _outputs(self, log_mel: tf.Tensor, status: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _outputs(self, maps: list[tf.Tensor], status: tf.Tensor) -> dict[str, tf.Tensor]:
         """Scores the items whose status is ok; the others get the not-judged outputs and
         zeros in place of their input, so they cannot change their neighbours' results."""
         judged = tf.equal(status, _CODE[STATUS_OK])
-        safe = tf.where(judged[:, tf.newaxis, tf.newaxis], log_mel, tf.zeros_like(log_mel))
-        logit = tf.reshape(tf.cast(self.logit_model(safe, training=False), tf.float32), [-1])
-        # The log-odds of bona fide, calibrated to an LLR when the Trainer fitted one.
-        score = self.calibration.scale * -logit + self.calibration.offset
+        # The sum of each system's log-odds of bona fide, mapped (identity for one system,
+        # the dev standardisation when fused), calibrated to an LLR when the Trainer fitted
+        # one.
+        fused = 0.0
+        for system, logits, features in zip(self.systems, self.logit_models, maps,
+                                            strict=True):
+            safe = tf.where(judged[:, tf.newaxis, tf.newaxis], features,
+                            tf.zeros_like(features))
+            logit = tf.reshape(tf.cast(logits(safe, training=False), tf.float32), [-1])
+            fused += system.standardisation.scale * -logit + system.standardisation.offset
+        score = self.calibration.scale * fused + self.calibration.offset
         p_fake = tf.sigmoid(-score)
         return {
             "status": tf.gather(tf.constant(STATUSES), status),
@@ -200,21 +232,29 @@ class ServingModule(tf.Module):
         status = tf.where(tf.equal(status, _CODE[STATUS_OK]),
                           _window_status(segments, self.config.silence_peak), status)
         safe = tf.where(tf.equal(status, _CODE[STATUS_OK])[:, tf.newaxis], segments, 0.0)
-        return self._outputs(spectral_features(safe, self.config), status)
+        return self._outputs([spectral_features(safe, system.features)
+                              for system in self.systems], status)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, "log_mel")])
-    def from_features(self, log_mel: tf.Tensor) -> dict[str, tf.Tensor]:
-        expected = tf.constant([self.config.num_rows, self.config.num_frames])
-        batch = tf.shape(log_mel)[0]
-        shape_ok = tf.reduce_all(tf.equal(tf.shape(log_mel)[1:], expected))
+    def _from_maps(self, *maps: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The from_features signature: one map per system, named by its map_key."""
+        batch = tf.shape(maps[0])[0]
+        checked, shape_ok = [], tf.constant(True)
+        for system, features in zip(self.systems, maps, strict=True):
+            expected = tf.constant([system.features.num_rows, system.features.num_frames])
+            shape_ok &= tf.reduce_all(tf.equal(tf.shape(features), tf.concat([[batch], expected],
+                                                                             0)))
+            checked.append((features, expected, system.features))
         # A wrong shape is the whole request's: score zeros of the right shape, judge nothing.
-        log_mel = tf.cond(shape_ok, lambda: log_mel, lambda: tf.zeros(
-            tf.concat([[batch], expected], 0), tf.float32))
-        log_mel = tf.ensure_shape(log_mel, [None, self.config.num_rows, self.config.num_frames])
-        finite = tf.reduce_all(tf.math.is_finite(log_mel), axis=[1, 2])
+        maps = [tf.ensure_shape(
+            tf.cond(shape_ok, lambda features=features: features,
+                    lambda expected=expected: tf.zeros(tf.concat([[batch], expected], 0),
+                                                       tf.float32)),
+            [None, config.num_rows, config.num_frames]) for features, expected, config in checked]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(features), axis=[1, 2])
+                                for features in maps], axis=0)
         status = _first_failure([(tf.fill([batch], ~shape_ok), "wrong_shape"),
                                  (~finite, "non_finite")])
-        return self._outputs(log_mel, status)
+        return self._outputs(maps, status)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, "waveforms")])
     def from_waveforms(self, waveforms: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -240,14 +280,21 @@ class ServingModule(tf.Module):
 UNCALIBRATED = Calibration()
 
 
-def export_serving_model(classifier: keras.Model, config: FeatureConfig, path: str,
-                         max_seconds: float, calibration: Calibration = UNCALIBRATED) -> None:
-    """`max_seconds`: the longest audio `from_audio_bytes` accepts (evaluation.
+def export_fused_model(systems: Sequence[ScoredSystem], path: str, max_seconds: float,
+                       calibration: Calibration = UNCALIBRATED) -> None:
+    """The SavedModel of `systems` (one, or several fused by their summed mapped scores).
+    `max_seconds`: the longest audio `from_audio_bytes` accepts (evaluation.
     max_score_seconds, the limit `spoofdetect score` applies). `calibration`: the affine map
-    from the network's log-odds to the exported score."""
-    module = ServingModule(classifier, config, max_seconds, calibration)
+    from the (fused) log-odds to the exported score."""
+    module = ServingModule(systems, max_seconds, calibration)
     tf.saved_model.save(module, path, signatures={
         "serving_default": module.from_waveforms,
         "from_features": module.from_features,
         "from_audio_bytes": module.from_audio_bytes,
     })
+
+
+def export_serving_model(classifier: keras.Model, config: FeatureConfig, path: str,
+                         max_seconds: float, calibration: Calibration = UNCALIBRATED) -> None:
+    """The SavedModel of one classifier over `config`'s features (export_fused_model)."""
+    export_fused_model([ScoredSystem(classifier, config)], path, max_seconds, calibration)

@@ -87,6 +87,7 @@ class ExtractChunk(beam.DoFn):
         self._progress_path = progress_path
         self._output_dir = output_dir
         self._function = None
+        self._fusion_function = None
         self._make_example = None
         self._tf = None
 
@@ -98,6 +99,8 @@ class ExtractChunk(beam.DoFn):
         from spoofdetect.features import feature_function
 
         self._function = feature_function(self._config)
+        if self._config.fusion_features is not None:
+            self._fusion_function = feature_function(self._config.fusion_features)
         self._make_example = make_example
         self._tf = tf
 
@@ -114,8 +117,12 @@ class ExtractChunk(beam.DoFn):
         counts: dict[str, dict[str, int]] = {}
         records: dict[str, list[bytes]] = {}
         for batch in chunked(segments, self._config.batch_size):
-            features = self._function(np.stack([segment.samples for segment in batch])).numpy()
-            for segment, log_mel in zip(batch, features, strict=True):
+            waveforms = np.stack([segment.samples for segment in batch])
+            features = self._function(waveforms).numpy()
+            fusion_features = (self._fusion_function(waveforms).numpy()
+                               if self._fusion_function else [None] * len(batch))
+            for segment, log_mel, fusion_map in zip(batch, features, fusion_features,
+                                                    strict=True):
                 source = segment.source
                 key = counts.setdefault(f"{source.split}/{source.label}",
                                         {"clips": 0, "examples": 0})
@@ -124,7 +131,7 @@ class ExtractChunk(beam.DoFn):
                 records.setdefault(source.split, []).append(self._make_example(
                     log_mel, source.label_id, source.relative_path, segment.clip_id,
                     segment.index, segment.original_sample_rate, segment.duration_seconds,
-                    source.attack, source.speaker, segment.augmentation))
+                    source.attack, source.speaker, segment.augmentation, fusion_map))
         for split, serialized in records.items():
             self._write_records(split, number, serialized)
         self._write(FileSystems.join(self._output_dir, _SUMMARY_DIR,

@@ -59,12 +59,10 @@ def scores_of(logits: keras.Model, dataset: tf.data.Dataset
             np.concatenate(attacks))
 
 
-def fit_dev_calibration(classifier: keras.Model, dev_files: list[str],
-                        features: FeatureConfig, config: ClassifierConfig
+def fit_dev_calibration(score: np.ndarray, is_spoof: np.ndarray
                         ) -> tuple[Calibration, dict[str, float]]:
-    """The calibration fitted on dev's scores, and dev's Cllr and actDCF before and after."""
-    score, is_spoof, _ = scores_of(logit_model(classifier),
-                                   example_dataset(dev_files, features, config.batch_size))
+    """The calibration fitted on dev's scores (the exported model's before calibration),
+    and dev's Cllr and actDCF before and after."""
     calibration = fit_calibration(score, is_spoof)
     calibrated = calibration.apply(score)
     report = {"scale": calibration.scale, "offset": calibration.offset}
@@ -129,8 +127,10 @@ def load_critic(base_model_dir: str) -> keras.Model:
 
 def train_classifier(train_files: list[str], dev_files: list[str], features: FeatureConfig,
                      config: ClassifierConfig, gan: GanConfig, base_model_dir: str | None,
-                     run_dir: str) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Fits the classifier; keeps the weights of the epoch best by `config.selection`.
+                     run_dir: str, map_key: str = examples.LOG_MEL
+                     ) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fits the classifier on the map stored under `map_key` (of `features`' shape); keeps
+    the weights of the epoch best by `config.selection`.
 
     Writes run_dir/{history.json, training.png, logs/ (TensorBoard)}.
     """
@@ -143,7 +143,8 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
         raise UserError("Fine-tuning needs the pre-trained critic (stage 1), or "
                         "classifier.from_scratch=true.")
     model = classifier_with_read_out(critic, config,
-                                     example_dataset(train_files, features, 256))
+                                     example_dataset(train_files, features, 256,
+                                                     map_key=map_key))
     if config.freeze_critic:
         for layer in model.layers:
             layer.trainable = layer.name == CLASSIFIER_LOGIT
@@ -160,10 +161,10 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
     # Endless, with a fixed number of steps per epoch: Keras then knows the epoch's length.
     train = _pairs(example_dataset(train_files, features, config.batch_size,
                                    shuffle_buffer=config.shuffle_buffer, seed=config.seed,
-                                   repeat=True, masking=config.masking))
+                                   repeat=True, masking=config.masking, map_key=map_key))
     steps_per_epoch = math.ceil((num_real + num_fake) / config.batch_size)
     # Dev is read whole each epoch (no repeat), so its metrics are exactly the dev set's.
-    dev_examples = example_dataset(dev_files, features, config.batch_size)
+    dev_examples = example_dataset(dev_files, features, config.batch_size, map_key=map_key)
     dev = _pairs(dev_examples)
     monitor, mode = f"val_{config.selection}", SELECTION_METRICS[config.selection]
     callbacks = [

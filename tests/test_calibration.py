@@ -7,11 +7,12 @@ import tensorflow as tf
 
 from spoofdetect import metrics
 from spoofdetect.calibration import Calibration, fit_calibration
-from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
+from spoofdetect.config import FeatureConfig, GanConfig
 from spoofdetect.data import split_files
 from spoofdetect.errors import UserError
-from spoofdetect.export import export_serving_model
+from spoofdetect.export import ScoredSystem, export_serving_model
 from spoofdetect.finetune import fit_dev_calibration
+from spoofdetect.fusion import fused_scores
 from spoofdetect.models import build_critic, classifier_from_critic
 from tests.conftest import SEED_FEATURES
 
@@ -76,8 +77,8 @@ def test_the_exported_model_applies_the_calibration(tmp_path):
 
 def test_dev_calibration_of_a_trained_model_lowers_dev_cllr(exported, demo_examples):
     model = exported[3]
-    calibration, report = fit_dev_calibration(model, split_files(demo_examples, "dev"),
-                                              FeatureConfig(), ClassifierConfig(batch_size=4))
+    calibration, report = fit_dev_calibration(*fused_scores(
+        [ScoredSystem(model, FeatureConfig())], split_files(demo_examples, "dev"), 4))
     assert (report["scale"], report["offset"]) == (calibration.scale, calibration.offset)
     # Logistic regression minimises the balanced log loss, which is Cllr: never worse.
     assert report["dev_cllr_calibrated"] <= report["dev_cllr_raw"] + 1e-9
