@@ -172,6 +172,15 @@ VARIANTS = (
             "window's bands and its group delay, every 10 ms (240 x 401): the phase that "
             "reached Griffin-Lim with the long window that catches the Klatt TTS?",
             from_scratch=True),
+    # The fusion probe's lead built into the pipeline (features.fusion): the default fused
+    # with the 10 ms group-delay system, both scores standardised on dev and summed.
+    *and_without_stage1(
+        Variant("fused-augment-multi-resolution-block1-statistics",
+                (*DEFAULT, "features.fusion.enabled=true"),
+                "the default fused with a head on a random critic over the 10 ms group-delay "
+                "map (features.fusion): the fusion probe's sum, trained and exported by the "
+                "pipeline"),
+        "the same fusion with the default's system on a random critic too (no stage 1)"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "
