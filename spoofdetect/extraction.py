@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -319,6 +320,36 @@ class ProgressPrinter:
         self._stream.flush()
 
 
+def map_bytes(config: FeatureConfig) -> int:
+    """The bytes of one example's feature maps as stored (float32, raw): the bulk of it (the
+    rest, ids and the path, is a few hundred bytes)."""
+    maps = [config, *([config.fusion_features] if config.fusion_features else [])]
+    return sum(4 * features.num_rows * features.num_frames for features in maps)
+
+
+def check_free_space(output_dir: str, sources: list[ClipSource], config: FeatureConfig) -> None:
+    """Refuses to start a job whose Examples cannot fit on a local output's file system, so a
+    full disk does not end an hour-long job in its last chunks. Counts one segment a clip,
+    each training clip's augmented copies included: with segment_mode 'all' the real need is
+    larger, so this is a lower bound. Object stores (gs://, s3://) are not checked."""
+    if "://" in output_dir:
+        return
+    existing = os.path.abspath(output_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    examples = sum(1 + (config.augment if source.split == "train" else 0)
+                   for source in sources)
+    needed = examples * map_bytes(config)
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise UserError(
+            f"The Examples need at least {needed / 1e9:.1f} GB ({examples} examples of "
+            f"{map_bytes(config) / 1e3:.0f} KB) under {output_dir}, and its file system has "
+            f"{free / 1e9:.1f} GB free. Free some space, move the pipeline root to a larger "
+            "disk, or make the examples fewer or smaller (features.augment, "
+            "features.fusion.enabled, the front end's size).")
+
+
 def _runs_locally(pipeline: beam.Pipeline) -> bool:
     runner = pipeline.options.view_as(StandardOptions).runner
     return runner in (None, "DirectRunner", "direct")
@@ -331,6 +362,7 @@ def run_extraction(pipeline: beam.Pipeline, data_root: str, output_dir: str,
     Raises UserError for a dataset that cannot be used; unusable files are only reported.
     """
     sources = scan_dataset(data_root, config)
+    check_free_space(output_dir, sources, config)
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         progress_path = (os.path.join(scratch, "progress")

@@ -15,10 +15,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from spoofdetect import examples
 from spoofdetect.audio import decode_audio, segment_waveform
-from spoofdetect.config import FeatureConfig
+from spoofdetect.config import FeatureConfig, FusionConfig
 from spoofdetect.demo_data import write_broken_files
 from spoofdetect.errors import UserError
-from spoofdetect.extraction import REPORT_FILE, run_extraction
+from spoofdetect.extraction import REPORT_FILE, map_bytes, run_extraction
 from spoofdetect.features import feature_function
 from tests.conftest import tone
 
@@ -139,6 +139,27 @@ def test_a_split_left_without_a_class_after_rejects_is_fatal(small_layout, tmp_p
     # The report still names each rejected file.
     with open(tmp_path / "out" / REPORT_FILE) as handle:
         assert len(json.load(handle)["rejected"]) == 2
+
+
+def test_a_job_whose_examples_cannot_fit_is_refused_before_it_writes(small_layout, tmp_path):
+    # A segment of 30 years makes one example far larger than any disk the tests run on.
+    config = dataclasses.replace(CONFIG, segment_seconds=1e9)
+    output = tmp_path / "out"
+    with pytest.raises(UserError, match=r"need at least [\d.]+ GB .* under .*out, and its "
+                                        r"file system has [\d.]+ GB free"):
+        extract(small_layout, str(output), config)
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("fusion", [False, True])
+def test_map_bytes_is_the_bulk_of_a_stored_example(fusion):
+    config = FeatureConfig(fusion=FusionConfig(enabled=fusion))
+    fused = config.fusion_features
+    serialized = examples.make_example(
+        np.zeros((config.num_rows, config.num_frames), np.float32), 1, "train/fake/a.wav",
+        "train/fake/a.wav", 0, 16000, 4.0, "A01", "s1", "mp3",
+        np.zeros((fused.num_rows, fused.num_frames), np.float32) if fused else None)
+    assert map_bytes(config) <= len(serialized) <= map_bytes(config) + 1000
 
 
 def test_multi_processing_runner_gives_the_same_examples(small_layout, tmp_path):
