@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from quality import (
     eer_without,
     run_pipeline,
+    run_settings,
     run_study,
     study_arguments,
     study_command,
@@ -133,7 +134,9 @@ def main() -> None:
               [(e.name, seed) for e in EXPERIMENTS for seed in e.seeds or args.seeds],
               compute, describe,
               lambda results: write_table(results, args.without, command,
-                                          os.path.join(args.output, "ABLATION.md")))
+                                          os.path.join(args.output, "ABLATION.md")),
+              lambda name, seed: run_settings(seed, experiments[name].from_scratch,
+                                              args.config, list(experiments[name].overrides)))
     print(f"Wrote {os.path.join(args.output, 'ABLATION.md')}")
 
 

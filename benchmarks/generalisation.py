@@ -28,6 +28,7 @@ import numpy as np
 from quality import (
     load_split,
     run_pipeline,
+    run_settings,
     run_study,
     study_arguments,
     study_command,
@@ -325,6 +326,13 @@ def main() -> None:
                                  args.config)
         return {"variant": name, "seed": seed, **result}
 
+    def settings(name: str, seed: int) -> list[str]:
+        if name == LFCC_GMM:
+            return []
+        variant = next(v for v in VARIANTS if v.name == name)
+        return run_settings(seed, variant.from_scratch, args.config,
+                            variant_overrides(variant, seed, args.config))
+
     def describe(result: dict[str, Any]) -> str:
         return (f"eval EER {100 * result['eval']['eer']:.2f} %, cross EER "
                 f"{100 * result['cross']['eer']:.2f} % ({result['seconds']:.0f} s)")
@@ -332,7 +340,8 @@ def main() -> None:
     run_study(args, os.path.join(args.output, "generalisation_runs"),
               [(name, seed) for name in names for seed in args.seeds], compute, describe,
               lambda results: write_table(results, command,
-                                          os.path.join(args.output, "GENERALISATION.md")))
+                                          os.path.join(args.output, "GENERALISATION.md")),
+              settings)
     print(f"Wrote {os.path.join(args.output, 'GENERALISATION.md')}")
 
 

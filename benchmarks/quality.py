@@ -135,16 +135,30 @@ def study_command(script: str) -> str:
     return f"python benchmarks/{script} " + " ".join(kept)
 
 
+def changed_settings(kept: list[str], today: list[str]) -> list[str]:
+    """The settings whose value differs between two `key=value` lists (a later one of a key
+    overriding an earlier one, as the pipeline reads them), as `key: kept -> today`."""
+    def values(settings: list[str]) -> dict[str, str]:
+        return dict(setting.split("=", 1) for setting in settings)
+
+    before, after = values(kept), values(today)
+    return [f"{key}: {before.get(key, '(unset)')} -> {after.get(key, '(unset)')}"
+            for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
+
+
 def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int]],
               compute: Callable[[str, int], dict[str, Any]], describe: Callable[[dict], str],
-              write_table: Callable[[dict[str, list[dict[str, Any]]]], None]) -> None:
+              write_table: Callable[[dict[str, list[dict[str, Any]]]], None],
+              settings: Callable[[str, int], list[str]] = lambda name, seed: []) -> None:
     """A resumable study's runs, each (name, seed) kept as JSON in `runs_dir`.
 
     The table is written from every kept run first, then each missing run that this
     invocation computes (all of them, or those of --only; none with --table-only) is computed,
     kept (through a temporary file, so an interrupted study never keeps half a run) and the
     table rewritten: at every moment, even during a run of hours, the table shows every kept
-    run in the study's order, never only what ran so far.
+    run in the study's order, never only what ran so far. Each run keeps its `settings` (the
+    pipeline's, `key=value`); a kept run whose settings are not today's is named with what
+    changed, since a kept number is not redone by itself (delete its JSON to redo it).
     """
     def path(name: str, seed: int) -> str:
         return os.path.join(runs_dir, f"{name}-seed{seed}.json")
@@ -159,13 +173,17 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
     os.makedirs(runs_dir, exist_ok=True)
     for name, seed in runs:
         if os.path.exists(path(name, seed)):
-            print(f"{name} seed {seed} (kept): {describe(read_json(path(name, seed)))}")
+            result = read_json(path(name, seed))
+            print(f"{name} seed {seed} (kept): {describe(result)}")
+            changed = changed_settings(result.get("settings", []), settings(name, seed))
+            if "settings" in result and changed:
+                print(f"  its settings are not today's: {'; '.join(changed)}")
     write_table(kept())
     for name, seed in runs:
         if os.path.exists(path(name, seed)) or args.table_only or (args.only
                                                                   and name not in args.only):
             continue
-        result = compute(name, seed)
+        result = {**compute(name, seed), "settings": settings(name, seed)}
         with open(path(name, seed) + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)
         os.replace(path(name, seed) + ".tmp", path(name, seed))

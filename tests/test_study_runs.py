@@ -1,0 +1,61 @@
+"""A resumable study (benchmarks/quality.py::run_study) keeps each run with its settings and
+names a kept run whose settings are no longer today's."""
+
+import argparse
+import json
+import os
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def quality(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import quality
+
+    yield quality
+    sys.modules.pop("quality", None)
+
+
+def study(quality, runs_dir, settings, computed):
+    args = argparse.Namespace(table_only=False, only=None)
+    tables = []
+
+    def compute(name, seed):
+        computed.append((name, seed))
+        return {"eer": 0.1 * seed}
+
+    quality.run_study(args, str(runs_dir), [("a", 0), ("a", 1)], compute,
+                      lambda result: f"EER {result['eer']:.1f}", tables.append, settings)
+    return tables
+
+
+def test_each_run_is_kept_with_its_settings_and_not_redone(quality, tmp_path, capsys):
+    computed = []
+    tables = study(quality, tmp_path, lambda name, seed: [f"gan.seed={seed}", "x=1"], computed)
+    assert computed == [("a", 0), ("a", 1)]
+    with open(tmp_path / "a-seed1.json") as handle:
+        assert json.load(handle) == {"eer": 0.1, "settings": ["gan.seed=1", "x=1"]}
+    # The last table shows both runs.
+    assert [run["eer"] for run in tables[-1]["a"]] == [0.0, 0.1]
+    capsys.readouterr()
+    study(quality, tmp_path, lambda name, seed: [f"gan.seed={seed}", "x=1"], computed)
+    assert computed == [("a", 0), ("a", 1)]
+    assert "not today's" not in capsys.readouterr().out
+
+
+def test_a_kept_run_whose_settings_changed_is_named_with_the_change(quality, tmp_path, capsys):
+    study(quality, tmp_path, lambda name, seed: [f"gan.seed={seed}", "x=1"], [])
+    capsys.readouterr()
+    computed = []
+    study(quality, tmp_path, lambda name, seed: [f"gan.seed={seed}", "x=1", "x=2", "y=3"],
+          computed)
+    assert computed == []  # named, not redone
+    out = capsys.readouterr().out
+    assert out.count("its settings are not today's: x: 1 -> 2; y: (unset) -> 3") == 2
+
+
+def test_changed_settings_read_later_values_over_earlier_ones(quality):
+    assert quality.changed_settings(["a=1", "a=2", "b=x"], ["a=2", "b=x"]) == []
+    assert quality.changed_settings(["a=1"], ["a=1", "c=[512]"]) == ["c: (unset) -> [512]"]
