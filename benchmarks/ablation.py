@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from quality import (
     eer_without,
+    result_seeds,
     run_pipeline,
     run_settings,
     run_study,
@@ -116,7 +117,6 @@ def main() -> None:
     study_arguments(parser, [e.name for e in EXPERIMENTS], "quality_workdir", "ABLATION.md")
     parser.add_argument("--without", nargs="*", default=["A04"], metavar="ATTACK")
     args = parser.parse_args()
-    command = study_command("ablation.py")
     experiments = {experiment.name: experiment for experiment in EXPERIMENTS}
 
     def compute(name: str, seed: int) -> dict[str, Any]:
@@ -133,8 +133,10 @@ def main() -> None:
     run_study(args, os.path.join(args.output, "ablation_runs"),
               [(e.name, seed) for e in EXPERIMENTS for seed in e.seeds or args.seeds],
               compute, describe,
-              lambda results: write_table(results, args.without, command,
-                                          os.path.join(args.output, "ABLATION.md")),
+              lambda results: write_table(
+                  results, args.without,
+                  study_command("ablation.py", result_seeds(results) or args.seeds),
+                  os.path.join(args.output, "ABLATION.md")),
               lambda name, seed: run_settings(seed, experiments[name].from_scratch,
                                               args.config, list(experiments[name].overrides)))
     print(f"Wrote {os.path.join(args.output, 'ABLATION.md')}")

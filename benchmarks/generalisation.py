@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from quality import (
     load_split,
+    result_seeds,
     run_pipeline,
     run_settings,
     run_study,
@@ -314,7 +315,6 @@ def main() -> None:
     study_arguments(parser, [variant.name for variant in VARIANTS] + [LFCC_GMM],
                     "generalisation_workdir", "GENERALISATION.md")
     args = parser.parse_args()
-    command = study_command("generalisation.py")
     names = [variant.name for variant in VARIANTS] + [LFCC_GMM]
 
     def compute(name: str, seed: int) -> dict[str, Any]:
@@ -339,8 +339,9 @@ def main() -> None:
 
     run_study(args, os.path.join(args.output, "generalisation_runs"),
               [(name, seed) for name in names for seed in args.seeds], compute, describe,
-              lambda results: write_table(results, command,
-                                          os.path.join(args.output, "GENERALISATION.md")),
+              lambda results: write_table(
+                  results, study_command("generalisation.py", result_seeds(results) or args.seeds),
+                  os.path.join(args.output, "GENERALISATION.md")),
               settings)
     print(f"Wrote {os.path.join(args.output, 'GENERALISATION.md')}")
 

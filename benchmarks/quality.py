@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -123,16 +124,26 @@ def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: 
                         help=f"rewrite {table} from the kept runs, running nothing")
 
 
-def study_command(script: str) -> str:
+def study_command(script: str, seeds: list[int] | None = None) -> str:
     """The command line that makes a table: the study's own, without --table-only (which only
-    rewrites it) and without --only (which picks what runs now, not what the table shows)."""
-    kept, in_only = [], False
+    rewrites it) and without --only (which picks what runs now, not what the table shows);
+    with `seeds`, naming those instead of --seeds' (a resumable study's table holds every
+    kept seed, whichever seeds this invocation ran)."""
+    kept, skipping = [], False
     for argument in sys.argv[1:]:
         if argument.startswith("--"):
-            in_only = argument.startswith("--only")
-        if not in_only and argument != "--table-only":
+            skipping = argument.startswith("--only") or (
+                seeds is not None and argument.startswith("--seeds"))
+        if not skipping and argument != "--table-only":
             kept.append(shlex.quote(argument))
+    if seeds is not None:
+        kept += ["--seeds", *map(str, seeds)]
     return f"python benchmarks/{script} " + " ".join(kept)
+
+
+def result_seeds(results: dict[str, list[dict[str, Any]]]) -> list[int]:
+    """The seeds of a study table's runs."""
+    return sorted({run["seed"] for runs in results.values() for run in runs})
 
 
 def changed_settings(kept: list[str], today: list[str]) -> list[str]:
@@ -156,18 +167,27 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
     invocation computes (all of them, or those of --only; none with --table-only) is computed,
     kept (through a temporary file, so an interrupted study never keeps half a run) and the
     table rewritten: at every moment, even during a run of hours, the table shows every kept
-    run in the study's order, never only what ran so far. Each run keeps its `settings` (the
-    pipeline's, `key=value`); a kept run whose settings are not today's is named with what
-    changed, since a kept number is not redone by itself (delete its JSON to redo it).
+    run in the study's order, never only what ran so far, and of every kept seed, not only
+    --seeds' (so a study run at one seed adds that seed to the table). Each run keeps its
+    `settings` (the pipeline's, `key=value`); a kept run whose settings are not today's is
+    named with what changed, since a kept number is not redone by itself (delete its JSON to
+    redo it).
     """
     def path(name: str, seed: int) -> str:
         return os.path.join(runs_dir, f"{name}-seed{seed}.json")
 
+    def kept_seeds(name: str) -> set[int]:
+        pattern = re.compile(rf"{re.escape(name)}-seed(\d+)\.json")
+        return {int(match.group(1)) for match in map(pattern.fullmatch, os.listdir(runs_dir))
+                if match}
+
     def kept() -> dict[str, list[dict[str, Any]]]:
         results: dict[str, list[dict[str, Any]]] = {}
-        for name, seed in runs:
-            if os.path.exists(path(name, seed)):
-                results.setdefault(name, []).append(read_json(path(name, seed)))
+        for name in dict.fromkeys(name for name, _ in runs):
+            for seed in sorted({seed for other, seed in runs if other == name}
+                               | kept_seeds(name)):
+                if os.path.exists(path(name, seed)):
+                    results.setdefault(name, []).append(read_json(path(name, seed)))
         return results
 
     os.makedirs(runs_dir, exist_ok=True)

@@ -24,7 +24,7 @@ def study(quality, runs_dir, settings, computed):
 
     def compute(name, seed):
         computed.append((name, seed))
-        return {"eer": 0.1 * seed}
+        return {"eer": 0.1 * seed, "seed": seed}
 
     quality.run_study(args, str(runs_dir), [("a", 0), ("a", 1)], compute,
                       lambda result: f"EER {result['eer']:.1f}", tables.append, settings)
@@ -36,7 +36,7 @@ def test_each_run_is_kept_with_its_settings_and_not_redone(quality, tmp_path, ca
     tables = study(quality, tmp_path, lambda name, seed: [f"gan.seed={seed}", "x=1"], computed)
     assert computed == [("a", 0), ("a", 1)]
     with open(tmp_path / "a-seed1.json") as handle:
-        assert json.load(handle) == {"eer": 0.1, "settings": ["gan.seed=1", "x=1"]}
+        assert json.load(handle) == {"eer": 0.1, "seed": 1, "settings": ["gan.seed=1", "x=1"]}
     # The last table shows both runs.
     assert [run["eer"] for run in tables[-1]["a"]] == [0.0, 0.1]
     capsys.readouterr()
@@ -59,3 +59,26 @@ def test_a_kept_run_whose_settings_changed_is_named_with_the_change(quality, tmp
 def test_changed_settings_read_later_values_over_earlier_ones(quality):
     assert quality.changed_settings(["a=1", "a=2", "b=x"], ["a=2", "b=x"]) == []
     assert quality.changed_settings(["a=1"], ["a=1", "c=[512]"]) == ["c: (unset) -> [512]"]
+
+
+def test_the_table_holds_every_kept_seed_not_only_this_invocations(quality, tmp_path):
+    study(quality, tmp_path, lambda name, seed: [], [])  # seeds 0 and 1 kept
+    with open(tmp_path / "a-seed2.json", "w") as handle:
+        json.dump({"eer": 0.2, "seed": 2}, handle)
+    with open(tmp_path / "a-extra-seed0.json", "w") as handle:  # another variant's run
+        json.dump({"eer": 0.9, "seed": 0}, handle)
+    tables = []
+    quality.run_study(argparse.Namespace(table_only=True, only=None), str(tmp_path),
+                      [("a", 2)], lambda name, seed: {}, lambda result: "", tables.append)
+    assert [run["eer"] for run in tables[-1]["a"]] == [0.0, 0.1, 0.2]
+    assert list(tables[-1]) == ["a"]
+
+
+def test_a_tables_command_names_the_seeds_it_shows(quality, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["generalisation.py", "data", "--seeds", "1",
+                                      "--only", "x", "y", "--config", "q.yaml", "--table-only"])
+    assert quality.study_command("generalisation.py", [0, 1, 2]) == (
+        "python benchmarks/generalisation.py data --config q.yaml --seeds 0 1 2")
+    assert quality.study_command("generalisation.py") == (
+        "python benchmarks/generalisation.py data --seeds 1 --config q.yaml")
+    assert quality.result_seeds({"a": [{"seed": 2}, {"seed": 0}], "b": [{"seed": 2}]}) == [0, 2]
