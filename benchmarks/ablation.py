@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 from quality import (
     eer_without,
-    result_seeds,
     run_pipeline,
     run_settings,
     run_study,
@@ -135,7 +134,7 @@ def main() -> None:
               compute, describe,
               lambda results: write_table(
                   results, args.without,
-                  study_command("ablation.py", result_seeds(results) or args.seeds),
+                  study_command("ablation.py", results),
                   os.path.join(args.output, "ABLATION.md")),
               lambda name, seed: run_settings(seed, experiments[name].from_scratch,
                                               args.config, list(experiments[name].overrides)))

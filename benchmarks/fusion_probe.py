@@ -30,12 +30,11 @@ import time
 from typing import Any
 
 import numpy as np
-from generalisation import VARIANTS, protocol_scores, study_scorer, variant_overrides
+from generalisation import VARIANTS, protocol_scores, study_scorer, variant_settings
 from quality import (
     HERE,
     execution_property,
     kept_output_dir,
-    run_settings,
     study_command,
     study_numbers,
     summarise,
@@ -61,8 +60,7 @@ def trainer_sections(execution: Any) -> dict[str, str]:
 def model_dir(workdirs: list[str], config: str | None, variant_name: str, seed: int) -> str:
     """The SavedModel that the study's run of `variant_name` at `seed` trained."""
     variant = next(v for v in VARIANTS if v.name == variant_name)
-    settings = load_config(None, run_settings(seed, variant.from_scratch, config,
-                                              variant_overrides(variant, seed, config)))
+    settings = load_config(None, variant_settings(variant, seed, config))
     found = kept_output_dir(workdirs, TRAINER_TYPE, trainer_sections,
                             {trainer_module.FEATURES: settings.features,
                              trainer_module.GAN: settings.gan,

@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 import numpy as np
 from quality import (
     load_split,
-    result_seeds,
     run_pipeline,
     run_settings,
     run_study,
@@ -250,6 +249,12 @@ def variant_overrides(variant: Variant, seed: int, config: str | None) -> list[s
     return overrides
 
 
+def variant_settings(variant: Variant, seed: int, config: str | None) -> list[str]:
+    """The pipeline settings of the study's run of `variant` at `seed`."""
+    return run_settings(seed, variant.from_scratch, config,
+                        variant_overrides(variant, seed, config))
+
+
 def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
                 config: str | None) -> dict[str, Any]:
     run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
@@ -329,9 +334,8 @@ def main() -> None:
     def settings(name: str, seed: int) -> list[str]:
         if name == LFCC_GMM:
             return []
-        variant = next(v for v in VARIANTS if v.name == name)
-        return run_settings(seed, variant.from_scratch, args.config,
-                            variant_overrides(variant, seed, args.config))
+        return variant_settings(next(v for v in VARIANTS if v.name == name), seed,
+                                args.config)
 
     def describe(result: dict[str, Any]) -> str:
         return (f"eval EER {100 * result['eval']['eer']:.2f} %, cross EER "
@@ -340,7 +344,7 @@ def main() -> None:
     run_study(args, os.path.join(args.output, "generalisation_runs"),
               [(name, seed) for name in names for seed in args.seeds], compute, describe,
               lambda results: write_table(
-                  results, study_command("generalisation.py", result_seeds(results) or args.seeds),
+                  results, study_command("generalisation.py", results),
                   os.path.join(args.output, "GENERALISATION.md")),
               settings)
     print(f"Wrote {os.path.join(args.output, 'GENERALISATION.md')}")

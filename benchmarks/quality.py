@@ -124,11 +124,12 @@ def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: 
                         help=f"rewrite {table} from the kept runs, running nothing")
 
 
-def study_command(script: str, seeds: list[int] | None = None) -> str:
+def study_command(script: str, results: dict[str, list[dict[str, Any]]] | None = None) -> str:
     """The command line that makes a table: the study's own, without --table-only (which only
     rewrites it) and without --only (which picks what runs now, not what the table shows);
-    with `seeds`, naming those instead of --seeds' (a resumable study's table holds every
-    kept seed, whichever seeds this invocation ran)."""
+    given a resumable study's table `results`, naming their seeds instead of --seeds' (the
+    table holds every kept seed, whichever seeds this invocation ran)."""
+    seeds = sorted({run["seed"] for runs in (results or {}).values() for run in runs}) or None
     kept, skipping = [], False
     for argument in sys.argv[1:]:
         if argument.startswith("--"):
@@ -139,11 +140,6 @@ def study_command(script: str, seeds: list[int] | None = None) -> str:
     if seeds is not None:
         kept += ["--seeds", *map(str, seeds)]
     return f"python benchmarks/{script} " + " ".join(kept)
-
-
-def result_seeds(results: dict[str, list[dict[str, Any]]]) -> list[int]:
-    """The seeds of a study table's runs."""
-    return sorted({run["seed"] for runs in results.values() for run in runs})
 
 
 def changed_settings(kept: list[str], today: list[str]) -> list[str]:
@@ -176,18 +172,14 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
     def path(name: str, seed: int) -> str:
         return os.path.join(runs_dir, f"{name}-seed{seed}.json")
 
-    def kept_seeds(name: str) -> set[int]:
-        pattern = re.compile(rf"{re.escape(name)}-seed(\d+)\.json")
-        return {int(match.group(1)) for match in map(pattern.fullmatch, os.listdir(runs_dir))
-                if match}
-
     def kept() -> dict[str, list[dict[str, Any]]]:
+        files = [re.fullmatch(r"(.+)-seed(\d+)\.json", file) for file in os.listdir(runs_dir)]
+        seeds = sorted((match.group(1), int(match.group(2))) for match in files if match)
         results: dict[str, list[dict[str, Any]]] = {}
         for name in dict.fromkeys(name for name, _ in runs):
-            for seed in sorted({seed for other, seed in runs if other == name}
-                               | kept_seeds(name)):
-                if os.path.exists(path(name, seed)):
-                    results.setdefault(name, []).append(read_json(path(name, seed)))
+            found = [read_json(path(name, seed)) for other, seed in seeds if other == name]
+            if found:
+                results[name] = found
         return results
 
     os.makedirs(runs_dir, exist_ok=True)

@@ -339,12 +339,13 @@ def check_free_space(output_dir: str, sources: list[ClipSource], config: Feature
         existing = os.path.dirname(existing)
     examples = sum(1 + (config.augment if source.split == "train" else 0)
                    for source in sources)
-    needed = examples * map_bytes(config)
+    example_bytes = map_bytes(config)
+    needed = examples * example_bytes
     free = shutil.disk_usage(existing).free
     if needed > free:
         raise UserError(
             f"The Examples need at least {needed / 1e9:.1f} GB ({examples} examples of "
-            f"{map_bytes(config) / 1e3:.0f} KB) under {output_dir}, and its file system has "
+            f"{example_bytes / 1e3:.0f} KB) under {output_dir}, and its file system has "
             f"{free / 1e9:.1f} GB free. Free some space, move the pipeline root to a larger "
             "disk, or make the examples fewer or smaller (features.augment, "
             "features.fusion.enabled, the front end's size).")

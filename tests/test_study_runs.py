@@ -77,8 +77,12 @@ def test_the_table_holds_every_kept_seed_not_only_this_invocations(quality, tmp_
 def test_a_tables_command_names_the_seeds_it_shows(quality, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["generalisation.py", "data", "--seeds", "1",
                                       "--only", "x", "y", "--config", "q.yaml", "--table-only"])
-    assert quality.study_command("generalisation.py", [0, 1, 2]) == (
+    table = {"a": [{"seed": 2}, {"seed": 0}], "b": [{"seed": 2}, {"seed": 1}]}
+    assert quality.study_command("generalisation.py", table) == (
         "python benchmarks/generalisation.py data --config q.yaml --seeds 0 1 2")
-    assert quality.study_command("generalisation.py") == (
-        "python benchmarks/generalisation.py data --seeds 1 --config q.yaml")
-    assert quality.result_seeds({"a": [{"seed": 2}, {"seed": 0}], "b": [{"seed": 2}]}) == [0, 2]
+    assert quality.study_command("generalisation.py", {"a": [{"seed": 2}]}) == (
+        "python benchmarks/generalisation.py data --config q.yaml --seeds 2")
+    # Without a table (the probes), or an empty one, --seeds stays as given.
+    for results in (None, {}):
+        assert quality.study_command("generalisation.py", results) == (
+            "python benchmarks/generalisation.py data --seeds 1 --config q.yaml")
