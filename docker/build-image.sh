@@ -7,7 +7,8 @@
 # For the CPU image, when that base is neither present nor pullable (no registry reachable),
 # the local stand-in from docker/local-base.sh is built and used instead, and the build says
 # so. If pip on this machine uses its own CA bundle (PIP_CERT, or `pip config`'s
-# global.cert), the build stage gets a copy of it in docker/build-ca/ca.crt.
+# global.cert), the build stage gets a copy of it in docker/build-ca/ca.crt. The build
+# stage is kept as TAG-build (the cache of the next build); nothing untagged is left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="$1" tag="$2" base="${3:-}"
@@ -40,6 +41,13 @@ fi
 
 echo "build-image: $tag from $dockerfile on $base"
 started=$(date +%s)
+# The build stage gets its own tag ($tag-build) so that it stays the cache of the next build
+# instead of an untagged image; what a rebuild leaves untagged (the tag's previous image, the
+# previous build stage) is removed by the label both stages carry. Without this every
+# rebuild kept about 8 GB, and a machine that builds on each CI run filled its disk.
+docker build --network host -f "$dockerfile" --build-arg "BASE=$base" --target build \
+  -t "$tag-build" .
 docker build --network host -f "$dockerfile" --build-arg "BASE=$base" -t "$tag" .
+docker image prune -f --filter label=org.spoof-detection.image >/dev/null
 size=$(docker image inspect -f '{{.Size}}' "$tag")
 echo "build-image: built $tag in $(( $(date +%s) - started )) s, $(( size / 1000000 )) MB"
