@@ -118,10 +118,8 @@ def main() -> None:
     args = parser.parse_args()
     experiments = {experiment.name: experiment for experiment in EXPERIMENTS}
 
-    def compute(name: str, seed: int) -> dict[str, Any]:
-        experiment = experiments[name]
-        run = run_pipeline(args.dataset, args.workdir, seed, experiment.from_scratch,
-                           args.config, list(experiment.overrides))
+    def compute(name: str, seed: int, settings: list[str]) -> dict[str, Any]:
+        run = run_pipeline(args.dataset, args.workdir, settings)
         return {"experiment": name, "seed": seed, **result_of(run, set(args.without))}
 
     def describe(result: dict[str, Any]) -> str:

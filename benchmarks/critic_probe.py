@@ -33,13 +33,12 @@ from front_end_probe import (
     maps_of,
     probe,
 )
-from generalisation import VARIANTS, variant_overrides
+from generalisation import VARIANTS, variant_settings
 from quality import (
     HERE,
     execution_property,
     kept_output_dir,
     load_split,
-    run_settings,
     study_command,
     study_settings,
     summarise,
@@ -59,8 +58,7 @@ WGAN_PRETRAINER_TYPE = "spoofdetect.components.wgan_pretrainer.component.WganPre
 def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
     """The output folder of the completed stage 1 that `augment-all` ran at `seed`."""
     variant = next(v for v in VARIANTS if v.name == "augment-all")
-    settings = load_config(None, run_settings(seed, variant.from_scratch, config,
-                                              variant_overrides(variant, seed, config)))
+    settings = load_config(None, variant_settings(variant, seed, config))
     wanted = {"gan_config": settings.gan, "feature_config": settings.features}
     found = kept_output_dir(
         [workdir], WGAN_PRETRAINER_TYPE,

@@ -255,10 +255,9 @@ def variant_settings(variant: Variant, seed: int, config: str | None) -> list[st
                         variant_overrides(variant, seed, config))
 
 
-def run_variant(variant: Variant, dataset: str, cross: str, workdir: str, seed: int,
-                config: str | None) -> dict[str, Any]:
-    run = run_pipeline(dataset, workdir, seed, variant.from_scratch, config,
-                       variant_overrides(variant, seed, config))
+def run_variant(dataset: str, cross: str, workdir: str, settings: list[str]) -> dict[str, Any]:
+    """One run of a variant with its `settings` (variant_settings'), scored on every test set."""
+    run = run_pipeline(dataset, workdir, settings)
     scorer = study_scorer(run["model_dir"])
     test_sets = {"eval": run["scores"], "cross": protocol_scores(scorer, cross),
                  # The training split as recorded (no augmented copy): set against eval and
@@ -322,13 +321,11 @@ def main() -> None:
     args = parser.parse_args()
     names = [variant.name for variant in VARIANTS] + [LFCC_GMM]
 
-    def compute(name: str, seed: int) -> dict[str, Any]:
+    def compute(name: str, seed: int, settings: list[str]) -> dict[str, Any]:
         if name == LFCC_GMM:
             result = run_lfcc_gmm(args.dataset, args.cross, seed)
         else:
-            variant = next(v for v in VARIANTS if v.name == name)
-            result = run_variant(variant, args.dataset, args.cross, args.workdir, seed,
-                                 args.config)
+            result = run_variant(args.dataset, args.cross, args.workdir, settings)
         return {"variant": name, "seed": seed, **result}
 
     def settings(name: str, seed: int) -> list[str]:

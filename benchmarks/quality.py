@@ -87,21 +87,19 @@ def run_settings(seed: int, from_scratch: bool, config: str | None,
         *overrides])
 
 
-def run_pipeline(dataset: str, workdir: str, seed: int, from_scratch: bool, config: str | None,
-                 overrides: list[str]) -> dict[str, Any]:
-    """One local pipeline run of `run_settings`; returns the evaluator's metrics and its
-    clip score file."""
-    settings = run_settings(seed, from_scratch, config, overrides)
+def run_pipeline(dataset: str, workdir: str, settings: list[str]) -> dict[str, Any]:
+    """One local pipeline run with `settings` (run_settings'); returns the evaluator's metrics
+    and its clip score file."""
     command = [sys.executable, "-m", "spoofdetect.cli", "run", "--data-root", dataset,
                "--protocol", os.path.join(dataset, "protocol.csv"), "--workdir", workdir,
                *[f"--set={setting}" for setting in settings]]
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        sys.exit(f"pipeline run failed (seed {seed}):\n{result.stdout[-3000:]}"
+        sys.exit(f"pipeline run failed (work folder {workdir}):\n{result.stdout[-3000:]}"
                  f"\n{result.stderr[-3000:]}")
     # The run's own evaluation from ML Metadata: after a fully cached run it is an older one.
-    summary = latest_run_summary(load_config(config, [f"workdir={workdir}"]))
+    summary = latest_run_summary(load_config(None, [*settings, f"workdir={workdir}"]))
     evaluation_dir = os.path.dirname(summary["evaluation"]["report_uri"])
     with open(os.path.join(evaluation_dir, "metrics.json"), encoding="utf-8") as handle:
         evaluated = json.load(handle)
@@ -154,7 +152,8 @@ def changed_settings(kept: list[str], today: list[str]) -> list[str]:
 
 
 def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int]],
-              compute: Callable[[str, int], dict[str, Any]], describe: Callable[[dict], str],
+              compute: Callable[[str, int, list[str]], dict[str, Any]],
+              describe: Callable[[dict], str],
               write_table: Callable[[dict[str, list[dict[str, Any]]]], None],
               settings: Callable[[str, int], list[str]] = lambda name, seed: []) -> None:
     """A resumable study's runs, each (name, seed) kept as JSON in `runs_dir`.
@@ -164,10 +163,10 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
     kept (through a temporary file, so an interrupted study never keeps half a run) and the
     table rewritten: at every moment, even during a run of hours, the table shows every kept
     run in the study's order, never only what ran so far, and of every kept seed, not only
-    --seeds' (so a study run at one seed adds that seed to the table). Each run keeps its
-    `settings` (the pipeline's, `key=value`); a kept run whose settings are not today's is
-    named with what changed, since a kept number is not redone by itself (delete its JSON to
-    redo it).
+    --seeds' (so a study run at one seed adds that seed to the table). Each run is computed
+    with its `settings` (the pipeline's, `key=value`) and keeps them; a kept run whose
+    settings are not today's is named with what changed, since a kept number is not redone
+    by itself (delete its JSON to redo it).
     """
     def path(name: str, seed: int) -> str:
         return os.path.join(runs_dir, f"{name}-seed{seed}.json")
@@ -195,7 +194,8 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
         if os.path.exists(path(name, seed)) or args.table_only or (args.only
                                                                   and name not in args.only):
             continue
-        result = {**compute(name, seed), "settings": settings(name, seed)}
+        today = settings(name, seed)
+        result = {**compute(name, seed, today), "settings": today}
         with open(path(name, seed) + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)
         os.replace(path(name, seed) + ".tmp", path(name, seed))
@@ -428,8 +428,8 @@ def main() -> None:
             if system == "lfcc-gmm":
                 run = run_lfcc_gmm(args.dataset, seed, args.gmm_components)
             else:
-                run = run_pipeline(args.dataset, args.workdir, seed, system == "scratch",
-                                   args.config, args.set)
+                run = run_pipeline(args.dataset, args.workdir, run_settings(
+                    seed, system == "scratch", args.config, args.set))
             run["seed"] = seed
             results.setdefault(system, []).append(run)
             print(f"{system} seed {seed}: EER {100 * run['metrics']['eer']:.2f} %, min t-DCF "

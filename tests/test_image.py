@@ -64,7 +64,7 @@ def test_building_the_image_leaves_no_untagged_images_behind():
          "--filter", "label=org.spoof-detection.image"],
         capture_output=True, text=True, check=True).stdout.split()
     assert untagged == []
-    labels = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{index .Config.Labels \"org.spoof-detection.image\"}}",
-         IMAGE, f"{IMAGE}-build"], capture_output=True, text=True, check=True).stdout.split()
+    label = '{{index .Config.Labels "org.spoof-detection.image"}}'
+    labels = subprocess.run(["docker", "image", "inspect", "-f", label, IMAGE, f"{IMAGE}-build"],
+                            capture_output=True, text=True, check=True).stdout.split()
     assert labels == ["runtime", "build-stage"]

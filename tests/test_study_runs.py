@@ -22,8 +22,8 @@ def study(quality, runs_dir, settings, computed):
     args = argparse.Namespace(table_only=False, only=None)
     tables = []
 
-    def compute(name, seed):
-        computed.append((name, seed))
+    def compute(name, seed, settings):
+        computed.append((name, seed, settings))
         return {"eer": 0.1 * seed, "seed": seed}
 
     quality.run_study(args, str(runs_dir), [("a", 0), ("a", 1)], compute,
@@ -34,14 +34,15 @@ def study(quality, runs_dir, settings, computed):
 def test_each_run_is_kept_with_its_settings_and_not_redone(quality, tmp_path, capsys):
     computed = []
     tables = study(quality, tmp_path, lambda name, seed: [f"gan.seed={seed}", "x=1"], computed)
-    assert computed == [("a", 0), ("a", 1)]
+    # Each run is computed with the settings it keeps.
+    assert computed == [("a", 0, ["gan.seed=0", "x=1"]), ("a", 1, ["gan.seed=1", "x=1"])]
     with open(tmp_path / "a-seed1.json") as handle:
         assert json.load(handle) == {"eer": 0.1, "seed": 1, "settings": ["gan.seed=1", "x=1"]}
     # The last table shows both runs.
     assert [run["eer"] for run in tables[-1]["a"]] == [0.0, 0.1]
     capsys.readouterr()
     study(quality, tmp_path, lambda name, seed: [f"gan.seed={seed}", "x=1"], computed)
-    assert computed == [("a", 0), ("a", 1)]
+    assert len(computed) == 2
     assert "not today's" not in capsys.readouterr().out
 
 
@@ -69,7 +70,7 @@ def test_the_table_holds_every_kept_seed_not_only_this_invocations(quality, tmp_
         json.dump({"eer": 0.9, "seed": 0}, handle)
     tables = []
     quality.run_study(argparse.Namespace(table_only=True, only=None), str(tmp_path),
-                      [("a", 2)], lambda name, seed: {}, lambda result: "", tables.append)
+                      [("a", 2)], lambda name, seed, settings: {}, lambda result: "", tables.append)
     assert [run["eer"] for run in tables[-1]["a"]] == [0.0, 0.1, 0.2]
     assert list(tables[-1]) == ["a"]
 
