@@ -10,7 +10,8 @@ waveform augmentation (spoofdetect/augment.py, two copies per clip, every family
 
 A linear probe is not the network: it ranks what the features make visible, and only the
 full runs of benchmarks/generalisation.py measure the detector. The augmented rows depend on
-the augmentation seed, so they are run per seed; the others are deterministic.
+the augmentation seed, so they are run per seed; the others are deterministic. Each row's
+settings are over the seed's front end (pipeline/seed.yaml), whatever today's defaults are.
 
     python benchmarks/front_end_probe.py DATASET CROSS [--seeds 0 1 2] [--output benchmarks]
 """
@@ -25,13 +26,21 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from quality import HERE, load_split, study_command, study_numbers, summarise, test_set_tables
+from quality import (
+    HERE,
+    load_split,
+    study_command,
+    study_numbers,
+    study_settings,
+    summarise,
+    test_set_tables,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from spoofdetect import augment, metrics
 from spoofdetect.audio import segment_waveform
-from spoofdetect.config import FeatureConfig
+from spoofdetect.config import load_config
 from spoofdetect.features import feature_function
 
 # name -> the FeatureConfig settings of that front end.
@@ -51,7 +60,9 @@ FRONT_ENDS: dict[str, dict[str, Any]] = {
                                    "hop_length": 128, "linear_bands": 64, "phase": True},
 }
 COPIES = 2
-FEATURES = FeatureConfig()
+# Each row's settings are over the seed's front end (pipeline/seed.yaml), not today's default,
+# so that a row is what its name says whatever the defaults become.
+FEATURES = load_config(None, study_settings(None, [])).features
 
 
 def first_segments(waveforms: list[np.ndarray]) -> np.ndarray:
