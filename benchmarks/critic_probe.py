@@ -19,7 +19,6 @@ the architecture's and how much is stage 1's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from typing import Any
@@ -35,10 +34,11 @@ from front_end_probe import (
 )
 from generalisation import VARIANTS, variant_settings
 from quality import (
-    HERE,
     execution_property,
     kept_output_dir,
+    kept_per_seed,
     load_split,
+    probe_arguments,
     study_command,
     study_settings,
     summarise,
@@ -55,9 +55,11 @@ BLOCKS = (1, 2, 3)
 WGAN_PRETRAINER_TYPE = "spoofdetect.components.wgan_pretrainer.component.WganPretrainer"
 
 
-def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
-    """The output folder of the completed stage 1 that `augment-all` ran at `seed`."""
-    variant = next(v for v in VARIANTS if v.name == "augment-all")
+def stage1_critic_dir(workdir: str, config: str | None, seed: int,
+                      variant_name: str = "augment-all") -> str:
+    """The output folder of the completed stage 1 that the study's `variant_name` ran at
+    `seed`."""
+    variant = next(v for v in VARIANTS if v.name == variant_name)
     settings = load_config(None, variant_settings(variant, seed, config))
     wanted = {"gan_config": settings.gan, "feature_config": settings.features}
     found = kept_output_dir(
@@ -65,9 +67,9 @@ def stage1_critic_dir(workdir: str, config: str | None, seed: int) -> str:
         lambda execution: {name: execution_property(execution, name) for name in wanted},
         wanted)
     if found is None:
-        raise SystemExit(f"No completed stage 1 of augment-all at seed {seed} in {workdir}: "
-                         f"run benchmarks/generalisation.py --seeds {seed} --only augment-all "
-                         "first.")
+        raise SystemExit(f"No completed stage 1 of {variant_name} at seed {seed} in {workdir}: "
+                         f"run benchmarks/generalisation.py --seeds {seed} --only "
+                         f"{variant_name} first.")
     return found
 
 
@@ -111,29 +113,18 @@ def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: F
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dataset")
-    parser.add_argument("cross")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workdir", default=os.path.join(HERE, "_data",
-                                                          "generalisation_workdir"))
-    parser.add_argument("--output", default=HERE)
+    probe_arguments(parser)
     args = parser.parse_args()
     settings = load_config(None, study_settings(args.config, []))
-    runs_dir = os.path.join(args.output, "critic_probe_runs")
-    os.makedirs(runs_dir, exist_ok=True)
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for seed in args.seeds:
-        path = os.path.join(runs_dir, f"seed{seed}.json")
-        if not os.path.exists(path):
-            result = probe_seed(args.dataset, args.cross,
+    results = kept_per_seed(
+        os.path.join(args.output, "critic_probe_runs"), args.seeds,
+        lambda seed: probe_seed(args.dataset, args.cross,
                                 stage1_critic_dir(args.workdir, args.config, seed), seed,
-                                settings.features, settings.gan)
-            with open(path, "w", encoding="utf-8") as handle:
-                json.dump(result, handle, indent=1)
-        with open(path, encoding="utf-8") as handle:
-            for name, numbers in json.load(handle).items():
-                rows.setdefault(name, []).append(numbers)
+                                settings.features, settings.gan))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for result in results.values():
+        for name, numbers in result.items():
+            rows.setdefault(name, []).append(numbers)
     lines = ["# What stage 1 learnt: a linear probe on the critic's block statistics", "",
              f"Measured with `{study_command('critic_probe.py')}` on "
              f"{time.strftime('%Y-%m-%d')}. EER in %; mean ± standard deviation over seeds "

@@ -122,6 +122,34 @@ def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: 
                         help=f"rewrite {table} from the kept runs, running nothing")
 
 
+def probe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a probe of the generalisation study's trained models (critic_probe.py,
+    head_noise.py)."""
+    parser.add_argument("dataset")
+    parser.add_argument("cross")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workdir", default=os.path.join(HERE, "_data",
+                                                          "generalisation_workdir"))
+    parser.add_argument("--output", default=HERE)
+
+
+def kept_per_seed(runs_dir: str, seeds: list[int], compute: Callable[[int], Any]
+                  ) -> dict[int, Any]:
+    """Each seed's result, computed once and kept as `runs_dir`/seedN.json (written through a
+    temporary file, so an interrupted probe never keeps half a seed)."""
+    os.makedirs(runs_dir, exist_ok=True)
+    results = {}
+    for seed in seeds:
+        path = os.path.join(runs_dir, f"seed{seed}.json")
+        if not os.path.exists(path):
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                json.dump(compute(seed), handle, indent=1)
+            os.replace(path + ".tmp", path)
+        results[seed] = read_json(path)
+    return results
+
+
 def study_command(script: str, results: dict[str, list[dict[str, Any]]] | None = None) -> str:
     """The command line that makes a table: the study's own, without --table-only (which only
     rewrites it) and without --only (which picks what runs now, not what the table shows);
