@@ -183,7 +183,7 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
               compute: Callable[[str, int, list[str]], dict[str, Any]],
               describe: Callable[[dict], str],
               write_table: Callable[[dict[str, list[dict[str, Any]]]], None],
-              settings: Callable[[str, int], list[str]] = lambda name, seed: []) -> None:
+              settings: Callable[[str, int], list[str]]) -> None:
     """A resumable study's runs, each (name, seed) kept as JSON in `runs_dir`.
 
     The table is written from every kept run first, then each missing run that this

@@ -70,7 +70,8 @@ def test_the_table_holds_every_kept_seed_not_only_this_invocations(quality, tmp_
         json.dump({"eer": 0.9, "seed": 0}, handle)
     tables = []
     quality.run_study(argparse.Namespace(table_only=True, only=None), str(tmp_path),
-                      [("a", 2)], lambda name, seed, settings: {}, lambda result: "", tables.append)
+                      [("a", 2)], lambda name, seed, settings: {}, lambda result: "", tables.append,
+                      lambda name, seed: [])
     assert [run["eer"] for run in tables[-1]["a"]] == [0.0, 0.1, 0.2]
     assert list(tables[-1]) == ["a"]
 
