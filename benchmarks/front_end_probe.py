@@ -40,7 +40,7 @@ from sklearn.preprocessing import StandardScaler
 
 from spoofdetect import augment, metrics
 from spoofdetect.audio import segment_waveform
-from spoofdetect.config import load_config
+from spoofdetect.config import FeatureConfig, load_config
 from spoofdetect.features import feature_function
 
 # name -> the FeatureConfig settings of that front end.
@@ -79,13 +79,18 @@ def clip_statistics(maps: np.ndarray) -> np.ndarray:
     return np.concatenate([maps.mean(axis=2), maps.std(axis=2), over_time, over_rows], axis=1)
 
 
+def feature_maps(config: FeatureConfig, segments: np.ndarray) -> np.ndarray:
+    """The feature maps of segments, by the pipeline's feature function with `config`."""
+    function = feature_function(config)
+    return np.concatenate([function(tf.constant(segments[i:i + 128])).numpy()
+                           for i in range(0, len(segments), 128)])
+
+
 def maps_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
-    """The feature maps of segments, by the pipeline's feature function with `settings`."""
+    """The feature maps of segments with `settings` over the seed's front end."""
     config = dataclasses.replace(FEATURES, **settings)
     config.validate()
-    function = feature_function(config)
-    return np.concatenate([function(tf.constant(waveforms[i:i + 128])).numpy()
-                           for i in range(0, len(waveforms), 128)])
+    return feature_maps(config, waveforms)
 
 
 def statistics_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:

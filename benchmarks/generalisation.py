@@ -238,21 +238,15 @@ def protocol_scores(scorer: Scorer, root: str, split: str | None = None) -> metr
                              np.asarray(scores))
 
 
-def variant_overrides(variant: Variant, seed: int, config: str | None) -> list[str]:
-    """The variant's settings at `seed` (over study_settings' base)."""
+def variant_settings(variant: Variant, seed: int, config: str | None) -> list[str]:
+    """The pipeline settings of the study's run of `variant` at `seed`."""
     overrides = list(variant.overrides)
     if load_config(None, study_settings(config, overrides)).features.augment:
         # The seed draws the augmented copies too, so the spread over seeds includes theirs.
         # Only then: without copies it changes no feature, yet it would change the
         # FeatureExtractor's cache key and so retrain a stage 1 the other variants share.
         overrides.append(f"features.augment_seed={seed}")
-    return overrides
-
-
-def variant_settings(variant: Variant, seed: int, config: str | None) -> list[str]:
-    """The pipeline settings of the study's run of `variant` at `seed`."""
-    return run_settings(seed, variant.from_scratch, config,
-                        variant_overrides(variant, seed, config))
+    return run_settings(seed, variant.from_scratch, config, overrides)
 
 
 def run_variant(dataset: str, cross: str, workdir: str, settings: list[str]) -> dict[str, Any]:

@@ -29,9 +29,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from critic_probe import block_statistics, stage1_critic_dir
-from front_end_probe import augmented_copies, first_segments
+from front_end_probe import augmented_copies, feature_maps, first_segments
 from generalisation import VARIANTS, variant_settings
 from quality import (
     kept_per_seed,
@@ -45,22 +44,17 @@ from quality import (
 from sklearn.linear_model import LogisticRegression
 
 from spoofdetect import metrics
-from spoofdetect.config import ClassifierConfig, load_config
-from spoofdetect.features import feature_function
+from spoofdetect.config import ClassifierConfig, FeatureConfig, load_config
 from spoofdetect.finetune import load_critic
 
 DEFAULT_VARIANT = "augment-multi-resolution-block1-statistics"
 INITIALISATIONS = 5
 
 
-def read_out(critic: keras.Model, features: Any, clips: list[np.ndarray]) -> np.ndarray:
-    """Block 1's time statistics of each clip's first segment, by the pipeline's feature
-    function."""
-    function = feature_function(features)
-    segments = first_segments(clips)
-    maps = np.concatenate([function(tf.constant(segments[start:start + 128])).numpy()
-                           for start in range(0, len(segments), 128)])
-    return block_statistics(critic, 1, maps)
+def read_out(critic: keras.Model, features: FeatureConfig, clips: list[np.ndarray]
+             ) -> np.ndarray:
+    """Block 1's time statistics of each clip's first segment."""
+    return block_statistics(critic, 1, feature_maps(features, first_segments(clips)))
 
 
 def adam_head(train: np.ndarray, is_spoof: np.ndarray, config: ClassifierConfig,
@@ -86,7 +80,7 @@ def optimum_head(train: np.ndarray, is_spoof: np.ndarray, head_l2: float
                               tol=1e-6).fit(train, is_spoof)
 
 
-def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: Any,
+def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: FeatureConfig,
                config: ClassifierConfig) -> dict[str, list[dict[str, Any]]]:
     train, train_spoof, _ = load_split(dataset, "train", features.segment_seconds)
     copies, copies_spoof = augmented_copies(train, train_spoof, seed)
@@ -133,15 +127,13 @@ def main() -> None:
                           stage1_critic_dir(args.workdir, args.config, seed, DEFAULT_VARIANT),
                           seed, settings.features, settings.classifier)
 
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for seed, result in kept_per_seed(os.path.join(args.output, "head_noise_runs"),
-                                      args.seeds, compute).items():
-        rows[f"{seed} | Adam, {INITIALISATIONS} initialisations"] = result["adam"]
-        rows[f"{seed} | optimum of the same loss"] = result["optimum"]
-    for head in (f"Adam, {INITIALISATIONS} initialisations", "optimum of the same loss"):
-        rows[f"all | {head}"] = [run for name, runs in list(rows.items())
-                                 if name.endswith(f"| {head}") and not name.startswith("all")
-                                 for run in runs]
+    results = kept_per_seed(os.path.join(args.output, "head_noise_runs"), args.seeds, compute)
+    heads = {"adam": f"Adam, {INITIALISATIONS} initialisations",
+             "optimum": "optimum of the same loss"}
+    rows = {f"{seed} | {title}": result[head]
+            for seed, result in results.items() for head, title in heads.items()}
+    rows |= {f"all | {title}": [run for result in results.values() for run in result[head]]
+             for head, title in heads.items()}
     lines = ["# How much of the spread is the head's optimisation", "",
              f"Measured with `{study_command('head_noise.py')}` on "
              f"{time.strftime('%Y-%m-%d')}. EER in %; mean ± standard deviation over the "
