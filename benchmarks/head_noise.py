@@ -14,7 +14,12 @@ read-out's Normalization is. On it:
   the same run);
 - the optimum of the same convex loss (mean log-loss + head_l2 |w|^2): scikit-learn's L-BFGS
   logistic regression with C = 1 / (2 head_l2 n).
-Each is measured on the eval split and the cross-dataset test set.
+Each is measured on the eval split and the cross-dataset test set, alone and fused with the
+pipeline's second system (features.fusion): the one the study's fused variant
+(`fused-augment-multi-resolution-block1-statistics`) trained at that seed, read out of its
+SavedModel. The fusion is the pipeline's: each system's scores standardised on dev, summed.
+With the head's noise measured, this compares the fusion with the head alone over 15 pairs
+rather than 3 (the study's rule of "lower at each seed" cannot tell a 3-point gain from it).
 
     python benchmarks/head_noise.py DATASET CROSS [--config benchmarks/quality.yaml]
         [--seeds 0 1 2] [--workdir benchmarks/_data/generalisation_workdir] [--output benchmarks]
@@ -29,8 +34,10 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from critic_probe import block_statistics, stage1_critic_dir
 from front_end_probe import augmented_copies, feature_maps, first_segments
+from fusion_probe import model_dir
 from generalisation import VARIANTS, variant_settings
 from quality import (
     kept_per_seed,
@@ -46,9 +53,14 @@ from sklearn.linear_model import LogisticRegression
 from spoofdetect import metrics
 from spoofdetect.config import ClassifierConfig, FeatureConfig, load_config
 from spoofdetect.finetune import load_critic
+from spoofdetect.fusion import dev_standardisation
 
 DEFAULT_VARIANT = "augment-multi-resolution-block1-statistics"
+FUSED_VARIANT = "fused-augment-multi-resolution-block1-statistics"
 INITIALISATIONS = 5
+HEADS = {"adam": f"Adam, {INITIALISATIONS} initialisations",
+         "optimum": "optimum of the same loss"}
+FUSED = " + second system"
 
 
 def read_out(critic: keras.Model, features: FeatureConfig, clips: list[np.ndarray]
@@ -80,7 +92,28 @@ def optimum_head(train: np.ndarray, is_spoof: np.ndarray, head_l2: float
                               tol=1e-6).fit(train, is_spoof)
 
 
-def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: FeatureConfig,
+def second_system_scores(fused_model_dir: str, features: FeatureConfig,
+                         clips: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """The fused SavedModel's second system alone, standardised on dev, on each split's clips
+    (`features`: the fused variant's, its fusion on). The exported score is affine in each
+    system's mapped score (their sum, calibrated), so with the first system's map held at
+    zeros it is an affine map of the second's: the dev standardisation removes the map and
+    leaves the second system's score as the fusion adds it."""
+    score = tf.saved_model.load(fused_model_dir).signatures["from_features"]
+    second = features.fusion_features
+    scores = {}
+    for name, waveforms in clips.items():
+        maps = feature_maps(second, first_segments(waveforms))
+        scores[name] = np.concatenate([score(
+            log_mel=tf.zeros([len(batch), features.num_rows, features.num_frames]),
+            fusion_features=tf.constant(batch))["score"].numpy()
+            for batch in np.array_split(maps, range(256, len(maps), 256))])
+    standardisation = dev_standardisation(scores["dev"])
+    return {name: standardisation.apply(values) for name, values in scores.items()}
+
+
+def probe_seed(dataset: str, cross: str, critic_dir: str, fused_model_dir: str, seed: int,
+               features: FeatureConfig, fused_features: FeatureConfig,
                config: ClassifierConfig) -> dict[str, list[dict[str, Any]]]:
     train, train_spoof, _ = load_split(dataset, "train", features.segment_seconds)
     copies, copies_spoof = augmented_copies(train, train_spoof, seed)
@@ -91,49 +124,65 @@ def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: F
     standardised = (statistics - mean) / std
     tests = {name: load_split(root, "eval", features.segment_seconds)
              for name, root in (("eval", dataset), ("cross", cross))}
-    test_inputs = {name: (read_out(critic, features, clips) - mean) / std
-                   for name, (clips, _, _) in tests.items()}
+    clips = {"dev": load_split(dataset, "dev", features.segment_seconds)[0]} | {
+        name: waveforms for name, (waveforms, _, _) in tests.items()}
+    inputs = {name: (read_out(critic, features, waveforms) - mean) / std
+              for name, waveforms in clips.items()}
+    second = second_system_scores(fused_model_dir, fused_features, clips)
 
-    def measured(logits: dict[str, np.ndarray]) -> dict[str, Any]:
-        # Higher is bona fide, as everywhere in spoofdetect.metrics.
+    def measured(scores: dict[str, np.ndarray]) -> dict[str, Any]:
         return {name: study_numbers(metrics.ScoreFile(
-            [str(i) for i in range(len(spoof))], attacks, spoof, -logits[name]))
+            [str(i) for i in range(len(spoof))], attacks, spoof, scores[name]))
             for name, (_, spoof, attacks) in tests.items()}
 
-    rows: dict[str, list[dict[str, Any]]] = {"adam": [], "optimum": []}
+    def add(head: str, logits: dict[str, np.ndarray]) -> None:
+        # Higher is bona fide, as everywhere in spoofdetect.metrics.
+        scores = {name: -values for name, values in logits.items()}
+        standardisation = dev_standardisation(scores["dev"])
+        rows[head].append(measured(scores))
+        rows[head + FUSED].append(measured({
+            name: standardisation.apply(scores[name]) + second[name] for name in tests}))
+        print(f"seed {seed}, {head}: cross EER {100 * rows[head][-1]['cross']['eer']:.1f} %, "
+              f"fused {100 * rows[head + FUSED][-1]['cross']['eer']:.1f} %", flush=True)
+
+    rows: dict[str, list[dict[str, Any]]] = {
+        name: [] for head in HEADS for name in (head, head + FUSED)}
+    rows["second system"] = [measured(second)]
     for initialisation in range(INITIALISATIONS):
         head = adam_head(standardised, is_spoof, config, initialisation)
-        rows["adam"].append(measured({name: head.predict(values, verbose=0)[:, 0]
-                                      for name, values in test_inputs.items()}))
-        print(f"seed {seed}, initialisation {initialisation}: cross EER "
-              f"{100 * rows['adam'][-1]['cross']['eer']:.1f} %", flush=True)
+        add("adam", {name: head.predict(values, verbose=0)[:, 0]
+                     for name, values in inputs.items()})
     optimum = optimum_head(standardised, is_spoof, config.head_l2)
-    rows["optimum"].append(measured({name: optimum.decision_function(values)
-                                     for name, values in test_inputs.items()}))
-    print(f"seed {seed}, optimum: cross EER {100 * rows['optimum'][0]['cross']['eer']:.1f} %",
-          flush=True)
+    add("optimum", {name: optimum.decision_function(values) for name, values in inputs.items()})
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     probe_arguments(parser)
+    parser.add_argument("--fused-workdir", nargs="+", default=None,
+                        help=f"the study's work folders that hold {FUSED_VARIANT}'s runs, "
+                        "searched in order (default: --workdir)")
     args = parser.parse_args()
-    variant = next(v for v in VARIANTS if v.name == DEFAULT_VARIANT)
+    variants = {v.name: v for v in VARIANTS}
 
     def compute(seed: int) -> dict[str, list[dict[str, Any]]]:
-        settings = load_config(None, variant_settings(variant, seed, args.config))
-        return probe_seed(args.dataset, args.cross,
-                          stage1_critic_dir(args.workdir, args.config, seed, DEFAULT_VARIANT),
-                          seed, settings.features, settings.classifier)
+        settings, fused = (load_config(None, variant_settings(variants[name], seed, args.config))
+                           for name in (DEFAULT_VARIANT, FUSED_VARIANT))
+        return probe_seed(
+            args.dataset, args.cross,
+            stage1_critic_dir(args.workdir, args.config, seed, DEFAULT_VARIANT),
+            model_dir(args.fused_workdir or [args.workdir], args.config, FUSED_VARIANT, seed),
+            seed, settings.features, fused.features, settings.classifier)
 
     results = kept_per_seed(os.path.join(args.output, "head_noise_runs"), args.seeds, compute)
-    heads = {"adam": f"Adam, {INITIALISATIONS} initialisations",
-             "optimum": "optimum of the same loss"}
-    rows = {f"{seed} | {title}": result[head]
-            for seed, result in results.items() for head, title in heads.items()}
-    rows |= {f"all | {title}": [run for result in results.values() for run in result[head]]
-             for head, title in heads.items()}
+    titles = {"second system": "the fused variant's second system alone"} | {
+        name: title + suffix for head, title in HEADS.items()
+        for name, suffix in ((head, ""), (head + FUSED, ", fused with the second system"))}
+    rows = {f"{seed} | {title}": result[name]
+            for seed, result in results.items() for name, title in titles.items()}
+    rows |= {f"all | {title}": [run for result in results.values() for run in result[name]]
+             for name, title in titles.items()}
     lines = ["# How much of the spread is the head's optimisation", "",
              f"Measured with `{study_command('head_noise.py')}` on "
              f"{time.strftime('%Y-%m-%d')}. EER in %; mean ± standard deviation over the "
