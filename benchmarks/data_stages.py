@@ -39,8 +39,10 @@ def run_stages(data_root: str, workdir: str) -> None:
     from spoofdetect.pipeline.metadata import connection_config, store_location
     from spoofdetect.pipeline.pipeline import data_stages
 
-    # No augmented copies: the seed loop extracts each file once, and so must the stages.
-    config = load_config(None, ["features.augment=0"], data_root=data_root, workdir=workdir)
+    # No augmented copies: the seed loop extracts each file once, and so must the stages;
+    # and one map: the seed loop computes one system's features.
+    config = load_config(None, ["features.augment=0", "features.fusion.enabled=false"],
+                         data_root=data_root, workdir=workdir)
     BeamDagRunner().run(tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
         components=list(data_stages(config)), enable_cache=False,

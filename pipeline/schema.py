@@ -15,7 +15,6 @@ from spoofdetect.examples import (
     FUSION_FEATURES,
     LOG_MEL,
     LOG_MEL_VALUES,
-    SUMMARIES,
     summary_names,
 )
 
@@ -44,18 +43,19 @@ def statistics_features(config: FeatureConfig) -> list[str]:
 
 
 def fitted_schema(config: FeatureConfig) -> schema_pb2.Schema:
-    """The packaged schema with log_mel's size (its value-count summary) from `config`, and
-    with features.fusion on, the fused system's map and its summaries, checked alike."""
+    """The packaged schema (the default's: both systems' maps and their summaries) with each
+    map's size (its value-count summary) from `config`; with features.fusion off, without the
+    second map and its summaries."""
     schema = load_schema(packaged_schema_path())
-    packaged = {feature.name: feature for feature in schema.feature}
+    fusion_names = (FUSION_FEATURES, *summary_names(FUSION_FEATURES))
     sizes = [(LOG_MEL_VALUES, config)]
-    if config.fusion_features is not None:
-        fusion_names = (FUSION_FEATURES, *summary_names(FUSION_FEATURES))
-        for packaged_name, name in zip((LOG_MEL, *SUMMARIES), fusion_names, strict=True):
-            packaged[name] = schema.feature.add()
-            packaged[name].CopyFrom(packaged[packaged_name])
-            packaged[name].name = name
+    if config.fusion_features is None:
+        kept = [feature for feature in schema.feature if feature.name not in fusion_names]
+        del schema.feature[:]
+        schema.feature.extend(kept)
+    else:
         sizes.append((fusion_names[1], config.fusion_features))
+    packaged = {feature.name: feature for feature in schema.feature}
     for name, shape in sizes:
         domain = packaged[name].int_domain
         domain.min = domain.max = shape.num_rows * shape.num_frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from spoofdetect.config import LABELS, SPLITS, load_config
+from spoofdetect.config import LABELS, SPLITS, FeatureConfig, FusionConfig, load_config
 from spoofdetect.demo_data import make_demo_dataset
 
 
@@ -59,12 +60,12 @@ def demo_examples(demo_root, tmp_path_factory):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from spoofdetect.config import FeatureConfig
     from spoofdetect.extraction import run_extraction
 
     output = str(tmp_path_factory.mktemp("demo_examples"))
     run_extraction(beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])),
-                   demo_root, output, FeatureConfig(augment=0), show_progress=False)
+                   demo_root, output, dataclasses.replace(ONE_SYSTEM, augment=0),
+                   show_progress=False)
     return output
 
 
@@ -74,7 +75,7 @@ def exported(demo_examples, tmp_path_factory):
     way (the whole network, its head on the last map), exported: (SavedModel path, run
     folder, history, Keras model). Imperfect on the demo's eval clips, which the evaluator's
     tests need; the default head's export is tested in tests/test_classifier.py."""
-    from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
+    from spoofdetect.config import ClassifierConfig, GanConfig
     from spoofdetect.data import split_files
     from spoofdetect.export import export_serving_model
     from spoofdetect.finetune import train_classifier
@@ -82,11 +83,11 @@ def exported(demo_examples, tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("run"))
     config = with_seed_head(ClassifierConfig(from_scratch=True, epochs=2, batch_size=4))
     model, history = train_classifier(split_files(demo_examples, "train"),
-                                      split_files(demo_examples, "dev"), FeatureConfig(),
+                                      split_files(demo_examples, "dev"), ONE_SYSTEM,
                                       config, GanConfig(critic_widths=(8, 16, 32)), None,
                                       run_dir)
     path = str(tmp_path_factory.mktemp("serving"))
-    export_serving_model(model, FeatureConfig(), path, max_seconds=600.0)
+    export_serving_model(model, ONE_SYSTEM, path, max_seconds=600.0)
     return path, run_dir, history, model
 
 
@@ -106,6 +107,10 @@ def untrained_export(tmp_path_factory):
 
 
 SEED_PRESET = os.path.join(os.path.dirname(__file__), "..", "pipeline", "seed.yaml")
+# The default's first system alone (no features.fusion): the features of the demo examples
+# and of the tests that train, export and score one system on them (tests/test_fusion.py and
+# the pipeline's tests run the default's fusion).
+ONE_SYSTEM = dataclasses.replace(FeatureConfig(), fusion=FusionConfig(enabled=False))
 # The seed's 80 x 126 log-Mel map, whatever the default front end: for tests that build
 # models on, or compare against, maps of that shape.
 SEED_FEATURES = load_config(SEED_PRESET).features
@@ -118,10 +123,6 @@ def with_seed_head(classifier):
     """`classifier` (a ClassifierConfig) with the seed preset's head: the whole network
     fine-tuned, its head on the critic's last map. Tests that need a model imperfect on the
     demo's few eval clips use it: the default head separates them perfectly."""
-    import dataclasses
-
-    from spoofdetect.config import load_config
-
     seed = load_config(SEED_PRESET).classifier
     return dataclasses.replace(classifier, **{name: getattr(seed, name)
                                               for name in HEAD_SETTINGS})

@@ -7,14 +7,14 @@ import tensorflow as tf
 
 from spoofdetect import metrics
 from spoofdetect.calibration import Calibration, fit_calibration
-from spoofdetect.config import FeatureConfig, GanConfig
+from spoofdetect.config import GanConfig
 from spoofdetect.data import split_files
 from spoofdetect.errors import UserError
 from spoofdetect.export import ScoredSystem, export_serving_model
 from spoofdetect.finetune import fit_dev_calibration
 from spoofdetect.fusion import fused_scores
 from spoofdetect.models import build_critic, classifier_from_critic
-from tests.conftest import SEED_FEATURES
+from tests.conftest import ONE_SYSTEM, SEED_FEATURES
 
 
 def gaussian_scores(mean: float, count: int, seed: int = 0):
@@ -78,7 +78,7 @@ def test_the_exported_model_applies_the_calibration(tmp_path):
 def test_dev_calibration_of_a_trained_model_lowers_dev_cllr(exported, demo_examples):
     model = exported[3]
     calibration, report = fit_dev_calibration(*fused_scores(
-        [ScoredSystem(model, FeatureConfig())], split_files(demo_examples, "dev"), 4))
+        [ScoredSystem(model, ONE_SYSTEM)], split_files(demo_examples, "dev"), 4))
     assert (report["scale"], report["offset"]) == (calibration.scale, calibration.offset)
     # Logistic regression minimises the balanced log loss, which is Cllr: never worse.
     assert report["dev_cllr_calibrated"] <= report["dev_cllr_raw"] + 1e-9

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from spoofdetect import examples
 from spoofdetect.audio import decode_audio
-from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
+from spoofdetect.config import ClassifierConfig, GanConfig
 from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
 from spoofdetect.evaluation import score_examples
@@ -29,8 +29,9 @@ from spoofdetect.models import (
     logit_model,
 )
 from spoofdetect.pretraining import CRITIC_FILE
+from tests.conftest import ONE_SYSTEM
 
-FEATURES = FeatureConfig()
+FEATURES = ONE_SYSTEM
 GAN = GanConfig(critic_widths=(8, 16, 32))
 
 

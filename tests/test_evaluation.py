@@ -9,10 +9,11 @@ import pytest
 import tensorflow as tf
 
 from spoofdetect import evaluation, metrics
-from spoofdetect.config import EvaluationConfig, FeatureConfig
+from spoofdetect.config import EvaluationConfig
 from spoofdetect.data import example_dataset, split_files
+from tests.conftest import ONE_SYSTEM
 
-FEATURES = FeatureConfig()
+FEATURES = ONE_SYSTEM
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

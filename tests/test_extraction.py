@@ -234,6 +234,8 @@ def test_unknown_augmentation_is_a_config_error_naming_the_valid_ones():
 def test_schema_describes_every_feature_the_examples_can_hold():
     from spoofdetect.pipeline.schema import load_schema, packaged_schema_path
 
+    # The packaged schema is the default's: both systems' maps, each with its summaries.
     schema = load_schema(packaged_schema_path())
-    assert {feature.name for feature in schema.feature} == {*examples.feature_spec(CONFIG),
-                                                            *examples.SUMMARIES}
+    assert {feature.name for feature in schema.feature} == {
+        *examples.feature_spec(FeatureConfig()), *examples.SUMMARIES,
+        examples.FUSION_FEATURES, *examples.summary_names(examples.FUSION_FEATURES)}

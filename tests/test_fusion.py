@@ -31,6 +31,7 @@ from spoofdetect.features import spectral_features
 from spoofdetect.fusion import FUSION_RUN_DIR, dev_standardisation
 from spoofdetect.models import build_critic, classifier_from_critic, logit_model
 from spoofdetect.pipeline import trainer_module
+from tests.conftest import ONE_SYSTEM, SEED_PRESET
 
 # The fused map narrowed to keep the tests quick: 40 mel bands of a 25 ms window and their
 # group delay every 10 ms (80 x 401), beside the default's 160 x 126.
@@ -53,7 +54,10 @@ def read_all(files: list[str], config: FeatureConfig, map_key: str = examples.LO
 
 
 def test_fusion_features_differ_from_the_features_in_the_front_end_only():
-    assert FeatureConfig().fusion_features is None
+    # On by default (the 10 ms group-delay map); the seed's preset has one system.
+    default = FeatureConfig().fusion_features
+    assert (default.num_rows, default.num_frames) == (160, 401)
+    assert load_config(SEED_PRESET).features.fusion_features is None
     second = FUSED.fusion_features
     assert (second.num_rows, second.num_frames) == (80, 401)
     assert (second.n_fft, second.hop_length, second.phase, second.extra_windows) == (
@@ -72,13 +76,13 @@ def test_a_bad_fusion_front_end_is_a_config_error_naming_its_key():
     with pytest.raises(UserError, match=r"features\.fusion\.front_end"):
         load_config(overrides=["features.fusion.enabled=true", "features.fusion.front_end=cqt"])
     # Off, the fusion front end is not used and so not checked.
-    load_config(overrides=["features.fusion.hop_length=800"])
+    load_config(overrides=["features.fusion.enabled=false", "features.fusion.hop_length=800"])
 
 
 def test_examples_hold_both_maps_of_the_same_segment(fused_examples, demo_examples,
                                                      demo_root):
     fused = read_all(split_files(fused_examples, "eval"), FUSED)
-    alone = read_all(split_files(demo_examples, "eval"), FeatureConfig(augment=0))
+    alone = read_all(split_files(demo_examples, "eval"), ONE_SYSTEM)
     assert fused[examples.LOG_MEL].shape[1:] == (160, 126)
     assert fused[examples.FUSION_FEATURES].shape[1:] == (80, 401)
     order = np.argsort(fused[examples.CLIP_ID])

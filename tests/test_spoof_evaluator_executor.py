@@ -9,11 +9,11 @@ from tfx.types import standard_artifacts
 
 from spoofdetect.components import keys
 from spoofdetect.components.spoof_evaluator.executor import Executor
-from spoofdetect.config import EvaluationConfig, FeatureConfig, GanConfig, section_to_json
+from spoofdetect.config import EvaluationConfig, GanConfig, section_to_json
 from spoofdetect.export import export_serving_model
 from spoofdetect.models import build_critic, classifier_from_critic
 from spoofdetect.pipeline.run_summary import EVALUATION_SHOWN
-from tests.conftest import SEED_FEATURES
+from tests.conftest import ONE_SYSTEM, SEED_FEATURES
 
 # Limits any model meets, so the blessing turns on the baseline alone.
 LENIENT = EvaluationConfig(max_eer=1.0, max_min_tdcf=1000.0)
@@ -39,7 +39,7 @@ def _run(demo_examples, model, baselines, tmp_path, config=LENIENT, with_evaluat
     Executor().Do({keys.EXAMPLES_KEY: [examples], keys.MODEL_KEY: [model],
                    keys.BASELINE_MODEL_KEY: baselines},
                   {keys.EVALUATION_KEY: [evaluation], keys.BLESSING_KEY: [blessing]},
-                  {keys.FEATURE_CONFIG_KEY: section_to_json(FeatureConfig()),
+                  {keys.FEATURE_CONFIG_KEY: section_to_json(ONE_SYSTEM),
                    keys.EVALUATION_CONFIG_KEY: section_to_json(config)})
     with open(os.path.join(evaluation.uri, "metrics.json")) as handle:
         result = json.load(handle)
