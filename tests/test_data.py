@@ -8,6 +8,7 @@ from spoofdetect import examples
 from spoofdetect.config import FeatureConfig, MaskingConfig, load_config
 from spoofdetect.data import example_dataset, mask_spectrograms, record_dataset, split_files
 from spoofdetect.errors import UserError
+from tests.conftest import ONE_SYSTEM
 
 MASKING = MaskingConfig(freq_masks=2, max_freq_bins=8, time_masks=2, max_time_frames=10)
 
@@ -55,7 +56,7 @@ def test_masks_are_the_same_for_the_same_seed_and_differ_otherwise():
 
 def test_the_dataset_masks_only_when_asked_and_reproducibly(demo_examples):
     files = split_files(demo_examples, "train")
-    features = FeatureConfig()
+    features = ONE_SYSTEM
 
     def first_batch(masking):
         dataset = example_dataset(files, features, 4, shuffle_buffer=16, seed=3,

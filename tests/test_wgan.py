@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spoofdetect.config import FeatureConfig, GanConfig, section_to_json
+from spoofdetect.config import GanConfig, section_to_json
 from spoofdetect.data import example_dataset, split_files
 from spoofdetect.examples import LABEL, LOG_MEL
 from spoofdetect.pretraining import (
@@ -28,11 +28,11 @@ from spoofdetect.wgan import (
     precision_policy,
     train_wgan,
 )
-from tests.conftest import SEED_FEATURES
+from tests.conftest import ONE_SYSTEM, SEED_FEATURES
 
 FEATURES = SEED_FEATURES  # for the synthetic 80 x 126 maps below
-# What the demo's examples were extracted with (tests/conftest.py): the default map.
-DEMO_FEATURES = FeatureConfig()
+# What the demo's examples were extracted with (tests/conftest.py): the default's first map.
+DEMO_FEATURES = ONE_SYSTEM
 # Narrow networks and tiny batches: the tests check the mechanics, not the quality.
 SMALL = GanConfig(critic_widths=(8, 16, 32), generator_widths=(32, 16, 8, 8), batch_size=2,
                   epochs=6, critic_data="all", checkpoint_every_steps=1, shuffle_buffer=8)
@@ -84,10 +84,11 @@ def test_too_little_data_is_a_clear_error(tmp_path):
 
 PRETRAIN_SCRIPT = """
 import json, sys
-from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
+from spoofdetect.config import FeatureConfig, FusionConfig, GanConfig, section_from_json
 from spoofdetect.pretraining import run_pretraining
 config = section_from_json(GanConfig, sys.argv[2])
-summary = run_pretraining(sys.argv[1], FeatureConfig(), config, sys.argv[3],
+one_system = FeatureConfig(fusion=FusionConfig(enabled=False))
+summary = run_pretraining(sys.argv[1], one_system, config, sys.argv[3],
                           sys.argv[4] + "/Format-Serving", sys.argv[4])
 print(json.dumps(summary))
 """

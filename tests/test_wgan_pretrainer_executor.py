@@ -9,9 +9,10 @@ from tfx.types import standard_artifacts
 
 from spoofdetect.components import keys
 from spoofdetect.components.wgan_pretrainer.executor import Executor, checkpoint_dir_for
-from spoofdetect.config import FeatureConfig, GanConfig, section_to_json
+from spoofdetect.config import GanConfig, section_to_json
 from spoofdetect.pretraining import CRITIC_FILE, GENERATOR_FILE
 from spoofdetect.wgan import steps_per_epoch
+from tests.conftest import ONE_SYSTEM
 
 GAN = GanConfig(critic_widths=(8, 16, 32), generator_widths=(32, 16, 8, 8), batch_size=2,
                 epochs=1, shuffle_buffer=8)
@@ -24,7 +25,7 @@ def test_do_writes_the_critic_and_records_the_training(demo_examples, tmp_path):
     # TFX's layout: PIPELINE_ROOT/WganPretrainer/model/EXECUTION_ID.
     model.uri = str(tmp_path / "WganPretrainer" / "model" / "7")
     properties = {keys.GAN_CONFIG_KEY: section_to_json(GAN),
-                  keys.FEATURE_CONFIG_KEY: section_to_json(FeatureConfig())}
+                  keys.FEATURE_CONFIG_KEY: section_to_json(ONE_SYSTEM)}
     Executor().Do({keys.EXAMPLES_KEY: [examples]}, {keys.MODEL_KEY: [model]}, properties)
 
     critic = keras.saving.load_model(os.path.join(model.uri, "Format-Serving", CRITIC_FILE))
