@@ -1,10 +1,10 @@
 """How much of the study's spread over seeds is the classifier head's optimisation: the
-default's head trained as the Trainer trains it, at several initialisations on one stage-1
-critic and the same data, against the optimum of the same loss.
+default's first system's head trained as the Trainer trains it, at several initialisations
+on one stage-1 critic and the same data, against the optimum of the same loss.
 
-For each seed, the critic is the stage 1 that the study's default variant
+For each seed, the critic is the stage 1 that the study's first-system variant
 (`augment-multi-resolution-block1-statistics`) trained at that seed, found in the study's ML
-Metadata store (run that variant first). The default's read-out, block 1's time statistics
+Metadata store (run that variant first). Its read-out, block 1's time statistics
 (spoofdetect/models.py), is computed on the train split and two augmented copies of each
 clip drawn with that seed (front_end_probe.py's copies) and standardised on them, as the
 read-out's Normalization is. On it:
@@ -55,7 +55,7 @@ from spoofdetect.config import ClassifierConfig, FeatureConfig, load_config
 from spoofdetect.finetune import load_critic
 from spoofdetect.fusion import dev_standardisation
 
-DEFAULT_VARIANT = "augment-multi-resolution-block1-statistics"
+FIRST_SYSTEM_VARIANT = "augment-multi-resolution-block1-statistics"
 FUSED_VARIANT = "fused-augment-multi-resolution-block1-statistics"
 INITIALISATIONS = 5
 HEADS = {"adam": f"Adam, {INITIALISATIONS} initialisations",
@@ -168,10 +168,10 @@ def main() -> None:
 
     def compute(seed: int) -> dict[str, list[dict[str, Any]]]:
         settings, fused = (load_config(None, variant_settings(variants[name], seed, args.config))
-                           for name in (DEFAULT_VARIANT, FUSED_VARIANT))
+                           for name in (FIRST_SYSTEM_VARIANT, FUSED_VARIANT))
         return probe_seed(
             args.dataset, args.cross,
-            stage1_critic_dir(args.workdir, args.config, seed, DEFAULT_VARIANT),
+            stage1_critic_dir(args.workdir, args.config, seed, FIRST_SYSTEM_VARIANT),
             model_dir(args.fused_workdir or [args.workdir], args.config, FUSED_VARIANT, seed),
             seed, settings.features, fused.features, settings.classifier)
 
@@ -186,10 +186,12 @@ def main() -> None:
     lines = ["# How much of the spread is the head's optimisation", "",
              f"Measured with `{study_command('head_noise.py')}` on "
              f"{time.strftime('%Y-%m-%d')}. EER in %; mean ± standard deviation over the "
-             "row's runs (min-max). Each critic seed is the stage 1 of the study's default "
-             f"(`{DEFAULT_VARIANT}`) at that seed; on one critic and one training set, the "
-             "Adam rows differ only in the head's initial weights and shuffling. "
-             "docs/generalisation.md reads these numbers.", ""]
+             "row's runs (min-max). Each critic seed is the stage 1 of the default's first "
+             f"system (`{FIRST_SYSTEM_VARIANT}`) at that seed; on one critic and one training "
+             "set, the Adam rows differ only in the head's initial weights and shuffling. The "
+             "fused rows add the second system of the default's fusion (`"
+             f"{FUSED_VARIANT}` at that seed), each score standardised on dev, as the "
+             "pipeline sums them. docs/generalisation.md reads these numbers.", ""]
     lines += test_set_tables(rows, ["critic seed", "head", "runs", "EER %"],
                              lambda name, runs, test_set: [
                                  *name.split(" | "), str(len(runs)),
