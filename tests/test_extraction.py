@@ -20,7 +20,7 @@ from spoofdetect.demo_data import write_broken_files
 from spoofdetect.errors import UserError
 from spoofdetect.extraction import REPORT_FILE, map_bytes, run_extraction
 from spoofdetect.features import feature_function
-from tests.conftest import tone
+from tests.conftest import ONE_SYSTEM, tone
 
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 # The seed's features without augmented copies (clip counts below); the augmentation tests
@@ -232,10 +232,20 @@ def test_unknown_augmentation_is_a_config_error_naming_the_valid_ones():
 
 
 def test_schema_describes_every_feature_the_examples_can_hold():
-    from spoofdetect.pipeline.schema import load_schema, packaged_schema_path
+    from spoofdetect.pipeline.schema import (
+        fitted_schema,
+        load_schema,
+        packaged_schema_fits,
+        packaged_schema_path,
+    )
 
     # The packaged schema is the default's: both systems' maps, each with its summaries.
     schema = load_schema(packaged_schema_path())
     assert {feature.name for feature in schema.feature} == {
         *examples.feature_spec(FeatureConfig()), *examples.SUMMARIES,
         examples.FUSION_FEATURES, *examples.summary_names(examples.FUSION_FEATURES)}
+    # So Kubeflow runs the default with the image's copy, and one system's schema drops the
+    # second map.
+    assert packaged_schema_fits(FeatureConfig())
+    one_system = {feature.name for feature in fitted_schema(ONE_SYSTEM).feature}
+    assert one_system == {*examples.feature_spec(ONE_SYSTEM), *examples.SUMMARIES}
