@@ -22,7 +22,8 @@ With the head's noise measured, this compares the fusion with the head alone ove
 rather than 3 (the study's rule of "lower at each seed" cannot tell a 3-point gain from it).
 
     python benchmarks/head_noise.py DATASET CROSS [--config benchmarks/quality.yaml]
-        [--seeds 0 1 2] [--workdir benchmarks/_data/generalisation_workdir] [--output benchmarks]
+        [--seeds 0 1 2] [--workdir benchmarks/_data/generalisation_workdir]
+        [--fused-workdir DIR ...] [--output benchmarks]
 """
 
 from __future__ import annotations
@@ -63,10 +64,9 @@ HEADS = {"adam": f"Adam, {INITIALISATIONS} initialisations",
 FUSED = " + second system"
 
 
-def read_out(critic: keras.Model, features: FeatureConfig, clips: list[np.ndarray]
-             ) -> np.ndarray:
-    """Block 1's time statistics of each clip's first segment."""
-    return block_statistics(critic, 1, feature_maps(features, first_segments(clips)))
+def read_out(critic: keras.Model, features: FeatureConfig, segments: np.ndarray) -> np.ndarray:
+    """Block 1's time statistics of each segment."""
+    return block_statistics(critic, 1, feature_maps(features, segments))
 
 
 def adam_head(train: np.ndarray, is_spoof: np.ndarray, config: ClassifierConfig,
@@ -93,17 +93,17 @@ def optimum_head(train: np.ndarray, is_spoof: np.ndarray, head_l2: float
 
 
 def second_system_scores(fused_model_dir: str, features: FeatureConfig,
-                         clips: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """The fused SavedModel's second system alone, standardised on dev, on each split's clips
-    (`features`: the fused variant's, its fusion on). The exported score is affine in each
-    system's mapped score (their sum, calibrated), so with the first system's map held at
-    zeros it is an affine map of the second's: the dev standardisation removes the map and
-    leaves the second system's score as the fusion adds it."""
+                         segments: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The fused SavedModel's second system alone, standardised on dev, on each split's
+    clips' first segments (`features`: the fused variant's, its fusion on). The exported
+    score is affine in each system's mapped score (their sum, calibrated), so with the first
+    system's map held at zeros it is an affine map of the second's: the dev standardisation
+    removes the map and leaves the second system's score as the fusion adds it."""
     score = tf.saved_model.load(fused_model_dir).signatures["from_features"]
     second = features.fusion_features
     scores = {}
-    for name, waveforms in clips.items():
-        maps = feature_maps(second, first_segments(waveforms))
+    for name, split_segments in segments.items():
+        maps = feature_maps(second, split_segments)
         scores[name] = np.concatenate([score(
             log_mel=tf.zeros([len(batch), features.num_rows, features.num_frames]),
             fusion_features=tf.constant(batch))["score"].numpy()
@@ -118,17 +118,19 @@ def probe_seed(dataset: str, cross: str, critic_dir: str, fused_model_dir: str, 
     train, train_spoof, _ = load_split(dataset, "train", features.segment_seconds)
     copies, copies_spoof = augmented_copies(train, train_spoof, seed)
     critic = load_critic(critic_dir)
-    statistics = read_out(critic, features, train + copies)
+    statistics = read_out(critic, features, first_segments(train + copies))
     is_spoof = np.concatenate([train_spoof, copies_spoof])
     mean, std = statistics.mean(axis=0), np.maximum(statistics.std(axis=0), 1e-7)
     standardised = (statistics - mean) / std
     tests = {name: load_split(root, "eval", features.segment_seconds)
              for name, root in (("eval", dataset), ("cross", cross))}
-    clips = {"dev": load_split(dataset, "dev", features.segment_seconds)[0]} | {
-        name: waveforms for name, (waveforms, _, _) in tests.items()}
-    inputs = {name: (read_out(critic, features, waveforms) - mean) / std
-              for name, waveforms in clips.items()}
-    second = second_system_scores(fused_model_dir, fused_features, clips)
+    # Each split's first segments, cut once for both systems' maps.
+    segments = {name: first_segments(waveforms) for name, waveforms in [
+        ("dev", load_split(dataset, "dev", features.segment_seconds)[0]),
+        *((name, waveforms) for name, (waveforms, _, _) in tests.items())]}
+    inputs = {name: (read_out(critic, features, split_segments) - mean) / std
+              for name, split_segments in segments.items()}
+    second = second_system_scores(fused_model_dir, fused_features, segments)
 
     def measured(scores: dict[str, np.ndarray]) -> dict[str, Any]:
         return {name: study_numbers(metrics.ScoreFile(

@@ -36,7 +36,7 @@ import yaml
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
 from spoofdetect.baselines import LfccGmm
-from spoofdetect.config import FeatureConfig, load_config, section_from_json
+from spoofdetect.config import FeatureConfig, load_config, section_from_json, section_to_json
 from spoofdetect.errors import UserError
 from spoofdetect.pipeline.metadata import open_store
 from spoofdetect.pipeline.run_summary import latest_run_summary
@@ -231,6 +231,24 @@ def run_study(args: argparse.Namespace, runs_dir: str, runs: list[tuple[str, int
         write_table(kept())
 
 
+def recorded_section(cls: type, text: str) -> Any:
+    """A config section as a run recorded it. A field the record lacks was added after the run,
+    and every option was added at the seed's value (off) and made a default only later by
+    measurement, so the run had the seed preset's value, not today's default (a run from
+    before features.fusion existed ran one system, though fusion is now on by default)."""
+    seed = load_config(SEED_PRESET)
+    seed_section = next(getattr(seed, field.name) for field in dataclasses.fields(seed)
+                        if isinstance(getattr(seed, field.name), cls))
+
+    def filled(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        return {**defaults, **{key: filled(value, defaults[key])
+                               if isinstance(value, dict) and isinstance(defaults.get(key), dict)
+                               else value for key, value in values.items()}}
+
+    return section_from_json(cls, json.dumps(filled(
+        json.loads(text or "{}"), json.loads(section_to_json(seed_section)))))
+
+
 def comparable(section: Any) -> dict[str, Any]:
     """A config section's values without its protocol paths (a study passes the protocol on
     the command line, as an absolute path)."""
@@ -252,19 +270,22 @@ def kept_output_dir(workdirs: list[str], execution_type: str,
                     recorded: Callable[[Any], dict[str, str | None]],
                     wanted: dict[str, Any]) -> str | None:
     """The SavedModel of the newest completed execution of `execution_type`, in the ML Metadata
-    stores of a study's `workdirs`, whose config sections (`recorded(execution)`: name -> the
-    section's JSON) have `wanted`'s values (name -> section). A recorded section is read
-    through its config class, so a field added since it ran counts at its default. A folder
-    without a store is a SystemExit naming it."""
+    stores of a study's `workdirs`, whose config sections (`recorded(execution)`: name ->
+    the section's JSON) have `wanted`'s values (name -> section). A recorded section is
+    read through recorded_section, so a field added since it ran counts at the seed's
+    value. A folder without a store is a SystemExit naming it."""
     def matches(execution: Any) -> bool:
         sections = recorded(execution)
         try:
             return all(sections.get(name) is not None and comparable(
-                section_from_json(type(section), sections[name])) == comparable(section)
+                recorded_section(type(section), sections[name])) == comparable(section)
                        for name, section in wanted.items())
         except UserError:  # a section this version no longer accepts
             return False
 
+    # Outputs of matching runs that are not where the store says. TFX records a relative
+    # --workdir's artifacts relative to the folder the study ran in.
+    missing = []
     for workdir in workdirs:
         try:
             store = open_store(os.path.join(workdir, "metadata.sqlite"), read_only=True)
@@ -281,6 +302,12 @@ def kept_output_dir(workdirs: list[str], execution_type: str,
             for artifact in store.get_artifacts_by_id(outputs):
                 if os.path.exists(os.path.join(artifact.uri, "Format-Serving")):
                     return os.path.join(artifact.uri, "Format-Serving")
+                if not os.path.exists(artifact.uri):
+                    missing.append(artifact.uri)
+    if missing:
+        raise SystemExit(f"A run with these settings is recorded, but its output {missing[0]} "
+                         f"is not there from {os.getcwd()}: run this from the folder the study "
+                         "ran in (a relative --workdir's outputs are recorded relative to it).")
     return None
 
 

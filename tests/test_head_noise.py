@@ -59,7 +59,8 @@ def test_the_second_system_is_read_out_of_a_fused_model_as_the_fusion_adds_it(he
     rng = np.random.default_rng(1)
     clips = {name: [0.2 * rng.normal(size=fused.segment_samples).astype(np.float32)
                     for _ in range(count)] for name, count in (("dev", 12), ("eval", 5))}
-    read = head_noise.second_system_scores(str(tmp_path), fused, clips)
+    read = head_noise.second_system_scores(str(tmp_path), fused, {
+        name: np.stack(waveforms) for name, waveforms in clips.items()})
 
     def alone(waveforms):
         maps = spectral_features(tf.constant(np.stack(waveforms)), fused.fusion_features)

@@ -73,9 +73,9 @@ def test_finds_the_run_with_the_settings_and_not_another(tmp_path, probe):
     assert find(probe, str(tmp_path), sections) is None
 
 
-def test_a_field_added_since_the_run_counts_at_its_default(tmp_path, probe):
+def test_a_field_added_since_the_run_counts_at_the_seeds_value(tmp_path, probe):
     """A run kept before `features.phase_windows` existed recorded no such field; it ran with
-    what is now that field's default, and is found."""
+    the seed's value of it (every option is added off), and is found."""
     store = open_store(str(tmp_path / "metadata.sqlite"))
     config = load_config(None, ["features.phase=true"])
     expected = record_trainer(store, str(tmp_path), "1",
@@ -86,9 +86,33 @@ def test_a_field_added_since_the_run_counts_at_its_default(tmp_path, probe):
                                  "features.extra_windows=[512]"])
     sections["features"] = changed.features
     assert find(probe, str(tmp_path), sections) is None
+    # A run from before features.fusion existed ran one system, though fusion is now on by
+    # default: it is the one-system run, not the fused default's.
+    one_system = load_config(None, ["features.fusion.enabled=false"])
+    before_fusion = record_trainer(store, str(tmp_path), "2",
+                                   sections_of(one_system, drop="fusion"))
+    sections["features"] = one_system.features
+    assert find(probe, str(tmp_path), sections) == before_fusion
+    sections["features"] = load_config(None).features
+    assert find(probe, str(tmp_path), sections) is None
 
 
 def test_a_folder_without_a_store_is_named(tmp_path, probe):
     sections = {"features": load_config(None).features}
     with pytest.raises(SystemExit, match=f"{tmp_path}.*--workdir"):
         find(probe, str(tmp_path), sections)
+
+
+def test_a_run_whose_output_is_elsewhere_is_named_not_missed(tmp_path, probe, monkeypatch):
+    """A study run from another folder with a relative --workdir recorded relative outputs:
+    from here the run matches but its model is not found, which must say so."""
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    store = open_store("metadata.sqlite")
+    config = load_config(None)
+    record_trainer(store, ".", "1", sections_of(config))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"pipeline_root/Trainer/model/1 is not there from "):
+        find(probe, "study", {"features": config.features, "gan": config.gan,
+                              "classifier": config.classifier})
