@@ -188,6 +188,15 @@ VARIANTS = (
                 "map (features.fusion): the fusion probe's sum, trained and exported by the "
                 "pipeline"),
         "the same fusion with the default's system on a random critic too (no stage 1)"),
+    # The head-noise probe's lead built into the Trainer (classifier.head_solver): both heads
+    # of the default's fusion fitted to their loss's minimum instead of by Adam's epochs.
+    *and_without_stage1(
+        Variant("lbfgs-fused-augment-multi-resolution-block1-statistics",
+                (*DEFAULT, "classifier.head_solver=lbfgs"),
+                "the default with both heads at the minimum of their loss (L-BFGS), one "
+                "answer per critic where Adam's depends on its initialisation"),
+        "the same on random critics (no stage 1), paired with the default's own scratch "
+        "twin: same critics, same data, only the solver differs"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

@@ -12,8 +12,8 @@ read-out's Normalization is. On it:
   config's learning rate, batch size and epochs, at INITIALISATIONS seeds of its initial
   weights and shuffling (without the Trainer's dev-based selection, which picks an epoch of
   the same run);
-- the optimum of the same convex loss (mean log-loss + head_l2 |w|^2): scikit-learn's L-BFGS
-  logistic regression with C = 1 / (2 head_l2 n).
+- the optimum of the same convex loss (mean log-loss + head_l2 |w|^2), as the Trainer's
+  `classifier.head_solver: lbfgs` finds it (spoofdetect.finetune.solve_head).
 Each is measured on the eval split and the cross-dataset test set, alone and fused with the
 pipeline's second system (features.fusion): the one the study's fused variant
 (`fused-augment-multi-resolution-block1-statistics`) trained at that seed, read out of its
@@ -49,11 +49,10 @@ from quality import (
     summarise,
     test_set_tables,
 )
-from sklearn.linear_model import LogisticRegression
 
 from spoofdetect import metrics
 from spoofdetect.config import ClassifierConfig, FeatureConfig, load_config
-from spoofdetect.finetune import load_critic
+from spoofdetect.finetune import load_critic, solve_head
 from spoofdetect.fusion import dev_standardisation
 
 FIRST_SYSTEM_VARIANT = "augment-multi-resolution-block1-statistics"
@@ -81,15 +80,6 @@ def adam_head(train: np.ndarray, is_spoof: np.ndarray, config: ClassifierConfig,
     head.fit(train, is_spoof.astype("float32"), batch_size=config.batch_size,
              epochs=config.epochs, shuffle=True, verbose=0)
     return head
-
-
-def optimum_head(train: np.ndarray, is_spoof: np.ndarray, head_l2: float
-                 ) -> LogisticRegression:
-    """The minimum of the Trainer head's loss, mean log-loss + head_l2 |w|^2 (the bias not
-    penalised): scikit-learn minimises C * sum(log-loss) + |w|^2 / 2, the same up to a factor
-    when C = 1 / (2 head_l2 n)."""
-    return LogisticRegression(C=1.0 / (2 * head_l2 * len(train)), max_iter=3000,
-                              tol=1e-6).fit(train, is_spoof)
 
 
 def second_system_scores(fused_model_dir: str, features: FeatureConfig,
@@ -154,8 +144,8 @@ def probe_seed(dataset: str, cross: str, critic_dir: str, fused_model_dir: str, 
         head = adam_head(standardised, is_spoof, config, initialisation)
         add("adam", {name: head.predict(values, verbose=0)[:, 0]
                      for name, values in inputs.items()})
-    optimum = optimum_head(standardised, is_spoof, config.head_l2)
-    add("optimum", {name: optimum.decision_function(values) for name, values in inputs.items()})
+    kernel, bias, _ = solve_head(standardised, is_spoof, config.head_l2)
+    add("optimum", {name: values @ kernel + bias for name, values in inputs.items()})
     return rows
 
 

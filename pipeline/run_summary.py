@@ -99,6 +99,15 @@ def pushed_destination(pushed: metadata_store_pb2.Artifact | None) -> str | None
     return custom_property(pushed, keys.PUSHED_DESTINATION_PROPERTY)
 
 
+def kept_weights(summary: dict[str, Any]) -> str:
+    """Which weights a `summarise` record kept, in words (records from before head_solver
+    existed were Adam's)."""
+    if summary.get("head_solver") == "lbfgs":
+        return f"the loss's minimum (L-BFGS, {summary['solver_iterations']} iterations)"
+    return (f"epoch {summary['best_epoch']}/{summary['epochs_run']} (kept by dev "
+            f"{summary.get('selection', 'auc')})")
+
+
 def format_run_summary(summary: dict[str, object]) -> str:
     lines = [f"Examples: {summary['examples_uri']}",
              "  clips per split/label: " + ", ".join(
@@ -116,15 +125,14 @@ def format_run_summary(summary: dict[str, object]) -> str:
         trained = classifier.get("trained", "the whole network")
         lines.append(f"Stage 2 ({trained}): dev AUC {classifier['best_dev_auc']:.3f}, "
                      f"EER {100 * classifier.get('best_dev_eer', float('nan')):.1f} %, "
-                     f"accuracy {classifier['best_dev_accuracy']:.3f} at epoch "
-                     f"{classifier['best_epoch']}/{classifier['epochs_run']} (kept by dev "
-                     f"{classifier.get('selection', 'auc')}); SavedModel "
+                     f"accuracy {classifier['best_dev_accuracy']:.3f} at "
+                     f"{kept_weights(classifier)}; SavedModel "
                      f"{summary['model_uri']}/Format-Serving")
         fusion = classifier.get("fusion")
         if fusion:
             second = fusion["second_system"]
             lines.append(f"  fused with a second system ({second['trained']}, features.fusion) "
-                         f"kept at epoch {second['best_epoch']}/{second['epochs_run']}: dev EER "
+                         f"at {kept_weights(second)}: dev EER "
                          + " and ".join(f"{100 * eer:.1f} %" for eer in fusion["dev_eer_each"])
                          + f" alone, {100 * fusion['dev_eer']:.1f} % fused")
         calibration = classifier.get("calibration")

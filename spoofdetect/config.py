@@ -27,6 +27,8 @@ CRITIC_HEADS = ("flatten", "time_statistics")
 READ_OUTS = ("critic", "block1_statistics", "block2_statistics", "block3_statistics")
 # classifier.selection: the dev metric that picks the epoch, and whether higher is better.
 SELECTION_METRICS = {"auc": "max", "eer": "min", "worst_attack_eer": "min"}
+# classifier.head_solver: how the head of a frozen critic is fitted (spoofdetect/finetune.py).
+HEAD_SOLVERS = ("adam", "lbfgs")
 LABELS = {"real": 0, "fake": 1}
 
 
@@ -350,6 +352,14 @@ class ClassifierConfig:
     # L2 penalty on the head's weights, added to the mean loss (0: none, the seed's). 0.007
     # is the measured probe's C of 0.01 on the benchmark's 7,188 training examples.
     head_l2: float = 0.007
+    # How the head is fitted: 'adam', the seed's epochs of Adam with the dev-selected epoch
+    # kept, or 'lbfgs', the minimum of the same penalised loss (the class-weighted mean
+    # log-loss + head_l2 |w|^2) found by L-BFGS on the frozen critic's read-out: one
+    # answer for one critic and training set, where Adam's depends on its initial weights
+    # and shuffling (docs/generalisation.md, "How much of the spread is the head's
+    # optimisation"). lbfgs needs freeze_critic, head_l2 > 0 and no masking; the settings
+    # below that drive epochs (learning rate to selection) then do not apply.
+    head_solver: str = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 32
     epochs: int = 30
@@ -377,6 +387,21 @@ class ClassifierConfig:
                             f"{', '.join(READ_OUTS)}.")
         _at_least_zero(self, "classifier", "head_l2")
         self.masking.validate("classifier.masking")
+        if self.head_solver not in HEAD_SOLVERS:
+            raise UserError(f"classifier.head_solver is {self.head_solver!r}; use one of "
+                            f"{', '.join(HEAD_SOLVERS)}.")
+        if self.head_solver == "lbfgs":
+            if not self.freeze_critic:
+                raise UserError("classifier.head_solver 'lbfgs' fits a head on a frozen critic: "
+                                "set classifier.freeze_critic=true, or use 'adam'.")
+            if not self.head_l2 > 0:
+                raise UserError("classifier.head_solver 'lbfgs' needs classifier.head_l2 > 0: "
+                                "without a penalty a linear head on separable data has no "
+                                "minimum.")
+            if self.masking.active:
+                raise UserError("classifier.head_solver 'lbfgs' reads each training example "
+                                "once, unmasked: set classifier.masking's freq_masks and "
+                                "time_masks to 0, or use 'adam'.")
         _positive(self, "classifier", "batch_size", "epochs", "learning_rate",
                   "shuffle_buffer")
         _at_least_zero(self, "classifier", "early_stopping_patience", "reduce_lr_patience")

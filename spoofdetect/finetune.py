@@ -12,6 +12,9 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 from spoofdetect import examples, metrics
 from spoofdetect.calibration import Calibration, fit_calibration
@@ -33,6 +36,10 @@ from spoofdetect.models import (
 )
 from spoofdetect.plots import plot_classifier_history
 from spoofdetect.pretraining import CRITIC_FILE
+
+# The L-BFGS head's iteration limit: the default head (10,240 inputs, 7,188 examples) takes
+# a few hundred.
+HEAD_ITERATIONS = 3000
 
 
 def class_weights(num_real: int, num_fake: int) -> dict[int, float]:
@@ -72,10 +79,20 @@ def fit_dev_calibration(score: np.ndarray, is_spoof: np.ndarray
     return calibration, report
 
 
+def dev_error_rates(logits: keras.Model, dev: tf.data.Dataset) -> tuple[float, float]:
+    """The dev EER, and the highest per-attack dev EER (all bona fide against each attack's
+    spoofs; without attack names, the pooled EER)."""
+    score, is_spoof, attack = scores_of(logits, dev)
+    bonafide = score[~is_spoof]
+    eer = metrics.equal_error_rate(bonafide, score[is_spoof])[0]
+    per_attack = [metrics.equal_error_rate(bonafide, score[is_spoof & (attack == name)])[0]
+                  for name in set(attack[is_spoof].tolist()) if name]
+    return eer, max(per_attack, default=eer)
+
+
 class DevErrorRates(keras.callbacks.Callback):
-    """Adds `val_eer` and `val_worst_attack_eer` to each epoch's logs: the dev EER, and the
-    highest per-attack dev EER (all bona fide against each attack's spoofs; without attack
-    names, the pooled EER). Listed before the callbacks that read them."""
+    """Adds `val_eer` and `val_worst_attack_eer` (`dev_error_rates`) to each epoch's logs.
+    Listed before the callbacks that read them."""
 
     def __init__(self, dev: tf.data.Dataset):
         super().__init__()
@@ -86,14 +103,10 @@ class DevErrorRates(keras.callbacks.Callback):
         self.logits = logit_model(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        score, is_spoof, attack = scores_of(self.logits, self.dev)
-        bonafide = score[~is_spoof]
-        eer = metrics.equal_error_rate(bonafide, score[is_spoof])[0]
-        per_attack = [metrics.equal_error_rate(bonafide, score[is_spoof & (attack == name)])[0]
-                      for name in set(attack[is_spoof].tolist()) if name]
+        eer, worst_attack_eer = dev_error_rates(self.logits, self.dev)
         if logs is not None:
             logs["val_eer"] = eer
-            logs["val_worst_attack_eer"] = max(per_attack, default=eer)
+            logs["val_worst_attack_eer"] = worst_attack_eer
 
 
 def standardise_read_out(model: keras.Model, train: tf.data.Dataset) -> None:
@@ -125,50 +138,70 @@ def load_critic(base_model_dir: str) -> keras.Model:
     return keras.saving.load_model(path)
 
 
-def train_classifier(train_files: list[str], dev_files: list[str], features: FeatureConfig,
-                     config: ClassifierConfig, gan: GanConfig, base_model_dir: str | None,
-                     run_dir: str, map_key: str = examples.LOG_MEL
-                     ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Fits the classifier on the map stored under `map_key` (of `features`' shape); keeps
-    the weights of the epoch best by `config.selection`.
+def solve_head(read_out: np.ndarray, is_spoof: np.ndarray, head_l2: float,
+               sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
+    """(weights, bias, iterations) of the linear head that minimises the Trainer's loss on
+    `read_out` (one row per example): the mean of sample_weight x log-loss, plus head_l2
+    |w|^2 (the bias not penalised). scikit-learn's L-BFGS minimises C x the summed weighted
+    log-loss + |w|^2 / 2, the same up to a factor when C = 1 / (2 head_l2 n). The loss is
+    strictly convex for head_l2 > 0, so the answer is unique."""
+    solver = LogisticRegression(C=1.0 / (2 * head_l2 * len(read_out)), max_iter=HEAD_ITERATIONS,
+                                tol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        try:
+            solver.fit(read_out, is_spoof, sample_weight=sample_weight)
+        except ConvergenceWarning as error:
+            raise UserError(f"L-BFGS did not reach the head's minimum in {HEAD_ITERATIONS} "
+                            "iterations; raise classifier.head_l2, or use "
+                            "classifier.head_solver='adam'.") from error
+    return solver.coef_[0], float(solver.intercept_[0]), int(solver.n_iter_[0])
 
-    Writes run_dir/{history.json, training.png, logs/ (TensorBoard)}.
-    """
-    keras.utils.set_random_seed(config.seed)
-    if config.from_scratch:
-        critic = build_critic(features, gan)
-    elif base_model_dir:
-        critic = load_critic(base_model_dir)
-    else:
-        raise UserError("Fine-tuning needs the pre-trained critic (stage 1), or "
-                        "classifier.from_scratch=true.")
-    model = classifier_with_read_out(critic, config,
-                                     example_dataset(train_files, features, 256,
-                                                     map_key=map_key))
-    if config.freeze_critic:
-        for layer in model.layers:
-            layer.trainable = layer.name == CLASSIFIER_LOGIT
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-    )
-    counts = count_labels(train_files, features)
-    num_real, num_fake = counts[LABELS["real"]], counts[LABELS["fake"]]
-    if not num_real or not num_fake:
-        raise UserError(f"The train split has {num_real} real and {num_fake} fake examples; "
-                        "the classifier needs both.")
+
+def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Dataset,
+                   config: ClassifierConfig, weights: dict[int, float]
+                   ) -> dict[str, list[float]]:
+    """Sets the head of `model` (its critic frozen) to the minimum of its loss on `train`
+    (batches of examples, each read once), and returns a one-entry history with the metrics
+    the Adam path records per epoch. The read-out of the whole split is held in memory
+    (examples x read-out width float32: 7,188 x 10,240 is 294 MB)."""
+    read_out = keras.Model(model.input, model.get_layer(CLASSIFIER_LOGIT).input)
+    values, labels = [], []
+    for batch in train:
+        values.append(read_out(batch[examples.LOG_MEL], training=False).numpy())
+        labels.append(batch[examples.LABEL].numpy())
+    values, is_spoof = np.concatenate(values), np.concatenate(labels) == LABELS["fake"]
+    sample_weight = np.where(is_spoof, weights[LABELS["fake"]], weights[LABELS["real"]])
+    kernel, bias, iterations = solve_head(values, is_spoof, config.head_l2, sample_weight)
+    model.get_layer(CLASSIFIER_LOGIT).set_weights(
+        [kernel[:, None].astype(np.float32), np.array([bias], np.float32)])
+    logit = values.astype(np.float64) @ kernel + bias
+    log_loss = np.logaddexp(0.0, logit) - is_spoof * logit
+    history = {
+        "loss": np.mean(sample_weight * log_loss) + config.head_l2 * float(kernel @ kernel),
+        "accuracy": np.average((logit >= 0) == is_spoof, weights=sample_weight),
+        "auc": roc_auc_score(is_spoof, logit, sample_weight=sample_weight),
+        **{f"val_{name}": value
+           for name, value in model.evaluate(_pairs(dev), return_dict=True, verbose=0).items()},
+        "solver_iterations": iterations}
+    history["val_eer"], history["val_worst_attack_eer"] = dev_error_rates(logit_model(model),
+                                                                          dev)
+    return {name: [float(value)] for name, value in history.items()}
+
+
+def fit_head_adam(model: keras.Model, train_files: list[str], dev: tf.data.Dataset,
+                  features: FeatureConfig, config: ClassifierConfig,
+                  weights: dict[int, float], num_examples: int, run_dir: str, map_key: str
+                  ) -> dict[str, list[float]]:
+    """Trains `model` for up to `config.epochs` and restores the epoch best by
+    `config.selection` on dev; returns the per-epoch history."""
     # Endless, with a fixed number of steps per epoch: Keras then knows the epoch's length.
     train = _pairs(example_dataset(train_files, features, config.batch_size,
                                    shuffle_buffer=config.shuffle_buffer, seed=config.seed,
                                    repeat=True, masking=config.masking, map_key=map_key))
-    steps_per_epoch = math.ceil((num_real + num_fake) / config.batch_size)
-    # Dev is read whole each epoch (no repeat), so its metrics are exactly the dev set's.
-    dev_examples = example_dataset(dev_files, features, config.batch_size, map_key=map_key)
-    dev = _pairs(dev_examples)
     monitor, mode = f"val_{config.selection}", SELECTION_METRICS[config.selection]
     callbacks = [
-        DevErrorRates(dev_examples),
+        DevErrorRates(dev),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                       patience=config.early_stopping_patience,
                                       restore_best_weights=True),
@@ -181,10 +214,53 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
         # Keras warns "input ran out of data" whenever the dev set (of unknown length) ends,
         # which is what should happen: train has steps_per_epoch, dev is read whole.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        fit = model.fit(train, validation_data=dev, epochs=config.epochs,
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                        class_weight=class_weights(num_real, num_fake), verbose=2)
-    history = {name: [float(value) for value in values] for name, values in fit.history.items()}
+        fit = model.fit(train, validation_data=_pairs(dev), epochs=config.epochs,
+                        steps_per_epoch=math.ceil(num_examples / config.batch_size),
+                        callbacks=callbacks, class_weight=weights, verbose=2)
+    return {name: [float(value) for value in values] for name, values in fit.history.items()}
+
+
+def train_classifier(train_files: list[str], dev_files: list[str], features: FeatureConfig,
+                     config: ClassifierConfig, gan: GanConfig, base_model_dir: str | None,
+                     run_dir: str, map_key: str = examples.LOG_MEL
+                     ) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fits the classifier on the map stored under `map_key` (of `features`' shape) by
+    `config.head_solver`: Adam, keeping the weights of the epoch best by
+    `config.selection`, or the head's loss minimum (L-BFGS).
+
+    Writes run_dir/{history.json, training.png}, and logs/ (TensorBoard) for Adam.
+    """
+    keras.utils.set_random_seed(config.seed)
+    if config.from_scratch:
+        critic = build_critic(features, gan)
+    elif base_model_dir:
+        critic = load_critic(base_model_dir)
+    else:
+        raise UserError("Fine-tuning needs the pre-trained critic (stage 1), or "
+                        "classifier.from_scratch=true.")
+    counts = count_labels(train_files, features)
+    num_real, num_fake = counts[LABELS["real"]], counts[LABELS["fake"]]
+    if not num_real or not num_fake:
+        raise UserError(f"The train split has {num_real} real and {num_fake} fake examples; "
+                        "the classifier needs both.")
+    train_once = example_dataset(train_files, features, 256, map_key=map_key)
+    model = classifier_with_read_out(critic, config, train_once)
+    if config.freeze_critic:
+        for layer in model.layers:
+            layer.trainable = layer.name == CLASSIFIER_LOGIT
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+    weights = class_weights(num_real, num_fake)
+    # Dev is read whole (no repeat), so its metrics are exactly the dev set's.
+    dev = example_dataset(dev_files, features, config.batch_size, map_key=map_key)
+    if config.head_solver == "lbfgs":
+        history = fit_head_lbfgs(model, train_once, dev, config, weights)
+    else:
+        history = fit_head_adam(model, train_files, dev, features, config, weights,
+                                num_real + num_fake, run_dir, map_key)
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, "history.json"), "w") as handle:
         json.dump(history, handle, indent=1)
@@ -193,16 +269,20 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
 
 
 def summarise(history: dict[str, list[float]], config: ClassifierConfig) -> dict[str, Any]:
-    """The kept epoch (the best by `config.selection`, as EarlyStopping restored it) and its
-    dev metrics."""
+    """The kept weights (Adam's epoch best by `config.selection`, as EarlyStopping restored
+    it, or the L-BFGS minimum) and their dev metrics."""
     signal = history[f"val_{config.selection}"]
     sign = 1.0 if SELECTION_METRICS[config.selection] == "max" else -1.0
     best = max(range(len(signal)), key=lambda epoch: sign * signal[epoch])
     trained = ("the head" if config.freeze_critic else "the whole network") + (
         f" on {config.read_out}" if config.read_out != "critic" else "")
-    return {"epochs_run": len(signal), "best_epoch": best + 1, "selection": config.selection,
-            "trained": trained,
-            "best_dev_auc": history["val_auc"][best],
-            "best_dev_accuracy": history["val_accuracy"][best],
-            "best_dev_eer": history["val_eer"][best],
-            "best_dev_worst_attack_eer": history["val_worst_attack_eer"][best]}
+    summary = {"epochs_run": len(signal), "best_epoch": best + 1, "selection": config.selection,
+               "trained": trained, "head_solver": config.head_solver,
+               "best_dev_auc": history["val_auc"][best],
+               "best_dev_accuracy": history["val_accuracy"][best],
+               "best_dev_eer": history["val_eer"][best],
+               "best_dev_worst_attack_eer": history["val_worst_attack_eer"][best]}
+    if config.head_solver == "lbfgs":
+        summary["solver_iterations"] = int(history["solver_iterations"][0])
+    return summary
+

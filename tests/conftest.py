@@ -116,7 +116,7 @@ ONE_SYSTEM = dataclasses.replace(FeatureConfig(), fusion=FusionConfig(enabled=Fa
 SEED_FEATURES = load_config(SEED_PRESET).features
 # The settings that make the classifier's head: the default's frozen block-1 read-out, or the
 # seed's fine-tuned whole network (config.py chooses them together).
-HEAD_SETTINGS = ("freeze_critic", "read_out", "head_l2", "learning_rate")
+HEAD_SETTINGS = ("freeze_critic", "read_out", "head_l2", "head_solver", "learning_rate")
 
 
 def with_seed_head(classifier):

@@ -18,7 +18,7 @@ from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
 from spoofdetect.evaluation import score_examples
 from spoofdetect.export import SIGNATURES, export_serving_model
-from spoofdetect.finetune import class_weights, summarise, train_classifier
+from spoofdetect.finetune import class_weights, solve_head, summarise, train_classifier
 from spoofdetect.metrics import equal_error_rate
 from spoofdetect.models import (
     CLASSIFIER_LOGIT,
@@ -28,6 +28,7 @@ from spoofdetect.models import (
     build_critic,
     logit_model,
 )
+from spoofdetect.pipeline.run_summary import kept_weights
 from spoofdetect.pretraining import CRITIC_FILE
 from tests.conftest import ONE_SYSTEM
 
@@ -208,3 +209,98 @@ def test_block_statistics_read_out_trains_a_penalised_head_on_standardised_stati
         log_mel=tf.constant(maps[:3]))
     np.testing.assert_allclose(out["p_fake"].numpy(), model(maps[:3]).numpy()[:, 0],
                                atol=1e-5)
+
+
+def weighted_loss_gradient(inputs, is_spoof, weights, bias, head_l2, sample_weight):
+    """The gradient of mean(sample_weight x log-loss) + head_l2 |w|^2 (the Trainer's loss:
+    Keras's class weights and L2 regulariser) with respect to (weights, bias)."""
+    residual = sample_weight * (1 / (1 + np.exp(-(inputs @ weights + bias))) - is_spoof)
+    return (inputs.T @ residual / len(inputs) + 2 * head_l2 * weights,
+            residual.sum() / len(inputs))
+
+
+def test_solve_head_finds_the_minimum_of_the_trainers_loss():
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(400, 30))
+    is_spoof = (inputs[:, 0] + 0.5 * rng.normal(size=400)) > 0
+    sample_weight = np.where(is_spoof, 0.7, 1.6)
+    head_l2 = 0.007
+    weights, bias, iterations = solve_head(inputs, is_spoof, head_l2, sample_weight)
+    assert iterations > 1
+    gradient, bias_gradient = weighted_loss_gradient(inputs, is_spoof, weights, bias, head_l2,
+                                                     sample_weight)
+    assert np.abs(gradient).max() < 1e-4 and abs(bias_gradient) < 1e-4
+    # With another penalty (C off by the factor n) or without the sample weights, the
+    # gradient would not vanish.
+    assert np.abs(2 * head_l2 * weights).max() > 1e-2
+    unweighted = solve_head(inputs, is_spoof, head_l2)
+    assert np.abs(weighted_loss_gradient(inputs, is_spoof, *unweighted[:2], head_l2,
+                                         sample_weight)[0]).max() > 1e-3
+
+
+def test_solve_head_that_does_not_converge_is_a_user_error(monkeypatch):
+    from spoofdetect import finetune
+
+    monkeypatch.setattr(finetune, "HEAD_ITERATIONS", 2)
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(200, 50))
+    with pytest.raises(UserError, match="did not reach the head's minimum in 2 iterations"):
+        solve_head(inputs, inputs[:, 0] > 0, 1e-5)
+
+
+def test_lbfgs_head_is_the_minimum_whatever_the_seed(demo_examples, tmp_path):
+    critic = build_critic(FEATURES, GAN)
+    critic.save(str(tmp_path / CRITIC_FILE))
+    train_files = split_files(demo_examples, "train")
+    heads, histories = [], []
+    for seed in (0, 1):
+        config = ClassifierConfig(head_solver="lbfgs", head_l2=0.01, seed=seed)
+        model, history = train_classifier(train_files, split_files(demo_examples, "dev"),
+                                          FEATURES, config, GAN, str(tmp_path),
+                                          str(tmp_path / f"run{seed}"))
+        heads.append(model.get_layer(CLASSIFIER_LOGIT).get_weights())
+        histories.append(history)
+    # Adam's head depends on its seed (initial weights, shuffling); the minimum does not.
+    for first, second in zip(*heads, strict=True):
+        np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
+    # It is the minimum of the class-weighted, penalised loss on the training read-out.
+    batches = list(example_dataset(train_files, FEATURES, 64))
+    read_out = keras.Model(model.input, model.get_layer(CLASSIFIER_LOGIT).input)
+    inputs = np.concatenate([read_out(batch[examples.LOG_MEL]).numpy() for batch in batches]
+                            ).astype(np.float64)
+    is_spoof = np.concatenate([batch[examples.LABEL].numpy() for batch in batches]) == 1
+    weights = class_weights(int((~is_spoof).sum()), int(is_spoof.sum()))
+    kernel, bias = heads[0]
+    gradient, bias_gradient = weighted_loss_gradient(
+        inputs, is_spoof, kernel[:, 0].astype(np.float64), float(bias[0]), 0.01,
+        np.where(is_spoof, weights[1], weights[0]))
+    assert np.abs(gradient).max() < 1e-4 and abs(bias_gradient) < 1e-4
+    # The critic's block 1 stays as stage 1 left it.
+    kept = {layer.name for layer in model.layers}
+    assert "conv1" in kept
+    for layer in critic.layers:
+        if layer.weights and layer.name in kept:
+            for before, after in zip(layer.get_weights(),
+                                     model.get_layer(layer.name).get_weights(), strict=True):
+                np.testing.assert_array_equal(before, after)
+    # One entry of each metric the Adam path records, and the run's files.
+    history = histories[0]
+    assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "val_eer",
+            "val_worst_attack_eer", "solver_iterations"} <= set(history)
+    assert all(len(values) == 1 for values in history.values())
+    assert os.path.getsize(tmp_path / "run0" / "training.png") > 100
+    summary = summarise(history, ClassifierConfig(head_solver="lbfgs"))
+    assert kept_weights(summary) == (f"the loss's minimum (L-BFGS, "
+                                     f"{int(history['solver_iterations'][0])} iterations)")
+    # The dev metrics are the model's: its dev EER from the exported model's own scores.
+    export_serving_model(model, FEATURES, str(tmp_path / "serving"), max_seconds=10.0)
+    scored = score_examples(str(tmp_path / "serving"), split_files(demo_examples, "dev"),
+                            FEATURES, 8)
+    eer = equal_error_rate(scored.scores[~scored.is_spoof], scored.scores[scored.is_spoof])[0]
+    assert history["val_eer"][0] == pytest.approx(eer, abs=1e-9)
+
+
+def test_kept_weights_of_an_adam_record_names_the_epoch():
+    summary = {"epochs_run": 8, "best_epoch": 3, "selection": "eer"}
+    assert kept_weights(summary) == "epoch 3/8 (kept by dev eer)"
+    assert kept_weights({**summary, "head_solver": "adam"}) == "epoch 3/8 (kept by dev eer)"

@@ -103,6 +103,12 @@ def test_json_round_trip_for_components():
     (["classifier.read_out=block4_statistics"],
      "classifier.read_out is 'block4_statistics'; use one of critic, block1_statistics"),
     (["classifier.head_l2=-0.1"], "classifier.head_l2 must not be negative"),
+    (["classifier.head_solver=sgd"], "classifier.head_solver is 'sgd'; use one of adam, lbfgs"),
+    (["classifier.head_solver=lbfgs", "classifier.freeze_critic=false"],
+     "fits a head on a frozen critic: set classifier.freeze_critic=true"),
+    (["classifier.head_solver=lbfgs", "classifier.head_l2=0"], "needs classifier.head_l2 > 0"),
+    (["classifier.head_solver=lbfgs", "classifier.masking.time_masks=2"],
+     "reads each training example once, unmasked"),
     (["classifier.masking.freq_masks=-1"], "classifier.masking.freq_masks must not be"),
     (["gan.masking=2"], "gan.masking is a section of settings"),
     (["features.augment=1", "features.augment_families=[]"], "none given"),
@@ -133,6 +139,7 @@ def test_the_seed_preset_pins_the_seed_recipe():
     assert not config.classifier.from_scratch and config.gan.critic_data == "fake"
     assert config.gan.critic_head == "flatten" and features.extra_windows == ()
     assert (config.classifier.read_out, config.classifier.head_l2) == ("critic", 0)
+    assert config.classifier.head_solver == "adam"
     assert not config.classifier.freeze_critic and config.classifier.learning_rate == 1e-4
     # The preset pins every setting the study may change, so new defaults leave it alone.
     import yaml
