@@ -21,6 +21,7 @@ import time
 from typing import Any, NamedTuple
 
 from quality import (
+    dataset_arguments,
     eer_without,
     run_pipeline,
     run_settings,
@@ -112,7 +113,7 @@ def write_table(results: dict[str, list[dict[str, Any]]], without: list[str], co
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dataset")
+    dataset_arguments(parser, "dataset")
     study_arguments(parser, [e.name for e in EXPERIMENTS], "quality_workdir", "ABLATION.md")
     parser.add_argument("--without", nargs="*", default=["A04"], metavar="ATTACK")
     args = parser.parse_args()

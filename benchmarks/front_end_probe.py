@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from quality import (
     HERE,
+    dataset_arguments,
     load_split,
     study_command,
     study_numbers,
@@ -139,8 +140,7 @@ def write_table(rows: dict[str, list[dict[str, Any]]], command: str, path: str) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dataset")
-    parser.add_argument("cross")
+    dataset_arguments(parser, "dataset", "cross")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default=HERE)
     args = parser.parse_args()

@@ -33,6 +33,7 @@ import numpy as np
 from generalisation import VARIANTS, protocol_scores, study_scorer, variant_settings
 from quality import (
     HERE,
+    dataset_arguments,
     execution_property,
     kept_output_dir,
     study_command,
@@ -104,8 +105,7 @@ def fuse_seed(dataset: str, cross: str, model_dirs: list[str]) -> dict[str, dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dataset")
-    parser.add_argument("cross")
+    dataset_arguments(parser, "dataset", "cross")
     parser.add_argument("--systems", nargs=2, required=True,
                         choices=[variant.name for variant in VARIANTS])
     parser.add_argument("--config", default=None)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from quality import (
+    dataset_arguments,
     load_split,
     run_pipeline,
     run_settings,
@@ -323,8 +324,7 @@ def write_table(results: dict[str, list[dict[str, Any]]], command: str, path: st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dataset")
-    parser.add_argument("cross")
+    dataset_arguments(parser, "dataset", "cross")
     study_arguments(parser, [variant.name for variant in VARIANTS] + [LFCC_GMM],
                     "generalisation_workdir", "GENERALISATION.md")
     args = parser.parse_args()

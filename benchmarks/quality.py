@@ -109,6 +109,21 @@ def run_pipeline(dataset: str, workdir: str, settings: list[str]) -> dict[str, A
             "seconds": time.monotonic() - started}
 
 
+def dataset_arguments(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Positional arguments for benchmark datasets (speech_dataset.py's folders): each must
+    hold protocol.csv, or the script stops before any work with what to run."""
+
+    def dataset(path: str) -> str:
+        if not os.path.isfile(os.path.join(path, "protocol.csv")):
+            raise argparse.ArgumentTypeError(
+                f"{path} has no protocol.csv: make the benchmark's data first, with `python "
+                "benchmarks/speech_dataset.py DATASET --cross CROSS` (docs/quality.md)")
+        return path
+
+    for name in names:
+        parser.add_argument(name, type=dataset)
+
+
 def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: str,
                     table: str) -> None:
     """The options every resumable study (ablation.py, generalisation.py) takes."""
@@ -125,8 +140,7 @@ def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: 
 def probe_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a probe of the generalisation study's trained models (critic_probe.py,
     head_noise.py)."""
-    parser.add_argument("dataset")
-    parser.add_argument("cross")
+    dataset_arguments(parser, "dataset", "cross")
     parser.add_argument("--config", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default=os.path.join(HERE, "_data",
@@ -463,7 +477,7 @@ def write_results(results: dict[str, list[dict[str, Any]]], command: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dataset")
+    dataset_arguments(parser, "dataset")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--config", help="pipeline config for both learned systems")

@@ -116,3 +116,22 @@ def test_a_run_whose_output_is_elsewhere_is_named_not_missed(tmp_path, probe, mo
     with pytest.raises(SystemExit, match=r"pipeline_root/Trainer/model/1 is not there from "):
         find(probe, "study", {"features": config.features, "gan": config.gan,
                               "classifier": config.classifier})
+
+
+def test_a_dataset_without_protocol_stops_the_study_before_any_work(probe, tmp_path, capsys):
+    import argparse
+
+    import quality  # on the path that the probe fixture set
+
+    parser = argparse.ArgumentParser()
+    quality.dataset_arguments(parser, "dataset", "cross")
+    (tmp_path / "made" / "eval").mkdir(parents=True)
+    (tmp_path / "made" / "protocol.csv").write_text("split,label,file\n")
+    with pytest.raises(SystemExit) as stopped:
+        parser.parse_args([str(tmp_path / "made"), str(tmp_path / "cross")])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'cross'} has no protocol.csv" in error
+    assert "benchmarks/speech_dataset.py" in error
+    assert vars(parser.parse_args([str(tmp_path / "made")] * 2)) == {
+        "dataset": str(tmp_path / "made"), "cross": str(tmp_path / "made")}
