@@ -74,10 +74,14 @@ AUGMENT_BLOCK1 = ("features.augment=2", *BLOCK1_STATISTICS)
 # The default's first system over the seed's recipe: the one system the per-seed rule
 # measured, and what the screens below change one thing of.
 FIRST_SYSTEM = (*AUGMENT_BLOCK1, *MULTI_RESOLUTION)
-# The default's settings (spoofdetect/config.py) over the seed's recipe: the first system
-# fused with the 10 ms group-delay system (features.fusion).
+# The first system fused with the 10 ms group-delay system (features.fusion), both heads
+# trained by Adam.
 FUSION = ("features.fusion.enabled=true",)
-DEFAULT = (*FIRST_SYSTEM, *FUSION)
+FUSED = (*FIRST_SYSTEM, *FUSION)
+# The default's settings (spoofdetect/config.py) over the seed's recipe: the fusion with
+# both heads at their loss's minimum (classifier.head_solver).
+LBFGS = ("classifier.head_solver=lbfgs",)
+DEFAULT = (*FUSED, *LBFGS)
 # A quarter of the seed's widths in both networks: 46 thousand classifier weights instead of
 # 776 thousand, against fitting the training speakers (docs/generalisation.md).
 SMALL = ("gan.critic_widths=[16,32,64]", "gan.generator_widths=[64,32,16,8]")
@@ -184,19 +188,20 @@ VARIANTS = (
     # and summed.
     *and_without_stage1(
         Variant("fused-augment-multi-resolution-block1-statistics",
-                DEFAULT,
-                "the default fused with a head on a random critic over the 10 ms group-delay "
+                FUSED,
+                "the first system fused with a head on a random critic over the 10 ms group-delay "
                 "map (features.fusion): the fusion probe's sum, trained and exported by the "
                 "pipeline"),
         "the same fusion with the default's system on a random critic too (no stage 1)"),
-    # The head-noise probe's lead built into the Trainer (classifier.head_solver): both heads
-    # of the default's fusion fitted to their loss's minimum instead of by Adam's epochs.
+    # The head-noise probe's lead built into the Trainer (classifier.head_solver), now the
+    # default: both heads of the fusion fitted to their loss's minimum instead of by Adam's
+    # epochs.
     *and_without_stage1(
         Variant("lbfgs-fused-augment-multi-resolution-block1-statistics",
-                (*DEFAULT, "classifier.head_solver=lbfgs"),
-                "the default with both heads at the minimum of their loss (L-BFGS), one "
+                DEFAULT,
+                "the fusion with both heads at the minimum of their loss (L-BFGS), one "
                 "answer per critic where Adam's depends on its initialisation"),
-        "the same on random critics (no stage 1), paired with the default's own scratch "
+        "the same on random critics (no stage 1), paired with the fusion's own scratch "
         "twin: same critics, same data, only the solver differs"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),

@@ -352,14 +352,15 @@ class ClassifierConfig:
     # L2 penalty on the head's weights, added to the mean loss (0: none, the seed's). 0.007
     # is the measured probe's C of 0.01 on the benchmark's 7,188 training examples.
     head_l2: float = 0.007
-    # How the head is fitted: 'adam', the seed's epochs of Adam with the dev-selected epoch
-    # kept, or 'lbfgs', the minimum of the same penalised loss (the class-weighted mean
-    # log-loss + head_l2 |w|^2) found by L-BFGS on the frozen critic's read-out: one
-    # answer for one critic and training set, where Adam's depends on its initial weights
-    # and shuffling (docs/generalisation.md, "How much of the spread is the head's
-    # optimisation"). lbfgs needs freeze_critic, head_l2 > 0 and no masking; the settings
-    # below that drive epochs (learning rate to selection) then do not apply.
-    head_solver: str = "adam"
+    # How the head is fitted: 'lbfgs' (the default, by measurement: docs/generalisation.md,
+    # "Which options are on by default"), the minimum of the penalised loss (the
+    # class-weighted mean log-loss + head_l2 |w|^2) found by L-BFGS on the frozen critic's
+    # read-out, one answer for one critic and training set; or 'adam' (the seed's), epochs
+    # of Adam with the dev-selected epoch kept, whose head depends on its initial weights
+    # and shuffling. lbfgs needs freeze_critic, head_l2 > 0 and no masking (set 'adam' to
+    # fine-tune the whole network); the settings below that drive epochs (learning rate to
+    # selection) then do not apply.
+    head_solver: str = "lbfgs"
     learning_rate: float = 1e-3
     batch_size: int = 32
     epochs: int = 30

@@ -137,13 +137,14 @@ def test_saved_model_loads_without_the_project(exported):
 def test_dev_eer_is_the_eer_of_the_kept_model_and_can_pick_the_epoch(exported, demo_examples):
     history = exported[2]
 
-    with_eer = ClassifierConfig(selection="eer")
+    with_eer = ClassifierConfig(head_solver="adam", selection="eer")
     summary = summarise({**history, "val_eer": [0.4, 0.1]}, with_eer)
     assert summary["best_epoch"] == 2 and summary["best_dev_eer"] == 0.1
-    by_auc = ClassifierConfig(selection="auc")
+    by_auc = ClassifierConfig(head_solver="adam", selection="auc")
     assert summarise({**history, "val_auc": [0.9, 0.5]}, by_auc)["best_epoch"] == 1
     assert summary["trained"] == "the head on block1_statistics"  # the default
-    assert summarise(history, ClassifierConfig(freeze_critic=False, read_out="critic")
+    assert summarise(history, ClassifierConfig(freeze_critic=False, read_out="critic",
+                                               head_solver="adam")
                      )["trained"] == "the whole network"
     # The callback's EER is the dev EER of the model's own scores (here: the last epoch's,
     # which the exported fixture keeps when it is best or equal).
@@ -153,7 +154,7 @@ def test_dev_eer_is_the_eer_of_the_kept_model_and_can_pick_the_epoch(exported, d
 
 
 def test_fixed_seeds_give_identical_first_epoch_losses(demo_examples, tmp_path):
-    config = ClassifierConfig(from_scratch=True, epochs=1, batch_size=4)
+    config = ClassifierConfig(from_scratch=True, head_solver="adam", epochs=1, batch_size=4)
     losses = []
     for name in ("a", "b"):
         _, history = train_classifier(split_files(demo_examples, "train"),

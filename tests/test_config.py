@@ -48,7 +48,8 @@ def test_json_round_trip_for_components():
     config = FeatureConfig(segment_mode="all", top_db=None)
     assert section_from_json(FeatureConfig, section_to_json(config)) == config
     # A section nested in a section (masking) comes back as its own dataclass.
-    classifier = ClassifierConfig(masking=MaskingConfig(freq_masks=2, time_masks=1))
+    classifier = ClassifierConfig(head_solver="adam",
+                                  masking=MaskingConfig(freq_masks=2, time_masks=1))
     assert section_from_json(ClassifierConfig, section_to_json(classifier)) == classifier
     assert json.loads(section_to_json(config))["segment_mode"] == "all"
 

@@ -72,7 +72,7 @@ def test_the_dataset_masks_only_when_asked_and_reproducibly(demo_examples):
 
 
 def test_masking_is_set_per_stage_from_the_command_line():
-    config = load_config(None, ["classifier.masking.freq_masks=2",
+    config = load_config(None, ["classifier.masking.freq_masks=2", "classifier.head_solver=adam",
                                 "gan.masking.time_masks=1"])
     assert config.classifier.masking.freq_masks == 2 and config.gan.masking.time_masks == 1
     assert not config.classifier.masking.time_masks
