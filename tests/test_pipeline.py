@@ -114,6 +114,11 @@ def test_both_training_stages_ran_and_recorded_their_settings(pipeline_run):
     assert json.loads(custom["classifier"])["from_scratch"] is False
     summary = latest_run_summary(pipeline_run)
     assert 0.0 <= summary["classifier"]["best_dev_auc"] <= 1.0
+    # The default's heads, both at their loss's minimum, and the summary says so.
+    iterations = summary["classifier"]["solver_iterations"]
+    assert summary["classifier"]["head_solver"] == "lbfgs" and iterations >= 1
+    assert (f"at the loss's minimum (L-BFGS, {iterations} iterations)"
+            in format_run_summary(summary))
     saved = tf.saved_model.load(os.path.join(summary["model_uri"], "Format-Serving"))
     assert set(saved.signatures) == {"serving_default", "from_features", "from_audio_bytes"}
     # FAST calibrates: the fitted map is in the Trainer's summary and in the model's scores.
@@ -157,7 +162,7 @@ def test_fused_systems_from_extraction_to_scoring_on_the_local_dag_runner(demo_r
     assert run_local(config, runner="local") == 0
     summary = latest_run_summary(config)
     assert summary["anomalies"] == {} and summary["model_uri"]
-    assert summary["classifier"]["fusion"]["second_system"]["epochs_run"] == 1
+    assert summary["classifier"]["fusion"]["second_system"]["head_solver"] == "lbfgs"
     output = tmp_path / "scores.json"
     assert cli_main(["score", "--model", config.push_destination, "--segments", "first",
                      os.path.join(demo_root, "eval"), "--output", str(output)]) == 0
