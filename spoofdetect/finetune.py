@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -170,14 +171,20 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
     values = np.empty((num_examples, read_out.output.shape[-1]), np.float64)
     is_spoof = np.empty(num_examples, bool)
     filled = 0
+    logging.info("Stage 2: reading the frozen critic's read-out of %d training examples "
+                 "(%d values each) for the head's L-BFGS fit", num_examples, values.shape[1])
     for batch in train:
         batch_values = read_out(batch[examples.LOG_MEL], training=False).numpy()
+        if filled + len(batch_values) > num_examples:
+            raise ValueError(f"The train split gave more examples than the {num_examples} "
+                             "counted.")
         values[filled:filled + len(batch_values)] = batch_values
         is_spoof[filled:filled + len(batch_values)] = (batch[examples.LABEL].numpy()
                                                        == LABELS["fake"])
         filled += len(batch_values)
     if filled != num_examples:
-        raise ValueError(f"The train split gave {filled} examples, counted {num_examples}.")
+        raise ValueError(f"The train split gave {filled} examples, not the {num_examples} "
+                         "counted.")
     sample_weight = np.where(is_spoof, weights[LABELS["fake"]], weights[LABELS["real"]])
     kernel, bias, iterations = solve_head(values, is_spoof, config.head_l2, sample_weight)
     model.get_layer(CLASSIFIER_LOGIT).set_weights(
@@ -193,6 +200,8 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
         "solver_iterations": iterations}
     history["val_eer"], history["val_worst_attack_eer"] = dev_error_rates(logit_model(model),
                                                                           dev)
+    logging.info("Stage 2: the head's loss minimum in %d L-BFGS iterations: train loss %.4f, "
+                 "dev EER %.2f %%", iterations, history["loss"], 100 * history["val_eer"])
     return {name: [float(value)] for name, value in history.items()}
 
 
