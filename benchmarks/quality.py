@@ -184,11 +184,14 @@ def study_command(script: str, results: dict[str, list[dict[str, Any]]] | None =
 
 def changed_settings(kept: list[str], today: list[str]) -> list[str]:
     """The settings whose value differs between two `key=value` lists (a later one of a key
-    overriding an earlier one, as the pipeline reads them), as `key: kept -> today`."""
+    overriding an earlier one, as the pipeline reads them), as `key: kept -> today`. A key
+    the kept run lacks but the seed preset now pins had the preset's value in that run, as
+    `recorded_section` reads a field its record lacks (every option was added at the seed's
+    value)."""
     def values(settings: list[str]) -> dict[str, str]:
         return dict(setting.split("=", 1) for setting in settings)
 
-    before, after = values(kept), values(today)
+    before, after = values(file_settings(SEED_PRESET)) | values(kept), values(today)
     return [f"{key}: {before.get(key, '(unset)')} -> {after.get(key, '(unset)')}"
             for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
 

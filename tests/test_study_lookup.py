@@ -135,3 +135,18 @@ def test_a_dataset_without_protocol_stops_the_study_before_any_work(probe, tmp_p
     assert "benchmarks/speech_dataset.py" in error
     assert vars(parser.parse_args([str(tmp_path / "made")] * 2)) == {
         "dataset": str(tmp_path / "made"), "cross": str(tmp_path / "made")}
+
+
+def test_a_setting_the_seed_preset_pins_later_is_not_a_change_of_a_kept_run(probe):
+    import quality  # on the path that the probe fixture set
+
+    today = quality.study_settings(None, ["features.augment=2"])
+    pinned_later = 'classifier.head_solver="adam"'
+    assert pinned_later in today  # the preset pins the option at the seed's value
+    kept = [setting for setting in today if setting != pinned_later]
+    assert quality.changed_settings(kept, today) == []
+    # A kept run that recorded another value, or today's run overriding the preset, is one.
+    assert quality.changed_settings([*kept, 'classifier.head_solver="lbfgs"'], today) == [
+        'classifier.head_solver: "lbfgs" -> "adam"']
+    assert quality.changed_settings(kept, [*today, 'classifier.head_solver="lbfgs"']) == [
+        'classifier.head_solver: "adam" -> "lbfgs"']
