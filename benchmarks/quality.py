@@ -191,7 +191,8 @@ def changed_settings(kept: list[str], today: list[str]) -> list[str]:
     def values(settings: list[str]) -> dict[str, str]:
         return dict(setting.split("=", 1) for setting in settings)
 
-    before, after = values(file_settings(SEED_PRESET)) | values(kept), values(today)
+    before, after, preset = values(kept), values(today), values(file_settings(SEED_PRESET))
+    before |= {key: preset[key] for key in after.keys() - before.keys() if key in preset}
     return [f"{key}: {before.get(key, '(unset)')} -> {after.get(key, '(unset)')}"
             for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
 
