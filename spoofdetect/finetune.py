@@ -80,10 +80,10 @@ def fit_dev_calibration(score: np.ndarray, is_spoof: np.ndarray
     return calibration, report
 
 
-def dev_error_rates(logits: keras.Model, dev: tf.data.Dataset) -> tuple[float, float]:
-    """The dev EER, and the highest per-attack dev EER (all bona fide against each attack's
-    spoofs; without attack names, the pooled EER)."""
-    score, is_spoof, attack = scores_of(logits, dev)
+def dev_error_rates(score: np.ndarray, is_spoof: np.ndarray, attack: np.ndarray
+                    ) -> tuple[float, float]:
+    """The dev EER of `scores_of`'s arrays, and the highest per-attack dev EER (all bona fide
+    against each attack's spoofs; without attack names, the pooled EER)."""
     bonafide = score[~is_spoof]
     eer = metrics.equal_error_rate(bonafide, score[is_spoof])[0]
     per_attack = [metrics.equal_error_rate(bonafide, score[is_spoof & (attack == name)])[0]
@@ -104,7 +104,7 @@ class DevErrorRates(keras.callbacks.Callback):
         self.logits = logit_model(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        eer, worst_attack_eer = dev_error_rates(self.logits, self.dev)
+        eer, worst_attack_eer = dev_error_rates(*scores_of(self.logits, self.dev))
         if logs is not None:
             logs["val_eer"] = eer
             logs["val_worst_attack_eer"] = worst_attack_eer
@@ -159,15 +159,30 @@ def solve_head(read_out: np.ndarray, is_spoof: np.ndarray, head_l2: float,
     return solver.coef_[0], float(solver.intercept_[0]), int(solver.n_iter_[0])
 
 
+def head_metrics(logit: np.ndarray, is_spoof: np.ndarray, sample_weight: np.ndarray,
+                 kernel: np.ndarray, head_l2: float) -> dict[str, float]:
+    """The loss (weighted mean log-loss + head_l2 |w|^2, as Keras reports it), accuracy and
+    AUC of a linear head's logits of p(fake)."""
+    log_loss = np.logaddexp(0.0, logit) - is_spoof * logit
+    return {"loss": np.mean(sample_weight * log_loss) + head_l2 * float(kernel @ kernel),
+            "accuracy": np.average((logit >= 0) == is_spoof, weights=sample_weight),
+            "auc": roc_auc_score(is_spoof, logit, sample_weight=sample_weight)}
+
+
 def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Dataset,
                    config: ClassifierConfig, weights: dict[int, float], num_examples: int
                    ) -> dict[str, list[float]]:
-    """Sets the head of `model` (its critic frozen) to the minimum of its loss on `train`
-    (batches of its `num_examples` examples, each read once), and returns a one-entry history
-    with the metrics the Adam path records per epoch. The read-out of the whole split is held
-    in memory as the solver takes it, float64: examples x read-out width x 8 bytes (7,188 x
-    10,240 is 589 MB), filled in place so that no second copy exists."""
-    read_out = keras.Model(model.input, model.get_layer(CLASSIFIER_LOGIT).input)
+    """Sets the head of `model` (its critic frozen; a block read-out's standardisation not
+    yet fitted) to the minimum of its loss on `train` (batches of its `num_examples`
+    examples), and returns a one-entry history with the metrics the Adam path records per
+    epoch. The critic runs once over the split: its pooled read-out fits the standardisation
+    (as `standardise_read_out` would, on the same values) and, standardised, the head. It is
+    held in memory as the solver takes it, float64: examples x read-out width x 8 bytes
+    (7,188 x 10,240 is 589 MB), filled in place so that no second copy exists."""
+    normalisation = (model.get_layer(READ_OUT_NORMALISATION) if config.read_out != "critic"
+                     else None)
+    read_out = keras.Model(model.input, normalisation.input if normalisation
+                           else model.get_layer(CLASSIFIER_LOGIT).input)
     values = np.empty((num_examples, read_out.output.shape[-1]), np.float64)
     is_spoof = np.empty(num_examples, bool)
     filled = 0
@@ -185,21 +200,24 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
     if filled != num_examples:
         raise ValueError(f"The train split gave {filled} examples, not the {num_examples} "
                          "counted.")
+    if normalisation is not None:
+        normalisation.adapt(values)
+        for start in range(0, num_examples, 1024):  # the layer itself, a slice at a time
+            values[start:start + 1024] = normalisation(
+                values[start:start + 1024].astype(np.float32)).numpy()
     sample_weight = np.where(is_spoof, weights[LABELS["fake"]], weights[LABELS["real"]])
     kernel, bias, iterations = solve_head(values, is_spoof, config.head_l2, sample_weight)
     model.get_layer(CLASSIFIER_LOGIT).set_weights(
         [kernel[:, None].astype(np.float32), np.array([bias], np.float32)])
-    logit = values @ kernel + bias
-    log_loss = np.logaddexp(0.0, logit) - is_spoof * logit
-    history = {
-        "loss": np.mean(sample_weight * log_loss) + config.head_l2 * float(kernel @ kernel),
-        "accuracy": np.average((logit >= 0) == is_spoof, weights=sample_weight),
-        "auc": roc_auc_score(is_spoof, logit, sample_weight=sample_weight),
-        **{f"val_{name}": value
-           for name, value in model.evaluate(_pairs(dev), return_dict=True, verbose=0).items()},
-        "solver_iterations": iterations}
-    history["val_eer"], history["val_worst_attack_eer"] = dev_error_rates(logit_model(model),
-                                                                          dev)
+    # Dev read once: its scores (log-odds of bona fide) give every dev metric.
+    score, dev_spoof, attack = scores_of(logit_model(model), dev)
+    history = {**head_metrics(values @ kernel + bias, is_spoof, sample_weight, kernel,
+                              config.head_l2),
+               **{f"val_{name}": value for name, value in head_metrics(
+                   -score, dev_spoof, np.ones(len(score)), kernel, config.head_l2).items()},
+               "solver_iterations": iterations}
+    history["val_eer"], history["val_worst_attack_eer"] = dev_error_rates(score, dev_spoof,
+                                                                          attack)
     logging.info("Stage 2: the head's loss minimum in %d L-BFGS iterations: train loss %.4f, "
                  "dev EER %.2f %%", iterations, history["loss"], 100 * history["val_eer"])
     return {name: [float(value)] for name, value in history.items()}
@@ -260,7 +278,11 @@ def train_classifier(train_files: list[str], dev_files: list[str], features: Fea
         raise UserError(f"The train split has {num_real} real and {num_fake} fake examples; "
                         "the classifier needs both.")
     train_once = example_dataset(train_files, features, 256, map_key=map_key)
-    model = classifier_with_read_out(critic, config, train_once)
+    if config.head_solver == "lbfgs":
+        # fit_head_lbfgs fits the standardisation on the read-out it computes anyway.
+        model = classifier_from_critic(critic, config.read_out, config.head_l2)
+    else:
+        model = classifier_with_read_out(critic, config, train_once)
     if config.freeze_critic:
         for layer in model.layers:
             layer.trainable = layer.name == CLASSIFIER_LOGIT

@@ -180,12 +180,15 @@ def test_freeze_critic_trains_only_the_head(demo_examples, tmp_path):
     assert model.get_layer(CLASSIFIER_LOGIT).trainable
 
 
+# Each solver fits the standardisation its own way: Adam's before training, L-BFGS's from
+# the read-out it computes for the solve.
+@pytest.mark.parametrize("head_solver", ["adam", "lbfgs"])
 def test_block_statistics_read_out_trains_a_penalised_head_on_standardised_statistics(
-        demo_examples, tmp_path):
+        demo_examples, tmp_path, head_solver):
     critic = build_critic(FEATURES, GAN)
     critic.save(str(tmp_path / CRITIC_FILE))
     config = ClassifierConfig(freeze_critic=True, read_out="block1_statistics", head_l2=0.01,
-                              epochs=1, batch_size=4)
+                              head_solver=head_solver, epochs=1, batch_size=4)
     model, _ = train_classifier(split_files(demo_examples, "train"),
                                 split_files(demo_examples, "dev"), FEATURES, config, GAN,
                                 str(tmp_path), str(tmp_path / "run"))
