@@ -176,7 +176,8 @@ def classifier_from_critic(critic: keras.Model, read_out: str = "critic",
 
     With read_out 'blockN_statistics' the head reads block N's map pooled into time
     statistics and standardised (a Normalization layer, fitted on the training split by
-    `finetune.standardise_read_out`) instead of the whole critic: the linear probe of
+    `finetune.standardise_read_out`, or by `finetune.fit_head_lbfgs` on the read-out it
+    solves on) instead of the whole critic: the linear probe of
     benchmarks/CRITIC_PROBE.md, which carried further to unseen speakers and attacks than
     the critic's last map. `head_l2` penalises the head's weights. The logit stays a named
     layer so the export can report log-odds without the loss of precision of inverting a
