@@ -21,10 +21,14 @@ EXAMPLE_VALIDATOR = "ExampleValidator"
 DATA_ROOT_KEY = "data_root"
 FEATURE_CONFIG_KEY = "feature_config"
 DATASET_FINGERPRINT_KEY = "dataset_fingerprint"
-RECORD_FORMAT_KEY = "record_format"  # also an Examples property
 GAN_CONFIG_KEY = "gan_config"
 EVALUATION_CONFIG_KEY = "evaluation_config"
 BASELINE_SERVING_DIR_KEY = "baseline_serving_dir"
+# The package's code version (components/code_version.py): a parameter of every component
+# that runs this package's code, so that TFX's cache is keyed by it, and a property of what
+# each one writes.
+CODE_VERSION_KEY = "code_version"
+CODE_VERSION_PROPERTY = "code_version"
 
 # Channels.
 EXAMPLES_KEY = "examples"
@@ -41,6 +45,7 @@ NUM_REJECTED_PROPERTY = "num_rejected"
 REJECTED_FILES_PROPERTY = "rejected_files"  # JSON list of "path: reason"
 SEGMENT_MODE_PROPERTY = "segment_mode"
 REPORT_URI_PROPERTY = "report_uri"  # the evaluation's report.html too
+RECORD_FORMAT_PROPERTY = "record_format"  # spoofdetect.examples.RECORD_FORMAT
 
 
 def clips_property(split: str, label: str) -> str:

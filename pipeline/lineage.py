@@ -32,9 +32,10 @@ Execution = metadata_store_pb2.Execution
 KEY_PROPERTIES = {
     "Examples": (keys.NUM_CLIPS_PROPERTY, keys.NUM_EXAMPLES_PROPERTY,
                  keys.NUM_REJECTED_PROPERTY, keys.REJECTED_FILES_PROPERTY,
-                 keys.SEGMENT_MODE_PROPERTY, keys.RECORD_FORMAT_KEY),
+                 keys.SEGMENT_MODE_PROPERTY, keys.RECORD_FORMAT_PROPERTY,
+                 keys.CODE_VERSION_PROPERTY),
     "Model": (keys.STEPS_PROPERTY, keys.EPOCHS_PROPERTY, keys.WASSERSTEIN_PROPERTY,
-              keys.DEVICE_PROPERTY, keys.WALL_SECONDS_PROPERTY),
+              keys.DEVICE_PROPERTY, keys.WALL_SECONDS_PROPERTY, keys.CODE_VERSION_PROPERTY),
     "ModelEvaluation": EVALUATION_SHOWN,
     "ModelBlessing": (keys.BLESSED_PROPERTY, keys.REASON_PROPERTY, keys.EER_PROPERTY,
                       keys.MIN_TDCF_PROPERTY),

@@ -24,6 +24,7 @@ import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
+from spoofdetect.components import code_version
 from spoofdetect.components.feature_extractor.component import FeatureExtractor
 from spoofdetect.components.spoof_evaluator.component import SpoofEvaluator
 from spoofdetect.components.wgan_pretrainer.component import WganPretrainer
@@ -73,6 +74,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: object |
             trainer_module.GAN: section_to_json(config.gan),
             trainer_module.CLASSIFIER: section_to_json(config.classifier),
             trainer_module.MAX_AUDIO_SECONDS: config.evaluation.max_score_seconds,
+            trainer_module.CODE_VERSION: code_version.current(),
         })
     trainer.add_upstream_node(example_validator)
     components.append(trainer)

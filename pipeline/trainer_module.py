@@ -14,15 +14,20 @@ import os
 
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from spoofdetect.components import keys
+from spoofdetect.components.code_version import record_code_version
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig, section_from_json
 from spoofdetect.export import UNCALIBRATED, ScoredSystem, export_fused_model
 from spoofdetect.finetune import fit_dev_calibration, summarise, train_classifier
 from spoofdetect.fusion import fused_scores, train_fusion
 
-# custom_config keys: one per config section, and the exported model's duration limit
-# (evaluation.max_score_seconds alone, so that other evaluation settings keep the cache).
+# custom_config keys: one per config section, the exported model's duration limit
+# (evaluation.max_score_seconds alone, so that other evaluation settings keep the cache) and
+# the package's code version (so that other code trains again rather than being served a
+# model from the cache; summary.json records the version that ran).
 FEATURES, GAN, CLASSIFIER = "features", "gan", "classifier"
 MAX_AUDIO_SECONDS = "max_audio_seconds"
+CODE_VERSION = keys.CODE_VERSION_KEY
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -35,6 +40,7 @@ def run_fn(fn_args: FnArgs) -> None:
         base_model_dir=None if config.from_scratch else fn_args.base_model,
         run_dir=fn_args.model_run_dir)
     summary = summarise(history, config)
+    summary[keys.CODE_VERSION_PROPERTY] = record_code_version(custom[CODE_VERSION], [])
     systems = [ScoredSystem(model, features)]
     if features.fusion_features is not None:
         systems, summary["fusion"] = train_fusion(

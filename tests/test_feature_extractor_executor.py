@@ -9,7 +9,7 @@ from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifacts
 
-from spoofdetect.components import keys
+from spoofdetect.components import code_version, keys
 from spoofdetect.components.feature_extractor.executor import (
     MAX_REJECTED_IN_MLMD,
     Executor,
@@ -29,7 +29,8 @@ def test_do_writes_the_splits_and_records_counts_and_rejections(small_layout, tm
         beam_pipeline_args=["--direct_num_workers=1"])
     Executor(context).Do({}, {keys.EXAMPLES_KEY: [examples]},
                          {keys.DATA_ROOT_KEY: small_layout,
-                          keys.FEATURE_CONFIG_KEY: section_to_json(FeatureConfig())})
+                          keys.FEATURE_CONFIG_KEY: section_to_json(FeatureConfig()),
+                          keys.CODE_VERSION_KEY: code_version.current()})
 
     assert artifact_utils.decode_split_names(examples.split_names) == ["train", "dev", "eval"]
     assert examples_utils.get_file_format(examples) == "tfrecords_gzip"
@@ -47,7 +48,9 @@ def test_do_writes_the_splits_and_records_counts_and_rejections(small_layout, tm
     [rejected] = json.loads(examples.get_string_custom_property(keys.REJECTED_FILES_PROPERTY))
     assert rejected.startswith(os.path.join("train", "fake", "truncated.wav") + ": ")
     assert examples.get_string_custom_property(keys.SEGMENT_MODE_PROPERTY) == "first"
-    assert examples.get_string_custom_property(keys.RECORD_FORMAT_KEY) == RECORD_FORMAT
+    assert examples.get_string_custom_property(keys.RECORD_FORMAT_PROPERTY) == RECORD_FORMAT
+    assert (examples.get_string_custom_property(keys.CODE_VERSION_PROPERTY)
+            == code_version.current())
     report = examples.get_string_custom_property(keys.REPORT_URI_PROPERTY)
     assert report == os.path.join(examples.uri, REPORT_FILE) and os.path.exists(report)
 

@@ -14,6 +14,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from spoofdetect import examples
 from spoofdetect.audio import decode_audio, segment_waveform
 from spoofdetect.calibration import Calibration
+from spoofdetect.components import code_version, keys
 from spoofdetect.config import (
     ClassifierConfig,
     FeatureConfig,
@@ -179,10 +180,12 @@ def test_trainer_trains_both_systems_and_exports_their_standardised_sum(fused_ex
         custom_config={trainer_module.FEATURES: section_to_json(FUSED),
                        trainer_module.GAN: section_to_json(NARROW),
                        trainer_module.CLASSIFIER: section_to_json(classifier),
-                       trainer_module.MAX_AUDIO_SECONDS: 600.0})
+                       trainer_module.MAX_AUDIO_SECONDS: 600.0,
+                       trainer_module.CODE_VERSION: code_version.current()})
     trainer_module.run_fn(fn_args)
     with open(tmp_path / "run" / "summary.json") as handle:
         summary = json.load(handle)
+    assert summary[keys.CODE_VERSION_PROPERTY] == code_version.current()
     # Both heads by the default's solver, the second too.
     for system in (summary, summary["fusion"]["second_system"]):
         assert system["head_solver"] == "lbfgs" and system["solver_iterations"] >= 1

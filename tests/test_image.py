@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from spoofdetect.components import code_version
 from spoofdetect.config import KubeflowConfig
 from spoofdetect.pipeline.kubeflow_runner import ENTRYPOINT
 from tests.containers import IMAGE, needs_image
@@ -47,6 +48,16 @@ def test_every_cache_and_config_folder_is_writable_by_the_user_it_runs_as(user):
 def test_the_packaged_schema_is_where_the_compiled_spec_looks():
     result = run_in_image("test", "-s", KubeflowConfig().schema_file)
     assert result.returncode == 0, f"{KubeflowConfig().schema_file} is not in the image"
+
+
+def test_the_image_runs_the_code_version_this_checkout_compiles():
+    """KFP's cache is keyed by the code version of the installation that compiles the
+    pipeline, and each step records the image's: built from the same sources, the installed
+    wheel (its packages nested) must give the same version as this editable checkout."""
+    result = run_in_image("python", "-c", "from spoofdetect.components import code_version; "
+                          "print(code_version.current())")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == code_version.current()
 
 
 def test_the_entrypoint_the_spec_runs_starts_in_the_image():

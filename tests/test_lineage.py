@@ -10,6 +10,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from spoofdetect.cli import main
+from spoofdetect.components import code_version
 from spoofdetect.config import load_config
 from spoofdetect.pipeline.local_runner import run_local
 from spoofdetect.pipeline.metadata import latest_run, open_store, run_outputs
@@ -41,6 +42,10 @@ def check_text_lineage(text: str, data_root: str) -> None:
     assert "num_clips: 16" in text and "num_rejected: 0" in text
     assert re.search(r"validation: no anomalies \(ExampleAnomalies #\d+", text)
     assert '"epochs": 1' in text and "custom_config.classifier" in text  # hyperparameters
+    # The code that made the examples and the critic, and that the Trainer was compiled with.
+    version = code_version.current()
+    assert text.count(f"code_version: {version}") >= 2
+    assert f"custom_config.code_version: {version}" in text
     assert "blessed: 1" in text and re.search(r"\beer: [\d.]+", text)
     assert "min_tdcf:" in text and "also output ModelEvaluation" in text
     assert "COMPLETE" in text and "UTC .." in text

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from spoofdetect.cli import main as cli_main
+from spoofdetect.components import code_version
 from spoofdetect.config import load_config
 from spoofdetect.errors import UserError
 from spoofdetect.examples import LOG_MEL_VALUES
@@ -84,6 +86,27 @@ def test_second_run_reuses_the_cache(pipeline_run):
     latest = max(store.get_artifacts_by_type("ModelEvaluation"), key=lambda a: a.id)
     with open(os.path.join(latest.uri, "metrics.json")) as handle:
         assert "/Trainer/model/" in json.load(handle)["baseline"]["model"]
+
+
+def test_other_code_runs_each_of_our_steps_again(pipeline_run, tmp_path, monkeypatch):
+    """TFX keys its cache by parameters, not code: after an upgrade the same config and
+    dataset must not be served the old release's examples, critic, model or evaluation."""
+    workdir = tmp_path / "workdir"
+    shutil.copytree(pipeline_run.workdir, workdir)  # the first runs' store and artifacts
+    config = dataclasses.replace(pipeline_run, workdir=str(workdir))
+    upgraded = "9.9.9+0123456789ab"
+    monkeypatch.setattr(code_version, "current", lambda: upgraded)
+    store = store_for(config)
+    before = {execution.id for execution in store.get_executions()}
+    assert run_local(config) == 0
+    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    states = {types[e.type_id]: e.last_known_state for e in store.get_executions()
+              if e.id not in before}
+    for step in ("FeatureExtractor", "WganPretrainer", "Trainer", "SpoofEvaluator"):
+        assert states[step] == metadata_store_pb2.Execution.COMPLETE, step
+    examples = max(store.get_artifacts_by_type("Examples"), key=lambda a: a.id)
+    assert custom_properties(examples)["code_version"] == upgraded
+    assert latest_run_summary(config)["classifier"]["code_version"] == upgraded
 
 
 def test_schema_catches_examples_of_the_wrong_shape(pipeline_run, tmp_path):

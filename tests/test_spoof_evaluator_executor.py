@@ -7,7 +7,7 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
-from spoofdetect.components import keys
+from spoofdetect.components import code_version, keys
 from spoofdetect.components.spoof_evaluator.executor import Executor
 from spoofdetect.config import EvaluationConfig, GanConfig, section_to_json
 from spoofdetect.export import export_serving_model
@@ -40,7 +40,8 @@ def _run(demo_examples, model, baselines, tmp_path, config=LENIENT, with_evaluat
                    keys.BASELINE_MODEL_KEY: baselines},
                   {keys.EVALUATION_KEY: [evaluation], keys.BLESSING_KEY: [blessing]},
                   {keys.FEATURE_CONFIG_KEY: section_to_json(ONE_SYSTEM),
-                   keys.EVALUATION_CONFIG_KEY: section_to_json(config)})
+                   keys.EVALUATION_CONFIG_KEY: section_to_json(config),
+                   keys.CODE_VERSION_KEY: code_version.current()})
     with open(os.path.join(evaluation.uri, "metrics.json")) as handle:
         result = json.load(handle)
     return (result, blessing, evaluation) if with_evaluation else (result, blessing)
@@ -105,3 +106,6 @@ def test_without_a_baseline_the_limits_decide_and_every_property_is_recorded(
     for name in (*EVALUATION_SHOWN, keys.SEGMENT_EER_PROPERTY, keys.NUM_SEGMENTS_PROPERTY):
         assert evaluation.has_custom_property(name), name
     assert os.path.exists(evaluation.get_string_custom_property(keys.REPORT_URI_PROPERTY))
+    for artifact in (evaluation, blessing):
+        assert (artifact.get_string_custom_property(keys.CODE_VERSION_PROPERTY)
+                == code_version.current())

@@ -7,7 +7,7 @@ import os
 import keras
 from tfx.types import standard_artifacts
 
-from spoofdetect.components import keys
+from spoofdetect.components import code_version, keys
 from spoofdetect.components.wgan_pretrainer.executor import Executor, checkpoint_dir_for
 from spoofdetect.config import GanConfig, section_to_json
 from spoofdetect.pretraining import CRITIC_FILE, GENERATOR_FILE
@@ -18,14 +18,17 @@ GAN = GanConfig(critic_widths=(8, 16, 32), generator_widths=(32, 16, 8, 8), batc
                 epochs=1, shuffle_buffer=8)
 
 
-def test_do_writes_the_critic_and_records_the_training(demo_examples, tmp_path):
+def test_do_writes_the_critic_and_records_the_training(demo_examples, tmp_path, caplog):
     examples = standard_artifacts.Examples()
     examples.uri = demo_examples
     model = standard_artifacts.Model()
     # TFX's layout: PIPELINE_ROOT/WganPretrainer/model/EXECUTION_ID.
     model.uri = str(tmp_path / "WganPretrainer" / "model" / "7")
+    # As on Kubeflow when the pipeline was compiled by another installation than the image's.
+    compiled = "0.0.1+compiled0else"
     properties = {keys.GAN_CONFIG_KEY: section_to_json(GAN),
-                  keys.FEATURE_CONFIG_KEY: section_to_json(ONE_SYSTEM)}
+                  keys.FEATURE_CONFIG_KEY: section_to_json(ONE_SYSTEM),
+                  keys.CODE_VERSION_KEY: compiled}
     Executor().Do({keys.EXAMPLES_KEY: [examples]}, {keys.MODEL_KEY: [model]}, properties)
 
     critic = keras.saving.load_model(os.path.join(model.uri, "Format-Serving", CRITIC_FILE))
@@ -40,7 +43,12 @@ def test_do_writes_the_critic_and_records_the_training(demo_examples, tmp_path):
     assert model.get_string_custom_property(keys.DEVICE_PROPERTY) == "CPU"
     for name in (keys.WASSERSTEIN_PROPERTY, keys.WALL_SECONDS_PROPERTY):
         assert model.has_custom_property(name), name
+    # The model names the code that trained it, and the log says it is not the compiled one.
+    running = code_version.current()
+    assert model.get_string_custom_property(keys.CODE_VERSION_PROPERTY) == running
+    assert f"runs code version {running} but the pipeline was compiled with {compiled}" in (
+        caplog.text)
     checkpoints = checkpoint_dir_for(model.uri, examples.uri, properties[keys.GAN_CONFIG_KEY],
-                                     properties[keys.FEATURE_CONFIG_KEY])
+                                     properties[keys.FEATURE_CONFIG_KEY], running)
     assert checkpoints.startswith(str(tmp_path / "WganPretrainer" / ".checkpoints"))
     assert not os.path.exists(checkpoints)

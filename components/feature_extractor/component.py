@@ -13,8 +13,9 @@ Parameters:
     protocol files that list the clips instead of the folder layout, when given.
   dataset_fingerprint: changes when the files under data_root change, so TFX's cache is not
     reused for a different dataset; the local runner computes it from names, sizes and times.
-  record_format: what the executor writes (spoofdetect.examples.RECORD_FORMAT, set by the
-    component): a release that writes other records is not served examples from the cache.
+  code_version: the package's code version (components/code_version.py, set by the
+    component), so other code (say, a release that writes other records) is not served
+    examples from the cache; the Examples record the version that ran.
 """
 
 from tfx import types
@@ -22,9 +23,8 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from spoofdetect.components import keys
+from spoofdetect.components import code_version, keys
 from spoofdetect.components.feature_extractor import executor
-from spoofdetect.examples import RECORD_FORMAT
 
 
 class FeatureExtractorSpec(ComponentSpec):
@@ -32,7 +32,7 @@ class FeatureExtractorSpec(ComponentSpec):
         keys.DATA_ROOT_KEY: ExecutionParameter(type=str),
         keys.FEATURE_CONFIG_KEY: ExecutionParameter(type=str),
         keys.DATASET_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
-        keys.RECORD_FORMAT_KEY: ExecutionParameter(type=str),
+        keys.CODE_VERSION_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {}
     OUTPUTS = {keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
@@ -45,5 +45,6 @@ class FeatureExtractor(base_beam_component.BaseBeamComponent):
     def __init__(self, data_root: str, feature_config: str, dataset_fingerprint: str = ""):
         super().__init__(spec=FeatureExtractorSpec(
             data_root=data_root, feature_config=feature_config,
-            dataset_fingerprint=dataset_fingerprint, record_format=RECORD_FORMAT,
+            dataset_fingerprint=dataset_fingerprint,
+            code_version=code_version.current(),
             examples=types.Channel(type=standard_artifacts.Examples)))

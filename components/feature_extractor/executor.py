@@ -13,6 +13,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from spoofdetect.components import keys
+from spoofdetect.components.code_version import record_code_version
 from spoofdetect.components.properties import record_properties
 from spoofdetect.config import LABELS, SPLITS, FeatureConfig, section_from_json
 from spoofdetect.examples import RECORD_FORMAT
@@ -45,7 +46,7 @@ def summary_properties(summary: ExtractionSummary, segment_mode: str,
         keys.REJECTED_FILES_PROPERTY: json.dumps(rejected),
         keys.SEGMENT_MODE_PROPERTY: segment_mode,
         keys.REPORT_URI_PROPERTY: FileSystems.join(examples_uri, REPORT_FILE),
-        keys.RECORD_FORMAT_KEY: RECORD_FORMAT,
+        keys.RECORD_FORMAT_PROPERTY: RECORD_FORMAT,
     }
 
 
@@ -66,3 +67,4 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                  exec_properties[keys.DATA_ROOT_KEY], examples.uri, config)
         record_properties(examples, summary_properties(summary, config.segment_mode,
                                                        examples.uri))
+        record_code_version(exec_properties[keys.CODE_VERSION_KEY], [examples])

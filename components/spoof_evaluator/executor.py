@@ -14,6 +14,7 @@ from tfx.utils import io_utils, path_utils
 
 from spoofdetect import evaluation, scoring
 from spoofdetect.components import keys
+from spoofdetect.components.code_version import record_code_version
 from spoofdetect.components.properties import record_properties
 from spoofdetect.config import EvaluationConfig, FeatureConfig, section_from_json
 from spoofdetect.data import split_files
@@ -90,6 +91,8 @@ class Executor(base_executor.BaseExecutor):
             keys.CURRENT_MODEL_PROPERTY: model.uri, keys.CURRENT_MODEL_ID_PROPERTY: model.id,
             keys.EER_PROPERTY: result["clip"]["eer"],
             keys.MIN_TDCF_PROPERTY: result["clip"]["min_tdcf"]})
+        record_code_version(exec_properties[keys.CODE_VERSION_KEY],
+                            [evaluation_artifact, blessing_artifact])
         if baselines:
             record_properties(blessing_artifact, {
                 keys.BASELINE_MODEL_PROPERTY: baselines[0].uri,

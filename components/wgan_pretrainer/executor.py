@@ -13,20 +13,23 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from spoofdetect.components import keys
+from spoofdetect.components.code_version import record_code_version
 from spoofdetect.components.properties import record_properties
 from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
 from spoofdetect.pretraining import run_pretraining
 
 
 def checkpoint_dir_for(model_uri: str, examples_uri: str, gan_json: str,
-                       feature_json: str) -> str:
+                       feature_json: str, code_version: str) -> str:
     """Where this training run keeps its checkpoints.
 
     TFX gives every execution a new output folder, so a run started again after a crash
     would not find its checkpoints there. This folder is keyed by what determines the run
-    (the input examples and both configs) and sits beside the component's outputs.
+    (the input examples, both configs and the code that trains) and sits beside the
+    component's outputs.
     """
-    key = hashlib.sha256("\n".join((examples_uri, gan_json, feature_json)).encode())
+    key = hashlib.sha256("\n".join((examples_uri, gan_json, feature_json,
+                                    code_version)).encode())
     component_dir = os.path.dirname(os.path.dirname(model_uri.rstrip("/")))
     return os.path.join(component_dir, ".checkpoints", key.hexdigest()[:16])
 
@@ -40,9 +43,10 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(output_dict[keys.MODEL_KEY])
         features = section_from_json(FeatureConfig, exec_properties[keys.FEATURE_CONFIG_KEY])
         gan = section_from_json(GanConfig, exec_properties[keys.GAN_CONFIG_KEY])
+        running = record_code_version(exec_properties[keys.CODE_VERSION_KEY], [model])
         checkpoint_dir = checkpoint_dir_for(model.uri, examples.uri,
                                             exec_properties[keys.GAN_CONFIG_KEY],
-                                            exec_properties[keys.FEATURE_CONFIG_KEY])
+                                            exec_properties[keys.FEATURE_CONFIG_KEY], running)
         summary = run_pretraining(examples.uri, features, gan, checkpoint_dir,
                                   serving_dir=path_utils.serving_model_path(model.uri),
                                   output_dir=model.uri)
