@@ -73,14 +73,17 @@ def seed_loop(root: str) -> int:
 
 
 def stage_costs(root: str, limit: int = 300) -> dict[str, float]:
-    """CPU milliseconds per clip of each step of the job (every thread of one process, so
-    TensorFlow's own thread pool counts in full), on `limit` files."""
+    """CPU milliseconds per clip of each step of the job (every thread of one process), on
+    `limit` files, with TensorFlow on one thread as in the job's workers."""
     import tensorflow as tf
 
     from spoofdetect.audio import decode_audio, segment_waveform
     from spoofdetect.config import FeatureConfig
     from spoofdetect.examples import make_example
+    from spoofdetect.extraction import single_threaded_tensorflow
     from spoofdetect.features import feature_function
+
+    single_threaded_tensorflow(tf)
 
     config = FeatureConfig()
     paths = sorted(os.path.join(folder, name) for folder, _, names in os.walk(root)

@@ -70,6 +70,20 @@ def chunked(sources: list[ClipSource], size: int) -> list[list[ClipSource]]:
     return [sources[start:start + size] for start in range(0, len(sources), size)]
 
 
+def single_threaded_tensorflow(tf: Any) -> None:
+    """One thread for TensorFlow's ops in this worker, if its runtime has not started yet.
+
+    The runner's parallelism is one worker per core (processes, or threads that release the
+    GIL inside TensorFlow); a pool of a thread per core in each worker over-subscribed the
+    cores: on 3,000 files, 2 cores, about 10 % more CPU time and wall time for the same job
+    (docs/performance.md)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # started already (the runner in the caller's process): its pools stay
+
+
 class ExtractChunk(beam.DoFn):
     """A numbered chunk of files -> `Split-<split>/data_tfrecord-<chunk>` for each split it
     holds, and its counts and rejected files -> `_summary/chunk-<chunk>.json`.
@@ -95,6 +109,8 @@ class ExtractChunk(beam.DoFn):
     def setup(self) -> None:
         # TensorFlow is imported here, in the workers, not when the driver builds the job.
         import tensorflow as tf
+
+        single_threaded_tensorflow(tf)
 
         from spoofdetect.examples import make_example
         from spoofdetect.features import feature_function

@@ -5,6 +5,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import apache_beam as beam
 import numpy as np
@@ -18,7 +20,7 @@ from spoofdetect.audio import decode_audio, segment_waveform
 from spoofdetect.config import FeatureConfig, FusionConfig
 from spoofdetect.demo_data import write_broken_files
 from spoofdetect.errors import UserError
-from spoofdetect.extraction import REPORT_FILE, map_bytes, run_extraction
+from spoofdetect.extraction import REPORT_FILE, ExtractChunk, map_bytes, run_extraction
 from spoofdetect.features import feature_function
 from tests.conftest import ONE_SYSTEM, tone
 
@@ -171,6 +173,28 @@ def test_multi_processing_runner_gives_the_same_examples(small_layout, tmp_path)
                                                                       "train")
     order_a, order_b = np.argsort(a[examples.PATH]), np.argsort(b[examples.PATH])
     np.testing.assert_array_equal(a[examples.LOG_MEL][order_a], b[examples.LOG_MEL][order_b])
+
+
+def test_a_worker_runs_tensorflow_on_one_thread_unless_its_runtime_had_started():
+    """One worker per core is the runner's parallelism; a fresh worker (a new process) runs
+    TensorFlow's ops on one thread. The same examples come out either way (the test above
+    compares this process's multi-threaded TensorFlow with the workers')."""
+    script = ("import tensorflow as tf\n"
+              "from spoofdetect.config import FeatureConfig\n"
+              "from spoofdetect.extraction import ExtractChunk\n"
+              "ExtractChunk('.', FeatureConfig(), '.', None).setup()\n"
+              "print(tf.config.threading.get_intra_op_parallelism_threads(),\n"
+              "      tf.config.threading.get_inter_op_parallelism_threads())\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-2:] == ["1", "1"]
+    # Where TensorFlow has already run (here, as in a runner in the caller's process), setup
+    # leaves its pools as they are.
+    tf.constant(1.0) + 1.0
+    before = tf.config.threading.get_intra_op_parallelism_threads()
+    ExtractChunk(".", FeatureConfig(), ".", None).setup()
+    assert tf.config.threading.get_intra_op_parallelism_threads() == before
 
 
 def test_output_files_and_record_order_do_not_depend_on_scheduling(small_layout, tmp_path):
