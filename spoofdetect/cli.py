@@ -81,7 +81,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     folder = output_folder(args.output, args.overwrite)
     beam_args = list(args.beam_arg) if args.beam_arg else list(config.beam_pipeline_args)
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
-    summary = run_extraction(pipeline, config.data_root, folder, config.features)
+    summary = run_extraction(pipeline, config.data_root, folder, config.features,
+                             owns_process=True)
     replace_folder(folder, args.output)
     print(summary.format())
     print(f"TFRecords under {args.output}/Split-*/; report: {args.output}/{REPORT_FILE}")

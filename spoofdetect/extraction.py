@@ -71,17 +71,13 @@ def chunked(sources: list[ClipSource], size: int) -> list[list[ClipSource]]:
 
 
 def single_threaded_tensorflow(tf: Any) -> None:
-    """One thread for TensorFlow's ops in this worker, if its runtime has not started yet.
-
-    The runner's parallelism is one worker per core (processes, or threads that release the
-    GIL inside TensorFlow); a pool of a thread per core in each worker over-subscribed the
-    cores: on 3,000 files, 2 cores, about 10 % more CPU time and wall time for the same job
-    (docs/performance.md)."""
+    """One thread for TensorFlow's ops in this process, if its runtime has not started yet
+    (once started, its pools stay as they are)."""
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
-        pass  # started already (the runner in the caller's process): its pools stay
+        pass
 
 
 class ExtractChunk(beam.DoFn):
@@ -96,8 +92,15 @@ class ExtractChunk(beam.DoFn):
     """
 
     def __init__(self, data_root: str, config: FeatureConfig, output_dir: str,
-                 progress_path: str | None):
+                 progress_path: str | None, owns_process: bool = False):
         self._data_root = data_root
+        # The runner's parallelism is a worker per core (processes, or threads that release the
+        # GIL inside TensorFlow); a pool of a thread per core in each worker over-subscribed
+        # the cores (docs/performance.md). So a worker process the runner started runs
+        # TensorFlow on one thread, and so does the caller's own process when nothing else
+        # runs in it (`owns_process`: the features command); not a pipeline's process, whose
+        # training steps come later.
+        self._caller_pid = None if owns_process else os.getpid()
         self._config = config
         self._progress_path = progress_path
         self._output_dir = output_dir
@@ -110,7 +113,8 @@ class ExtractChunk(beam.DoFn):
         # TensorFlow is imported here, in the workers, not when the driver builds the job.
         import tensorflow as tf
 
-        single_threaded_tensorflow(tf)
+        if os.getpid() != self._caller_pid:
+            single_threaded_tensorflow(tf)
 
         from spoofdetect.examples import make_example
         from spoofdetect.features import feature_function
@@ -214,14 +218,16 @@ class ExtractChunk(beam.DoFn):
 
 def build_extraction(pipeline: beam.Pipeline, sources: list[ClipSource], data_root: str,
                      output_dir: str, config: FeatureConfig,
-                     progress_path: str | None = None) -> None:
-    """Adds the extraction transforms to `pipeline`; running the pipeline writes the output."""
+                     progress_path: str | None = None, owns_process: bool = False) -> None:
+    """Adds the extraction transforms to `pipeline`; running the pipeline writes the output.
+    `owns_process`: nothing runs in this process after the job (ExtractChunk)."""
     _ = (
         pipeline
         | "ListFiles" >> beam.Create(list(enumerate(chunked(sources, config.batch_size))))
         # Spread chunks over workers: Create alone can leave them all on one.
         | "Spread" >> beam.Reshuffle()
-        | "Extract" >> beam.ParDo(ExtractChunk(data_root, config, output_dir, progress_path)))
+        | "Extract" >> beam.ParDo(ExtractChunk(data_root, config, output_dir, progress_path,
+                                                    owns_process)))
 
 
 @dataclasses.dataclass
@@ -373,8 +379,10 @@ def _runs_locally(pipeline: beam.Pipeline) -> bool:
 
 
 def run_extraction(pipeline: beam.Pipeline, data_root: str, output_dir: str,
-                   config: FeatureConfig, show_progress: bool = True) -> ExtractionSummary:
+                   config: FeatureConfig, show_progress: bool = True,
+                   owns_process: bool = False) -> ExtractionSummary:
     """Scans the dataset, runs the Beam job on `pipeline`, returns (and reports) the summary.
+    `owns_process`: nothing runs in this process after the job (ExtractChunk).
 
     Raises UserError for a dataset that cannot be used; unusable files are only reported.
     """
@@ -388,7 +396,7 @@ def run_extraction(pipeline: beam.Pipeline, data_root: str, output_dir: str,
                 contextlib.nullcontext()):
             with pipeline:
                 build_extraction(pipeline, sources, data_root, output_dir, config,
-                                 progress_path)
+                                 progress_path, owns_process)
     summary = read_summary(output_dir, data_root, len(sources), time.monotonic() - start)
     missing = summary.missing_classes()
     if missing:

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -175,26 +176,34 @@ def test_multi_processing_runner_gives_the_same_examples(small_layout, tmp_path)
     np.testing.assert_array_equal(a[examples.LOG_MEL][order_a], b[examples.LOG_MEL][order_b])
 
 
-def test_a_worker_runs_tensorflow_on_one_thread_unless_its_runtime_had_started():
-    """One worker per core is the runner's parallelism; a fresh worker (a new process) runs
-    TensorFlow's ops on one thread. The same examples come out either way (the test above
-    compares this process's multi-threaded TensorFlow with the workers')."""
-    script = ("import tensorflow as tf\n"
+def threads_after_setup(chunk_setup: str) -> list[str]:
+    """TensorFlow's intra- and inter-op threads in a new process after `chunk_setup`."""
+    script = ("import pickle, sys\n"
+              "import tensorflow as tf\n"
               "from spoofdetect.config import FeatureConfig\n"
               "from spoofdetect.extraction import ExtractChunk\n"
-              "ExtractChunk('.', FeatureConfig(), '.', None).setup()\n"
+              f"{chunk_setup}\n"
               "print(tf.config.threading.get_intra_op_parallelism_threads(),\n"
               "      tf.config.threading.get_inter_op_parallelism_threads())\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+    made_here = pickle.dumps(ExtractChunk(".", FeatureConfig(), ".", None))
+    result = subprocess.run([sys.executable, "-c", script], input=made_here,
+                            capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split()[-2:] == ["1", "1"]
-    # Where TensorFlow has already run (here, as in a runner in the caller's process), setup
-    # leaves its pools as they are.
-    tf.constant(1.0) + 1.0
-    before = tf.config.threading.get_intra_op_parallelism_threads()
-    ExtractChunk(".", FeatureConfig(), ".", None).setup()
-    assert tf.config.threading.get_intra_op_parallelism_threads() == before
+    return result.stdout.decode().split()[-2:]
+
+
+def test_a_worker_process_runs_tensorflow_on_one_thread_and_a_pipelines_process_does_not():
+    """The runner's parallelism is a worker per core: a worker process the runner started
+    (the DoFn made in another process) runs TensorFlow on one thread, as does the features
+    command's own process; a pipeline's process, whose training comes later, keeps its pools
+    (0: one thread per core). The examples are the same either way (the test above compares
+    this process's pools with the workers' single thread)."""
+    assert threads_after_setup("pickle.load(sys.stdin.buffer).setup()") == ["1", "1"]
+    assert threads_after_setup(
+        "ExtractChunk('.', FeatureConfig(), '.', None, owns_process=True).setup()") == [
+        "1", "1"]
+    assert threads_after_setup("ExtractChunk('.', FeatureConfig(), '.', None).setup()") == [
+        "0", "0"]
 
 
 def test_output_files_and_record_order_do_not_depend_on_scheduling(small_layout, tmp_path):
