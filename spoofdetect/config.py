@@ -509,17 +509,24 @@ class PipelineConfig:
         self.evaluation.validate()
         self.kubeflow.validate()
 
+    # Local paths are made absolute: ML Metadata records artifact URIs as given, and a relative
+    # one would not be found by a later run started from another folder.
     @property
     def pipeline_root(self) -> str:
-        return self.pipeline_root_uri or os.path.join(self.workdir, "pipeline_root")
+        return _absolute(self.pipeline_root_uri or os.path.join(self.workdir, "pipeline_root"))
 
     @property
     def metadata_path(self) -> str:
-        return os.path.join(self.workdir, "metadata.sqlite")
+        return _absolute(os.path.join(self.workdir, "metadata.sqlite"))
 
     @property
     def push_destination(self) -> str:
-        return self.serving_dir or os.path.join(self.workdir, "serving")
+        return _absolute(self.serving_dir or os.path.join(self.workdir, "serving"))
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute; a URI (gs://, s3://, ...) as it is."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 # Nested sections of PipelineConfig, by key.

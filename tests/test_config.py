@@ -34,6 +34,21 @@ def test_file_then_keywords_then_overrides(tmp_path):
     assert config.features.top_db is None
 
 
+def test_a_relative_work_folder_gives_absolute_local_paths(tmp_path, monkeypatch):
+    """ML Metadata records artifact URIs as the pipeline root gives them: a relative one is
+    not found by a later run from another folder (the evaluator's baseline model was not)."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, workdir="work")
+    assert config.pipeline_root == str(tmp_path / "work" / "pipeline_root")
+    assert config.metadata_path == str(tmp_path / "work" / "metadata.sqlite")
+    assert config.push_destination == str(tmp_path / "work" / "serving")
+    assert load_config(None, ["serving_dir=pushed"]).push_destination == str(
+        tmp_path / "pushed")
+    # A URI stays as it is.
+    assert load_config(None, pipeline_root_uri="gs://bucket/root").pipeline_root == (
+        "gs://bucket/root")
+
+
 def test_numbers_are_read_as_their_fields_type(tmp_path):
     # YAML reads 1e-5 (no dot) as a string; the optimiser would reject it at training time.
     path = tmp_path / "config.yaml"
