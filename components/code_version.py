@@ -19,9 +19,6 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 
 from absl import logging
-from tfx import types
-
-from spoofdetect.components import keys
 
 DISTRIBUTION = "spoof-detection"
 # The installed packages (setup.py's package_dir): in an editable install they are separate
@@ -60,16 +57,14 @@ def current() -> str:
     return f"{metadata.version(DISTRIBUTION)}+{source_fingerprint(dirs)}"
 
 
-def record_code_version(compiled: str, outputs: Iterable[types.Artifact]) -> str:
-    """Records the running code's version on `outputs`; warns when it is not the version the
-    pipeline was compiled with (`compiled`, the component's parameter), since the cache is
-    keyed by that one. Returns the running version."""
+def running_code_version(compiled: str | None) -> str:
+    """The running code's version, for a step to record on what it writes; warns when it is
+    not `compiled` (the step's parameter, which the cache is keyed by; None from a pipeline
+    compiled by a release without it)."""
     running = current()
     if compiled != running:
         logging.warning(
             "This step runs code version %s but the pipeline was compiled with %s: its cache "
             "is keyed by the compiled one. Compile the pipeline with the installation the "
-            "image carries.", running, compiled)
-    for artifact in outputs:
-        artifact.set_string_custom_property(keys.CODE_VERSION_PROPERTY, running)
+            "image carries.", running, compiled or "none (a release before code versions)")
     return running

@@ -15,7 +15,7 @@ import os
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from spoofdetect.components import keys
-from spoofdetect.components.code_version import record_code_version
+from spoofdetect.components.code_version import running_code_version
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig, section_from_json
 from spoofdetect.export import UNCALIBRATED, ScoredSystem, export_fused_model
 from spoofdetect.finetune import fit_dev_calibration, summarise, train_classifier
@@ -40,7 +40,7 @@ def run_fn(fn_args: FnArgs) -> None:
         base_model_dir=None if config.from_scratch else fn_args.base_model,
         run_dir=fn_args.model_run_dir)
     summary = summarise(history, config)
-    summary[keys.CODE_VERSION_PROPERTY] = record_code_version(custom[CODE_VERSION], [])
+    summary[keys.CODE_VERSION_PROPERTY] = running_code_version(custom.get(CODE_VERSION))
     systems = [ScoredSystem(model, features)]
     if features.fusion_features is not None:
         systems, summary["fusion"] = train_fusion(

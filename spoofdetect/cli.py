@@ -20,7 +20,14 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
 
-from spoofdetect.config import COMPILED_SPEC, SPLITS, EvaluationConfig, PipelineConfig, load_config
+from spoofdetect.config import (
+    COMPILED_SPEC,
+    SPLITS,
+    EvaluationConfig,
+    PipelineConfig,
+    absolute_path,
+    load_config,
+)
 from spoofdetect.errors import UserError
 
 EXIT_SOME_FAILED = 1
@@ -100,8 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _protocol_overrides(args: argparse.Namespace) -> list[str]:
     if not args.protocol:
         return []
-    return ["features.protocol=" + json.dumps([os.path.abspath(path) if "://" not in path
-                                               else path for path in args.protocol])]
+    return ["features.protocol=" + json.dumps([absolute_path(path) for path in args.protocol])]
 
 
 def _add_protocol_argument(parser: argparse.ArgumentParser) -> None:

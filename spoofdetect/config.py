@@ -513,19 +513,20 @@ class PipelineConfig:
     # one would not be found by a later run started from another folder.
     @property
     def pipeline_root(self) -> str:
-        return _absolute(self.pipeline_root_uri or os.path.join(self.workdir, "pipeline_root"))
+        return absolute_path(self.pipeline_root_uri or os.path.join(self.workdir, "pipeline_root"))
 
     @property
     def metadata_path(self) -> str:
-        return _absolute(os.path.join(self.workdir, "metadata.sqlite"))
+        return absolute_path(os.path.join(self.workdir, "metadata.sqlite"))
 
     @property
     def push_destination(self) -> str:
-        return _absolute(self.serving_dir or os.path.join(self.workdir, "serving"))
+        return absolute_path(self.serving_dir or os.path.join(self.workdir, "serving"))
 
 
-def _absolute(path: str) -> str:
-    """A local path made absolute; a URI (gs://, s3://, ...) as it is."""
+def absolute_path(path: str) -> str:
+    """A local path made absolute (against the folder the command runs in); a URI (gs://,
+    s3://, ...) as it is."""
     return path if "://" in path else os.path.abspath(path)
 
 

@@ -56,3 +56,14 @@ def test_the_code_version_is_the_release_and_a_fingerprint_of_every_python_file(
     assert code_version.source_fingerprint(nested) == fingerprint
     executor.rename(executor.with_name("executor_renamed.py"))
     assert code_version.source_fingerprint(nested) != fingerprint
+
+
+def test_a_pipeline_compiled_without_a_code_version_warns_rather_than_fails(caplog):
+    """A spec compiled by a release before code versions has no such parameter: the step runs
+    and says so, naming its own version."""
+    assert code_version.running_code_version(None) == code_version.current()
+    assert (f"runs code version {code_version.current()} but the pipeline was compiled with "
+            "none (a release before code versions)") in caplog.text
+    caplog.clear()
+    code_version.running_code_version(code_version.current())
+    assert "compiled with" not in caplog.text

@@ -14,7 +14,7 @@ from tfx.utils import io_utils, path_utils
 
 from spoofdetect import evaluation, scoring
 from spoofdetect.components import keys
-from spoofdetect.components.code_version import record_code_version
+from spoofdetect.components.code_version import running_code_version
 from spoofdetect.components.properties import record_properties
 from spoofdetect.config import EvaluationConfig, FeatureConfig, section_from_json
 from spoofdetect.data import split_files
@@ -80,9 +80,10 @@ class Executor(base_executor.BaseExecutor):
         logging.info("%s: %s", "BLESSED" if blessing.blessed else "NOT BLESSED",
                      blessing.reason)
 
+        code_version = running_code_version(exec_properties.get(keys.CODE_VERSION_KEY))
         record_properties(evaluation_artifact, {
             **headline_properties(result), keys.BLESSED_PROPERTY: blessing.blessed,
-            keys.REPORT_URI_PROPERTY: report})
+            keys.REPORT_URI_PROPERTY: report, keys.CODE_VERSION_PROPERTY: code_version})
         io_utils.write_string_file(os.path.join(
             blessing_artifact.uri,
             keys.BLESSED_FILE if blessing.blessed else keys.NOT_BLESSED_FILE), "")
@@ -90,9 +91,8 @@ class Executor(base_executor.BaseExecutor):
             keys.BLESSED_PROPERTY: blessing.blessed, keys.REASON_PROPERTY: blessing.reason,
             keys.CURRENT_MODEL_PROPERTY: model.uri, keys.CURRENT_MODEL_ID_PROPERTY: model.id,
             keys.EER_PROPERTY: result["clip"]["eer"],
-            keys.MIN_TDCF_PROPERTY: result["clip"]["min_tdcf"]})
-        record_code_version(exec_properties[keys.CODE_VERSION_KEY],
-                            [evaluation_artifact, blessing_artifact])
+            keys.MIN_TDCF_PROPERTY: result["clip"]["min_tdcf"],
+            keys.CODE_VERSION_PROPERTY: code_version})
         if baselines:
             record_properties(blessing_artifact, {
                 keys.BASELINE_MODEL_PROPERTY: baselines[0].uri,

@@ -13,7 +13,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from spoofdetect.components import keys
-from spoofdetect.components.code_version import record_code_version
+from spoofdetect.components.code_version import running_code_version
 from spoofdetect.components.properties import record_properties
 from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
 from spoofdetect.pretraining import run_pretraining
@@ -43,7 +43,7 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(output_dict[keys.MODEL_KEY])
         features = section_from_json(FeatureConfig, exec_properties[keys.FEATURE_CONFIG_KEY])
         gan = section_from_json(GanConfig, exec_properties[keys.GAN_CONFIG_KEY])
-        running = record_code_version(exec_properties[keys.CODE_VERSION_KEY], [model])
+        running = running_code_version(exec_properties.get(keys.CODE_VERSION_KEY))
         checkpoint_dir = checkpoint_dir_for(model.uri, examples.uri,
                                             exec_properties[keys.GAN_CONFIG_KEY],
                                             exec_properties[keys.FEATURE_CONFIG_KEY], running)
@@ -52,6 +52,6 @@ class Executor(base_executor.BaseExecutor):
                                   output_dir=model.uri)
         # The summary's names are the properties' (keys.STEPS_PROPERTY, ...; the executor test
         # checks every one the readers use is there).
-        record_properties(model, summary)
+        record_properties(model, {**summary, keys.CODE_VERSION_PROPERTY: running})
         # Finished: a later run with the same inputs starts afresh.
         tf.io.gfile.rmtree(checkpoint_dir)
