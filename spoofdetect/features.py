@@ -129,8 +129,13 @@ def _log10(values: tf.Tensor) -> tf.Tensor:
 
 
 def feature_function(config: FeatureConfig) -> tf.types.experimental.GenericFunction:
-    """`spectral_features` compiled for any batch size of `config`'s segment length."""
+    """`spectral_features` compiled for any batch size of `config`'s segment length.
+
+    Without AutoGraph: the function has no tensor-dependent Python control flow to convert
+    (its loops run over the config), and converting it took 0.4 s of every feature worker's
+    start-up (docs/performance.md)."""
     return tf.function(
         functools.partial(spectral_features, config=config),
         input_signature=[tf.TensorSpec([None, config.segment_samples], tf.float32)],
+        autograph=False,
     )
