@@ -15,7 +15,7 @@ import urllib.parse
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from spoofdetect.config import PipelineConfig
+from spoofdetect.config import PipelineConfig, is_uri
 from spoofdetect.errors import UserError
 
 PASSWORD_VARIABLE = "MLMD_MYSQL_PASSWORD"
@@ -42,7 +42,7 @@ def connection_config(location: str) -> metadata_store_pb2.ConnectionConfig:
             url.password or os.environ.get(PASSWORD_VARIABLE, ""))
         # MLMD creates the database on first use (skip_db_creation stays false), as the
         # SQLite file is created.
-    elif "://" in location:
+    elif is_uri(location):
         raise UserError(f"Unsupported metadata store {describe(location)}: give a SQLite file "
                         "path or mysql://USER:PASSWORD@HOST:PORT/DATABASE.")
     else:
@@ -71,7 +71,7 @@ def open_store(location: str, read_only: bool = False) -> metadata_store.Metadat
     `read_only` (the reading commands): the store must exist, and a SQLite file is opened
     read-only, so a wrong path (an empty or unrelated file) is an error, never a new store's
     schema written into it."""
-    if read_only and "://" not in location and not os.path.isfile(location):
+    if read_only and not is_uri(location) and not os.path.isfile(location):
         raise UserError(f"No ML Metadata store at {location}: run the pipeline first "
                         "(spoofdetect run or make demo), or pass --metadata.")
     connection = connection_config(location)

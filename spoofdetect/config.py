@@ -524,10 +524,16 @@ class PipelineConfig:
         return absolute_path(self.serving_dir or os.path.join(self.workdir, "serving"))
 
 
+def is_uri(location: str) -> bool:
+    """Whether `location` is a URI (gs://, s3://, mysql://, ...) rather than a local path: the
+    one rule for telling them apart."""
+    return "://" in location
+
+
 def absolute_path(path: str) -> str:
     """A local path made absolute (against the folder the command runs in); a URI (gs://,
     s3://, ...) as it is."""
-    return path if "://" in path else os.path.abspath(path)
+    return path if is_uri(path) else os.path.abspath(path)
 
 
 # Nested sections of PipelineConfig, by key.

@@ -16,7 +16,7 @@ import posixpath
 from apache_beam.io.filesystems import FileSystems
 
 from spoofdetect.audio import AUDIO_EXTENSIONS
-from spoofdetect.config import LABELS, SPLITS, FeatureConfig
+from spoofdetect.config import LABELS, SPLITS, FeatureConfig, is_uri
 from spoofdetect.errors import UserError
 from spoofdetect.protocol import MISSING, protocol_entries
 
@@ -74,7 +74,7 @@ def _list_folder(root: str, split: str, label: str) -> list[tuple[str, int, floa
 
 
 def _folder_exists(folder: str) -> bool:
-    if "://" in folder:
+    if is_uri(folder):
         # Object stores have no folders: an empty prefix and a missing one look the same.
         return False
     return os.path.isdir(folder)
@@ -131,7 +131,7 @@ def scan_dataset(root: str, config: FeatureConfig | None = None) -> list[ClipSou
     """
     if not root:
         raise UserError("No dataset given: pass --data-root DIR laid out as " + LAYOUT + ".")
-    if "://" not in root and not os.path.isdir(root):
+    if not is_uri(root) and not os.path.isdir(root):
         raise UserError(f"Dataset root {root} does not exist or is not a folder. "
                         f"Expected the layout {LAYOUT}.")
     by_protocol = bool(config and config.protocol)

@@ -37,7 +37,7 @@ from spoofdetect.audio import (
     read_local_file,
     segment_waveform,
 )
-from spoofdetect.config import LABELS, SPLITS, FeatureConfig
+from spoofdetect.config import LABELS, SPLITS, FeatureConfig, is_uri
 from spoofdetect.dataset import ClipSource, join, scan_dataset
 from spoofdetect.errors import UserError
 
@@ -190,7 +190,7 @@ class ExtractChunk(beam.DoFn):
         check_file(source.relative_path, source.size_bytes, config)
         path = join(self._data_root, source.relative_path)
         max_bytes = int(config.max_file_megabytes * 1e6)
-        if "://" not in self._data_root:
+        if not is_uri(self._data_root):
             data = read_local_file(path, max_bytes, root=self._data_root)
         else:
             try:
@@ -354,7 +354,7 @@ def check_free_space(output_dir: str, sources: list[ClipSource], config: Feature
     full disk does not end an hour-long job in its last chunks. Counts one segment a clip,
     each training clip's augmented copies included: with segment_mode 'all' the real need is
     larger, so this is a lower bound. Object stores (gs://, s3://) are not checked."""
-    if "://" in output_dir:
+    if is_uri(output_dir):
         return
     existing = os.path.abspath(output_dir)
     while not os.path.exists(existing):

@@ -11,17 +11,14 @@ import os
 import shutil
 import uuid
 
+from spoofdetect.config import is_uri
 from spoofdetect.errors import UserError
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
 
 
 def check_writable_file(path: str, what: str) -> None:
     """Fails, naming `what` and the reason, unless `path` can be written as a file (its
     folder is created if missing). A file that did not exist is not left behind."""
-    if _is_remote(path):
+    if is_uri(path):
         return
     if os.path.isdir(path):
         raise UserError(f"Cannot write {what} to {path}: it is a folder; give a file name.")
@@ -49,7 +46,7 @@ def output_folder(path: str, overwrite: bool) -> str:
     `overwrite`, an existing output is kept until the new one is complete: the work goes to a
     staging folder beside it, which `replace_folder` then moves into place.
     """
-    if _is_remote(path):
+    if is_uri(path):
         return path
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"The output {path} is a file; give a folder.")

@@ -25,7 +25,7 @@ import re
 
 from apache_beam.io.filesystems import FileSystems
 
-from spoofdetect.config import SPLITS, FeatureConfig
+from spoofdetect.config import SPLITS, FeatureConfig, is_uri
 from spoofdetect.errors import UserError
 
 LABEL_NAMES = {"real": "real", "fake": "fake", "bonafide": "real", "bona-fide": "real",
@@ -55,7 +55,7 @@ def inside_root(path: str, where: str) -> str:
     """The '/'-separated path relative to the root, or a UserError naming `where`."""
     path = path.strip().replace("\\", "/")
     normal = posixpath.normpath(path) if path else ""
-    if (not path or path.startswith("/") or "://" in path or re.match(r"^[A-Za-z]:", path)
+    if (not path or path.startswith("/") or is_uri(path) or re.match(r"^[A-Za-z]:", path)
             or normal == ".." or normal.startswith("../")):
         raise UserError(f"{where}: the path {path!r} is not inside the dataset root; protocol "
                         "paths must be relative to the root and may not use '..'.")
