@@ -15,7 +15,16 @@ Both are invariant to an affine map of either system's scores, so a calibrated v
 exactly as its uncalibrated twin. This probes kept models after the fact; it is not a
 pipeline option.
 
-    python benchmarks/fusion_probe.py DATASET CROSS --systems VARIANT VARIANT
+With `--fused VARIANT` instead, the two systems are those inside the one SavedModel that a
+fused variant of the study trained (features.fusion): each system's score is the model's
+`from_features` output with the other system's map all zeros, so that the other adds the same
+constant to every clip, and standardising on dev (as the pipeline does) takes it away. Their
+sum reproduces the model's own scores (checked at every seed), so the other rules score the
+very systems the pipeline trained: each system alone, and `min`, the lower of the two
+standardised scores (a clip is bona fide only if both systems find it so: either system's
+alarm counts). Writes FUSION_RULES.md.
+
+    python benchmarks/fusion_probe.py DATASET CROSS (--systems VARIANT VARIANT | --fused VARIANT)
         [--config benchmarks/quality.yaml] [--seeds 0 1 2] [--workdir DIR ...]
         [--output benchmarks]
 """
@@ -36,6 +45,7 @@ from quality import (
     dataset_arguments,
     execution_property,
     kept_output_dir,
+    load_split,
     study_command,
     study_numbers,
     summarise,
@@ -43,7 +53,10 @@ from quality import (
 )
 from sklearn.linear_model import LogisticRegression
 
-from spoofdetect.config import load_config
+from spoofdetect import metrics
+from spoofdetect.audio import segment_waveform
+from spoofdetect.config import FeatureConfig, load_config
+from spoofdetect.examples import FUSION_FEATURES, LOG_MEL
 from spoofdetect.fusion import dev_standardisation
 from spoofdetect.pipeline import trainer_module
 
@@ -103,11 +116,94 @@ def fuse_seed(dataset: str, cross: str, model_dirs: list[str]) -> dict[str, dict
     return rows
 
 
+def fused_system_scores(model_dir: str, features: FeatureConfig, waveforms: list[np.ndarray],
+                        batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the fused model's scores, system 1's, system 2's) of the first segment of each
+    waveform: the model's from_features output on both maps, and on each system's map with
+    the other's all zeros (that system's standardised score through the model's calibration,
+    plus one constant: the other system's score of zeros)."""
+    import tensorflow as tf
+
+    from spoofdetect.features import feature_function
+
+    serving = tf.saved_model.load(model_dir).signatures["from_features"]
+    segments = np.stack([segment_waveform(waveform, features)[0] for waveform in waveforms])
+    maps = []
+    for config in (features, features.fusion_features):
+        function = feature_function(config)
+        maps.append(np.concatenate([function(segments[start:start + batch_size]).numpy()
+                                    for start in range(0, len(segments), batch_size)]))
+
+    def score(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            serving(**{LOG_MEL: tf.constant(first[start:start + batch_size]),
+                       FUSION_FEATURES: tf.constant(second[start:start + batch_size])}
+                    )["score"].numpy()
+            for start in range(0, len(first), batch_size)])
+
+    first_map, second_map = maps
+    return (score(first_map, second_map), score(first_map, np.zeros_like(second_map)),
+            score(np.zeros_like(first_map), second_map))
+
+
+def fused_rules(dev: tuple[np.ndarray, np.ndarray, np.ndarray],
+                test: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each rule's scores of `test` from fused_system_scores' outputs on dev and on `test`:
+    each system alone and both fused, every score standardised on dev. Raises SystemExit if
+    the systems' sum is not the model's own score (then the split is not the model's)."""
+    standardisations = [dev_standardisation(on_dev) for on_dev in dev]
+    _, first_dev, second_dev = (mapping.apply(on_dev)
+                                for mapping, on_dev in zip(standardisations, dev, strict=True))
+    model, first, second = (mapping.apply(on_test)
+                            for mapping, on_test in zip(standardisations, test, strict=True))
+    summed = first + second
+    # The model's score is the systems' sum then an affine map (its calibration, if any), so
+    # both standardised on dev are the same scores.
+    if not np.allclose(dev_standardisation(first_dev + second_dev).apply(summed), model,
+                       atol=1e-3):
+        raise SystemExit("The fused model's score is not the sum of its systems' scores as "
+                         "split here: is it a model of two fused systems?")
+    return {"system 1": first, "system 2": second, "sum": summed,
+            "min": np.minimum(first, second)}
+
+
+def split_fused_seed(dataset: str, cross: str, model_dir: str, features: FeatureConfig
+                     ) -> dict[str, dict[str, Any]]:
+    """Each rule's numbers (fused_rules) on the eval split and the cross set."""
+    seconds = features.segment_seconds
+    dev = fused_system_scores(model_dir, features, load_split(dataset, "dev", seconds)[0])
+    rows: dict[str, dict[str, Any]] = {}
+    for test_set, (root, split) in {"eval": (dataset, "eval"), "cross": (cross, "eval")}.items():
+        waveforms, is_spoof, attacks = load_split(root, split, seconds)
+        test = fused_system_scores(model_dir, features, waveforms)
+        for rule, scores in fused_rules(dev, test).items():
+            rows.setdefault(rule, {})[test_set] = study_numbers(metrics.ScoreFile(
+                [str(index) for index in range(len(scores))], attacks, is_spoof, scores))
+    return rows
+
+
+def write_tables(path: str, title: str, description: str,
+                 rows: dict[str, list[dict[str, Any]]]) -> None:
+    lines = [f"# {title}", "", f"Measured with `{study_command('fusion_probe.py')}` on "
+             f"{time.strftime('%Y-%m-%d')}, CPU only. EER in %; mean ± standard deviation over "
+             f"seeds (min-max). {description}", ""]
+    lines += test_set_tables(rows, ["system", "seeds", "EER %", "min t-DCF", "minDCF"],
+                             lambda name, runs, test_set: [
+                                 name, str(len(runs)),
+                                 summarise([100 * run[test_set]["eer"] for run in runs]),
+                                 *[summarise([run[test_set][key] for run in runs])
+                                   for key in ("min_tdcf", "min_dcf")]])
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     dataset_arguments(parser, "dataset", "cross")
-    parser.add_argument("--systems", nargs=2, required=True,
-                        choices=[variant.name for variant in VARIANTS])
+    names = [variant.name for variant in VARIANTS]
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--systems", nargs=2, choices=names)
+    which.add_argument("--fused", choices=names)
     parser.add_argument("--config", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", nargs="+",
@@ -117,30 +213,45 @@ def main() -> None:
     args = parser.parse_args()
     rows: dict[str, list[dict[str, Any]]] = {}
     for seed in args.seeds:
-        dirs = [model_dir(args.workdir, args.config, name, seed) for name in args.systems]
-        for name, numbers in fuse_seed(args.dataset, args.cross, dirs).items():
-            rows.setdefault(name, []).append(numbers)
+        if args.fused:
+            variant = next(v for v in VARIANTS if v.name == args.fused)
+            features = load_config(None, variant_settings(variant, seed, args.config)).features
+            if features.fusion_features is None:
+                raise SystemExit(f"{args.fused} is not a fused variant (features.fusion).")
+            numbers = split_fused_seed(args.dataset, args.cross, model_dir(
+                args.workdir, args.config, args.fused, seed), features)
+        else:
+            numbers = fuse_seed(args.dataset, args.cross, [
+                model_dir(args.workdir, args.config, name, seed) for name in args.systems])
+        for name, result in numbers.items():
+            rows.setdefault(name, []).append(result)
         print(f"seed {seed}: " + ", ".join(
             f"{name} cross EER {100 * rows[name][-1]['cross']['eer']:.1f} %"
             for name in rows), flush=True)
-    names = {f"system {index + 1}": f"`{name}`" for index, name in enumerate(args.systems)}
-    lines = ["# Score-level fusion of two of the study's systems", "",
-             f"Measured with `{study_command('fusion_probe.py')}` on "
-             f"{time.strftime('%Y-%m-%d')}, CPU only. EER in %; mean ± standard deviation over "
-             "seeds (min-max), each seed fusing the two systems trained at that seed. `equal`: "
-             "the sum of the two systems' scores, each standardised on dev; `dev-weighted`: "
-             "a logistic regression fitted on dev. Dev-weighted weights per seed: "
-             + "; ".join(", ".join(f"{weight:.3f}" for weight in run["weights"])
-                         for run in rows["dev-weighted"]) + ".", ""]
-    lines += test_set_tables(
-        {names.get(name, f"{name} fusion"): runs for name, runs in rows.items()},
-        ["system", "seeds", "EER %", "min t-DCF", "minDCF"],
-        lambda name, runs, test_set: [
-            name, str(len(runs)), summarise([100 * run[test_set]["eer"] for run in runs]),
-            *[summarise([run[test_set][key] for run in runs])
-              for key in ("min_tdcf", "min_dcf")]])
-    with open(os.path.join(args.output, "FUSION_PROBE.md"), "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+    if args.fused:
+        write_tables(
+            os.path.join(args.output, "FUSION_RULES.md"),
+            f"The two systems inside `{args.fused}`, alone and fused by two rules",
+            "Each seed splits the one SavedModel the study trained at that seed (its second map "
+            "all zeros for system 1, its first for system 2). `sum`: the standardised scores "
+            "summed, the pipeline's fusion (it reproduces the model's own scores); `min`: the "
+            "lower of the two.",
+            {{"system 1": "system 1 (the configured features)",
+              "system 2": "system 2 (features.fusion)",
+              "sum": "sum (the pipeline's)"}.get(name, name): runs
+             for name, runs in rows.items()})
+        return
+    system_names = {f"system {index + 1}": f"`{name}`"
+                    for index, name in enumerate(args.systems)}
+    write_tables(
+        os.path.join(args.output, "FUSION_PROBE.md"),
+        "Score-level fusion of two of the study's systems",
+        "Each seed fuses the two systems trained at that seed. `equal`: the sum of the two "
+        "systems' scores, each standardised on dev; `dev-weighted`: a logistic regression "
+        "fitted on dev. Dev-weighted weights per seed: "
+        + "; ".join(", ".join(f"{weight:.3f}" for weight in run["weights"])
+                    for run in rows["dev-weighted"]) + ".",
+        {system_names.get(name, f"{name} fusion"): runs for name, runs in rows.items()})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""The fusion probe's split of a fused SavedModel (benchmarks/fusion_probe.py --fused): each
+system's score, read through the model's from_features signature with the other system's map
+all zeros, is that system's own standardised score through the model's calibration, plus one
+constant."""
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from spoofdetect.calibration import Calibration
+from spoofdetect.config import FeatureConfig, FusionConfig, GanConfig
+from spoofdetect.export import ScoredSystem, export_fused_model
+from spoofdetect.features import spectral_features
+from spoofdetect.fusion import dev_standardisation
+from spoofdetect.models import build_critic, classifier_from_critic, logit_model
+
+FUSED = FeatureConfig(augment=0, fusion=FusionConfig(enabled=True, n_mels=40))
+NARROW = GanConfig(critic_widths=(8, 16, 32))
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import fusion_probe
+
+    yield fusion_probe
+    for module in ("fusion_probe", "generalisation", "quality"):
+        sys.modules.pop(module, None)
+
+
+def clips(count: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(FUSED.segment_samples) / FUSED.sample_rate
+    return [(0.3 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t)
+             + rng.uniform(0.01, 0.3) * rng.standard_normal(t.size)).astype(np.float32)
+            for _ in range(count)]
+
+
+def test_each_system_is_split_out_of_the_fused_model(probe, tmp_path):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    dev, test = clips(24, 0), clips(16, 1)
+
+    def own_scores(system: ScoredSystem, waveforms: list[np.ndarray]) -> np.ndarray:
+        """The system's log-odds of bona fide, as the Trainer standardises them."""
+        return -logit_model(system.classifier)(spectral_features(
+            np.stack(waveforms), system.features)).numpy().ravel()
+
+    systems = []
+    for config, map_key in ((FUSED, "log_mel"), (FUSED.fusion_features, "fusion_features")):
+        system = ScoredSystem(classifier_from_critic(build_critic(config, NARROW)), config,
+                              map_key)
+        # Standardised on dev, as the Trainer does (fusion.train_fusion).
+        systems.append(dataclasses.replace(system, standardisation=dev_standardisation(
+            own_scores(system, dev))))
+    # A calibrated model: the probe's rules must not depend on the exported affine map.
+    calibration = Calibration(2.0, 1.0)
+    export_fused_model(systems, str(tmp_path), 600.0, calibration)
+    outputs = {name: probe.fused_system_scores(str(tmp_path), FUSED, waveforms, batch_size=8)
+               for name, waveforms in (("dev", dev), ("test", test))}
+    for index, system in enumerate(systems):
+        own = system.standardisation.apply(own_scores(system, test))
+        difference = outputs["test"][index + 1] - calibration.scale * own
+        # The other system's all-zeros map adds one constant to every clip.
+        np.testing.assert_allclose(difference, difference[0], atol=1e-4)
+    rules = probe.fused_rules(outputs["dev"], outputs["test"])
+    assert set(rules) == {"system 1", "system 2", "sum", "min"}
+    np.testing.assert_allclose(rules["sum"], rules["system 1"] + rules["system 2"])
+    np.testing.assert_allclose(rules["min"], np.minimum(rules["system 1"], rules["system 2"]))
+    # Each system standardised on dev: mean 0 and spread 1 there.
+    dev_rules = probe.fused_rules(outputs["dev"], outputs["dev"])
+    for name in ("system 1", "system 2"):
+        assert abs(dev_rules[name].mean()) < 1e-4 and dev_rules[name].std() == pytest.approx(1.0)
+    # Scores that are not the sum of the two systems are refused, not split.
+    swapped = (outputs["test"][0][::-1], *outputs["test"][1:])
+    with pytest.raises(SystemExit, match="not the sum of its systems"):
+        probe.fused_rules(outputs["dev"], swapped)
