@@ -39,6 +39,7 @@ import time
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 from generalisation import VARIANTS, protocol_scores, study_scorer, variant_settings
 from quality import (
     HERE,
@@ -57,6 +58,7 @@ from spoofdetect import metrics
 from spoofdetect.audio import segment_waveform
 from spoofdetect.config import FeatureConfig, load_config
 from spoofdetect.examples import FUSION_FEATURES, LOG_MEL
+from spoofdetect.features import feature_function
 from spoofdetect.fusion import dev_standardisation
 from spoofdetect.pipeline import trainer_module
 
@@ -122,10 +124,6 @@ def fused_system_scores(model_dir: str, features: FeatureConfig, waveforms: list
     waveform: the model's from_features output on both maps, and on each system's map with
     the other's all zeros (that system's standardised score through the model's calibration,
     plus one constant: the other system's score of zeros)."""
-    import tensorflow as tf
-
-    from spoofdetect.features import feature_function
-
     serving = tf.saved_model.load(model_dir).signatures["from_features"]
     segments = np.stack([segment_waveform(waveform, features)[0] for waveform in waveforms])
     maps = []
