@@ -73,7 +73,10 @@ def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segme
         feature[SPEAKER].bytes_list.value.append(speaker.encode())
     if augmentation:
         feature[AUGMENTATION].bytes_list.value.append(augmentation.encode())
-    return example.SerializeToString()
+    # Deterministic: a map's entries are otherwise written in an order that changes from
+    # process to process (string hashing is seeded per process), so a chunk retried in
+    # another worker wrote the same example as other bytes.
+    return example.SerializeToString(deterministic=True)
 
 
 def feature_spec(config: FeatureConfig) -> dict[str, tf.io.FixedLenFeature]:
