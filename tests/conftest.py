@@ -145,3 +145,17 @@ def pipeline_run(demo_root, tmp_path_factory):
                          workdir=str(tmp_path_factory.mktemp("workdir")))
     assert run_local(config, runner="beam") == 0
     return config
+
+
+@pytest.fixture
+def fusion_probe(monkeypatch):
+    """benchmarks/fusion_probe.py (with quality.py's study lookup and generalisation.py's
+    variants), imported from the benchmarks folder and forgotten after the test."""
+    import sys
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import fusion_probe as probe
+
+    yield probe
+    for name in ("fusion_probe", "generalisation", "quality"):
+        sys.modules.pop(name, None)

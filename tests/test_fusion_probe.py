@@ -4,8 +4,6 @@ all zeros, is that system's own standardised score through the model's calibrati
 constant."""
 
 import dataclasses
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -21,16 +19,6 @@ FUSED = FeatureConfig(augment=0, fusion=FusionConfig(enabled=True, n_mels=40))
 NARROW = GanConfig(critic_widths=(8, 16, 32))
 
 
-@pytest.fixture
-def probe(monkeypatch):
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import fusion_probe
-
-    yield fusion_probe
-    for module in ("fusion_probe", "generalisation", "quality"):
-        sys.modules.pop(module, None)
-
-
 def clips(count: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     t = np.arange(FUSED.segment_samples) / FUSED.sample_rate
@@ -39,7 +27,7 @@ def clips(count: int, seed: int) -> list[np.ndarray]:
             for _ in range(count)]
 
 
-def test_each_system_is_split_out_of_the_fused_model(probe, tmp_path):
+def test_each_system_is_split_out_of_the_fused_model(fusion_probe, tmp_path):
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(0)
@@ -60,22 +48,22 @@ def test_each_system_is_split_out_of_the_fused_model(probe, tmp_path):
     # A calibrated model: the probe's rules must not depend on the exported affine map.
     calibration = Calibration(2.0, 1.0)
     export_fused_model(systems, str(tmp_path), 600.0, calibration)
-    outputs = {name: probe.fused_system_scores(str(tmp_path), FUSED, waveforms, batch_size=8)
+    outputs = {name: fusion_probe.fused_system_scores(str(tmp_path), FUSED, waveforms, batch_size=8)
                for name, waveforms in (("dev", dev), ("test", test))}
     for index, system in enumerate(systems):
         own = system.standardisation.apply(own_scores(system, test))
         difference = outputs["test"][index + 1] - calibration.scale * own
         # The other system's all-zeros map adds one constant to every clip.
         np.testing.assert_allclose(difference, difference[0], atol=1e-4)
-    rules = probe.fused_rules(outputs["dev"], outputs["test"])
+    rules = fusion_probe.fused_rules(outputs["dev"], outputs["test"])
     assert set(rules) == {"system 1", "system 2", "sum", "min"}
     np.testing.assert_allclose(rules["sum"], rules["system 1"] + rules["system 2"])
     np.testing.assert_allclose(rules["min"], np.minimum(rules["system 1"], rules["system 2"]))
     # Each system standardised on dev: mean 0 and spread 1 there.
-    dev_rules = probe.fused_rules(outputs["dev"], outputs["dev"])
+    dev_rules = fusion_probe.fused_rules(outputs["dev"], outputs["dev"])
     for name in ("system 1", "system 2"):
         assert abs(dev_rules[name].mean()) < 1e-4 and dev_rules[name].std() == pytest.approx(1.0)
     # Scores that are not the sum of the two systems are refused, not split.
     swapped = (outputs["test"][0][::-1], *outputs["test"][1:])
     with pytest.raises(SystemExit, match="not the sum of its systems"):
-        probe.fused_rules(outputs["dev"], swapped)
+        fusion_probe.fused_rules(outputs["dev"], swapped)

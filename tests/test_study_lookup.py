@@ -3,24 +3,12 @@
 
 import json
 import os
-import sys
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from spoofdetect.config import load_config, section_to_json
 from spoofdetect.pipeline.metadata import open_store
-
-
-@pytest.fixture
-def probe(monkeypatch):
-    """benchmarks/fusion_probe.py, with quality.py's lookup as `probe.kept_output_dir`."""
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import fusion_probe
-
-    yield fusion_probe
-    for name in ("fusion_probe", "generalisation", "quality"):
-        sys.modules.pop(name, None)
 
 
 def find(probe, workdir: str, sections: dict) -> str | None:
@@ -55,7 +43,7 @@ def sections_of(config, drop: str | None = None) -> dict[str, str]:
     return sections
 
 
-def test_finds_the_run_with_the_settings_and_not_another(tmp_path, probe):
+def test_finds_the_run_with_the_settings_and_not_another(tmp_path, fusion_probe):
     store = open_store(str(tmp_path / "metadata.sqlite"))
     wanted = load_config(None, ["features.extra_windows=[512]", "classifier.seed=1"])
     other = load_config(None, ["features.extra_windows=[512]", "classifier.seed=2"])
@@ -68,12 +56,12 @@ def test_finds_the_run_with_the_settings_and_not_another(tmp_path, probe):
                    state=metadata_store_pb2.Execution.FAILED)
     sections = {name: getattr(wanted, name) for name in ("features", "gan", "classifier")}
 
-    assert find(probe, str(tmp_path), sections) == expected
+    assert find(fusion_probe, str(tmp_path), sections) == expected
     sections["classifier"] = load_config(None, ["classifier.seed=3"]).classifier
-    assert find(probe, str(tmp_path), sections) is None
+    assert find(fusion_probe, str(tmp_path), sections) is None
 
 
-def test_a_field_added_since_the_run_counts_at_the_seeds_value(tmp_path, probe):
+def test_a_field_added_since_the_run_counts_at_the_seeds_value(tmp_path, fusion_probe):
     """A run kept before `features.phase_windows` existed recorded no such field; it ran with
     the seed's value of it (every option is added off), and is found."""
     store = open_store(str(tmp_path / "metadata.sqlite"))
@@ -81,29 +69,29 @@ def test_a_field_added_since_the_run_counts_at_the_seeds_value(tmp_path, probe):
     expected = record_trainer(store, str(tmp_path), "1",
                               sections_of(config, drop="phase_windows"))
     sections = {name: getattr(config, name) for name in ("features", "gan", "classifier")}
-    assert find(probe, str(tmp_path), sections) == expected
+    assert find(fusion_probe, str(tmp_path), sections) == expected
     changed = load_config(None, ["features.phase=true", "features.phase_windows=[512]",
                                  "features.extra_windows=[512]"])
     sections["features"] = changed.features
-    assert find(probe, str(tmp_path), sections) is None
+    assert find(fusion_probe, str(tmp_path), sections) is None
     # A run from before features.fusion existed ran one system, though fusion is now on by
     # default: it is the one-system run, not the fused default's.
     one_system = load_config(None, ["features.fusion.enabled=false"])
     before_fusion = record_trainer(store, str(tmp_path), "2",
                                    sections_of(one_system, drop="fusion"))
     sections["features"] = one_system.features
-    assert find(probe, str(tmp_path), sections) == before_fusion
+    assert find(fusion_probe, str(tmp_path), sections) == before_fusion
     sections["features"] = load_config(None).features
-    assert find(probe, str(tmp_path), sections) is None
+    assert find(fusion_probe, str(tmp_path), sections) is None
 
 
-def test_a_folder_without_a_store_is_named(tmp_path, probe):
+def test_a_folder_without_a_store_is_named(tmp_path, fusion_probe):
     sections = {"features": load_config(None).features}
     with pytest.raises(SystemExit, match=f"{tmp_path}.*--workdir"):
-        find(probe, str(tmp_path), sections)
+        find(fusion_probe, str(tmp_path), sections)
 
 
-def test_a_run_whose_output_is_elsewhere_is_named_not_missed(tmp_path, probe, monkeypatch):
+def test_a_run_whose_output_is_elsewhere_is_named_not_missed(tmp_path, fusion_probe, monkeypatch):
     """A study run from another folder with a relative --workdir recorded relative outputs:
     from here the run matches but its model is not found, which must say so."""
     workdir = tmp_path / "study"
@@ -114,14 +102,14 @@ def test_a_run_whose_output_is_elsewhere_is_named_not_missed(tmp_path, probe, mo
     record_trainer(store, ".", "1", sections_of(config))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"pipeline_root/Trainer/model/1 is not there from "):
-        find(probe, "study", {"features": config.features, "gan": config.gan,
+        find(fusion_probe, "study", {"features": config.features, "gan": config.gan,
                               "classifier": config.classifier})
 
 
-def test_a_dataset_without_protocol_stops_the_study_before_any_work(probe, tmp_path, capsys):
+def test_a_dataset_without_protocol_stops_the_study_before_any_work(fusion_probe, tmp_path, capsys):
     import argparse
 
-    import quality  # on the path that the probe fixture set
+    import quality  # on the path that the fusion_probe fixture set
 
     parser = argparse.ArgumentParser()
     quality.dataset_arguments(parser, "dataset", "cross")
@@ -137,8 +125,8 @@ def test_a_dataset_without_protocol_stops_the_study_before_any_work(probe, tmp_p
         "dataset": str(tmp_path / "made"), "cross": str(tmp_path / "made")}
 
 
-def test_a_setting_the_seed_preset_pins_later_is_not_a_change_of_a_kept_run(probe):
-    import quality  # on the path that the probe fixture set
+def test_a_setting_the_seed_preset_pins_later_is_not_a_change_of_a_kept_run(fusion_probe):
+    import quality  # on the path that the fusion_probe fixture set
 
     today = quality.study_settings(None, ["features.augment=2"])
     pinned_later = 'classifier.head_solver="adam"'
