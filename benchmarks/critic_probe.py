@@ -32,7 +32,7 @@ from front_end_probe import (
     maps_of,
     probe,
 )
-from generalisation import VARIANTS, variant_settings
+from generalisation import variant_config
 from quality import (
     execution_property,
     kept_output_dir,
@@ -59,8 +59,7 @@ def stage1_critic_dir(workdir: str, config: str | None, seed: int,
                       variant_name: str = "augment-all") -> str:
     """The output folder of the completed stage 1 that the study's `variant_name` ran at
     `seed`."""
-    variant = next(v for v in VARIANTS if v.name == variant_name)
-    settings = load_config(None, variant_settings(variant, seed, config))
+    settings = variant_config(variant_name, seed, config)
     wanted = {"gan_config": settings.gan, "feature_config": settings.features}
     found = kept_output_dir(
         [workdir], WGAN_PRETRAINER_TYPE,

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from generalisation import VARIANTS, protocol_scores, study_scorer, variant_settings
+from generalisation import VARIANTS, protocol_scores, study_scorer, variant_config
 from quality import (
     HERE,
     dataset_arguments,
@@ -56,7 +56,7 @@ from sklearn.linear_model import LogisticRegression
 
 from spoofdetect import metrics
 from spoofdetect.audio import segment_waveform
-from spoofdetect.config import FeatureConfig, load_config
+from spoofdetect.config import FeatureConfig
 from spoofdetect.examples import FUSION_FEATURES, LOG_MEL
 from spoofdetect.features import feature_function
 from spoofdetect.fusion import dev_standardisation
@@ -75,8 +75,7 @@ def trainer_sections(execution: Any) -> dict[str, str]:
 
 def model_dir(workdirs: list[str], config: str | None, variant_name: str, seed: int) -> str:
     """The SavedModel that the study's run of `variant_name` at `seed` trained."""
-    variant = next(v for v in VARIANTS if v.name == variant_name)
-    settings = load_config(None, variant_settings(variant, seed, config))
+    settings = variant_config(variant_name, seed, config)
     found = kept_output_dir(workdirs, TRAINER_TYPE, trainer_sections,
                             {trainer_module.FEATURES: settings.features,
                              trainer_module.GAN: settings.gan,
@@ -118,19 +117,25 @@ def fuse_seed(dataset: str, cross: str, model_dirs: list[str]) -> dict[str, dict
     return rows
 
 
-def fused_system_scores(model_dir: str, features: FeatureConfig, waveforms: list[np.ndarray],
-                        batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the fused model's scores, system 1's, system 2's) of the first segment of each
-    waveform: the model's from_features output on both maps, and on each system's map with
-    the other's all zeros (that system's standardised score through the model's calibration,
-    plus one constant: the other system's score of zeros)."""
-    serving = tf.saved_model.load(model_dir).signatures["from_features"]
+def segment_maps(features: FeatureConfig, waveforms: list[np.ndarray], batch_size: int = 64
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Both systems' maps (features', then features.fusion_features') of the first segment
+    of each waveform, by the pipeline's feature function."""
     segments = np.stack([segment_waveform(waveform, features)[0] for waveform in waveforms])
     maps = []
     for config in (features, features.fusion_features):
         function = feature_function(config)
         maps.append(np.concatenate([function(segments[start:start + batch_size]).numpy()
                                     for start in range(0, len(segments), batch_size)]))
+    return maps[0], maps[1]
+
+
+def fused_system_scores(serving: Any, maps: tuple[np.ndarray, np.ndarray], batch_size: int = 64
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the fused model's scores, system 1's, system 2's) from a fused SavedModel's
+    from_features signature (`serving`): on both maps, and on each system's map with the
+    other's all zeros (that system's standardised score through the model's calibration,
+    plus one constant: the other system's score of zeros)."""
 
     def score(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return np.concatenate([
@@ -149,11 +154,9 @@ def fused_rules(dev: tuple[np.ndarray, np.ndarray, np.ndarray],
     """Each rule's scores of `test` from fused_system_scores' outputs on dev and on `test`:
     each system alone and both fused, every score standardised on dev. Raises SystemExit if
     the systems' sum is not the model's own score (then the split is not the model's)."""
-    standardisations = [dev_standardisation(on_dev) for on_dev in dev]
-    _, first_dev, second_dev = (mapping.apply(on_dev)
-                                for mapping, on_dev in zip(standardisations, dev, strict=True))
-    model, first, second = (mapping.apply(on_test)
-                            for mapping, on_test in zip(standardisations, test, strict=True))
+    model, first, second = (dev_standardisation(on_dev).apply(on_test)
+                            for on_dev, on_test in zip(dev, test, strict=True))
+    first_dev, second_dev = (dev_standardisation(on_dev).apply(on_dev) for on_dev in dev[1:])
     summed = first + second
     # The model's score is the systems' sum then an affine map (its calibration, if any), so
     # both standardised on dev are the same scores.
@@ -165,16 +168,18 @@ def fused_rules(dev: tuple[np.ndarray, np.ndarray, np.ndarray],
             "min": np.minimum(first, second)}
 
 
-def split_fused_seed(dataset: str, cross: str, model_dir: str, features: FeatureConfig
-                     ) -> dict[str, dict[str, Any]]:
-    """Each rule's numbers (fused_rules) on the eval split and the cross set."""
-    seconds = features.segment_seconds
-    dev = fused_system_scores(model_dir, features, load_split(dataset, "dev", seconds)[0])
+# A test set's maps (segment_maps), which clips are spoofs, and their attacks.
+MappedSet = tuple[tuple[np.ndarray, np.ndarray], np.ndarray, list[str]]
+
+
+def split_fused_seed(model_dir: str, sets: dict[str, MappedSet]) -> dict[str, dict[str, Any]]:
+    """Each rule's numbers (fused_rules) on every test set of `sets` (dev standardises)."""
+    serving = tf.saved_model.load(model_dir).signatures["from_features"]
+    dev = fused_system_scores(serving, sets["dev"][0])
     rows: dict[str, dict[str, Any]] = {}
-    for test_set, (root, split) in {"eval": (dataset, "eval"), "cross": (cross, "eval")}.items():
-        waveforms, is_spoof, attacks = load_split(root, split, seconds)
-        test = fused_system_scores(model_dir, features, waveforms)
-        for rule, scores in fused_rules(dev, test).items():
+    for test_set in TEST_SETS:
+        maps, is_spoof, attacks = sets[test_set]
+        for rule, scores in fused_rules(dev, fused_system_scores(serving, maps)).items():
             rows.setdefault(rule, {})[test_set] = study_numbers(metrics.ScoreFile(
                 [str(index) for index in range(len(scores))], attacks, is_spoof, scores))
     return rows
@@ -210,14 +215,26 @@ def main() -> None:
     parser.add_argument("--output", default=HERE)
     args = parser.parse_args()
     rows: dict[str, list[dict[str, Any]]] = {}
+    # --fused: the test sets decoded once, and their maps computed once per front end (the
+    # seeds' configs differ in the augmentation seed, which dev, eval and cross never see).
+    clips: dict[str, tuple[list, np.ndarray, list]] = {}
+    mapped: dict[FeatureConfig, dict[str, MappedSet]] = {}
     for seed in args.seeds:
         if args.fused:
-            variant = next(v for v in VARIANTS if v.name == args.fused)
-            features = load_config(None, variant_settings(variant, seed, args.config)).features
+            features = variant_config(args.fused, seed, args.config).features
             if features.fusion_features is None:
                 raise SystemExit(f"{args.fused} is not a fused variant (features.fusion).")
-            numbers = split_fused_seed(args.dataset, args.cross, model_dir(
-                args.workdir, args.config, args.fused, seed), features)
+            if not clips:
+                clips = {name: load_split(root, split, features.segment_seconds)
+                         for name, (root, split) in (("dev", (args.dataset, "dev")),
+                                                     ("eval", (args.dataset, "eval")),
+                                                     ("cross", (args.cross, "eval")))}
+            front_end = dataclasses.replace(features, augment_seed=0)
+            if front_end not in mapped:
+                mapped[front_end] = {name: (segment_maps(features, waveforms), is_spoof, attacks)
+                                     for name, (waveforms, is_spoof, attacks) in clips.items()}
+            numbers = split_fused_seed(
+                model_dir(args.workdir, args.config, args.fused, seed), mapped[front_end])
         else:
             numbers = fuse_seed(args.dataset, args.cross, [
                 model_dir(args.workdir, args.config, name, seed) for name in args.systems])

@@ -42,7 +42,7 @@ from quality import (
 from spoofdetect import metrics
 from spoofdetect.baselines import LfccGmm
 from spoofdetect.calibration import Calibration
-from spoofdetect.config import FeatureConfig, load_config
+from spoofdetect.config import FeatureConfig, PipelineConfig, load_config
 from spoofdetect.protocol import read_protocol
 from spoofdetect.scoring import Scorer
 
@@ -270,6 +270,15 @@ def variant_settings(variant: Variant, seed: int, config: str | None) -> list[st
     return run_settings(seed, variant.from_scratch, config, overrides)
 
 
+def variant_named(name: str) -> Variant:
+    return next(variant for variant in VARIANTS if variant.name == name)
+
+
+def variant_config(name: str, seed: int, config: str | None) -> PipelineConfig:
+    """The pipeline config of the study's run of the variant `name` at `seed`."""
+    return load_config(None, variant_settings(variant_named(name), seed, config))
+
+
 def run_variant(dataset: str, cross: str, workdir: str, settings: list[str]) -> dict[str, Any]:
     """One run of a variant with its `settings` (variant_settings'), scored on every test set."""
     run = run_pipeline(dataset, workdir, settings)
@@ -345,8 +354,7 @@ def main() -> None:
     def settings(name: str, seed: int) -> list[str]:
         if name == LFCC_GMM:
             return []
-        return variant_settings(next(v for v in VARIANTS if v.name == name), seed,
-                                args.config)
+        return variant_settings(variant_named(name), seed, args.config)
 
     def describe(result: dict[str, Any]) -> str:
         return (f"eval EER {100 * result['eval']['eer']:.2f} %, cross EER "

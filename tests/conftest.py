@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -151,8 +152,6 @@ def pipeline_run(demo_root, tmp_path_factory):
 def fusion_probe(monkeypatch):
     """benchmarks/fusion_probe.py (with quality.py's study lookup and generalisation.py's
     variants), imported from the benchmarks folder and forgotten after the test."""
-    import sys
-
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
     import fusion_probe as probe
 

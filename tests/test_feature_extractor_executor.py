@@ -62,7 +62,7 @@ def test_a_long_rejection_list_is_cut_in_mlmd_and_points_to_the_report():
         counts={split: {label: {"clips": 0, "examples": 0} for label in ("real", "fake")}
                 for split in ("train", "dev", "eval")},
         rejected=rejected, data_root="/data", num_files=len(rejected), seconds=1.0)
-    listed = json.loads(summary_properties(summary, "first", "/out", "0.1.0+a")[
+    listed = json.loads(summary_properties(summary, "first", "/out")[
         keys.REJECTED_FILES_PROPERTY])
     assert len(listed) == MAX_REJECTED_IN_MLMD + 1
     assert listed[-1] == f"... and 5 more in {REPORT_FILE}"

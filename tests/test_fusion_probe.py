@@ -48,8 +48,10 @@ def test_each_system_is_split_out_of_the_fused_model(fusion_probe, tmp_path):
     # A calibrated model: the probe's rules must not depend on the exported affine map.
     calibration = Calibration(2.0, 1.0)
     export_fused_model(systems, str(tmp_path), 600.0, calibration)
-    outputs = {name: fusion_probe.fused_system_scores(str(tmp_path), FUSED, waveforms, batch_size=8)
-               for name, waveforms in (("dev", dev), ("test", test))}
+    serving = tf.saved_model.load(str(tmp_path)).signatures["from_features"]
+    outputs = {name: fusion_probe.fused_system_scores(
+        serving, fusion_probe.segment_maps(FUSED, waveforms, batch_size=8), batch_size=8)
+        for name, waveforms in (("dev", dev), ("test", test))}
     for index, system in enumerate(systems):
         own = system.standardisation.apply(own_scores(system, test))
         difference = outputs["test"][index + 1] - calibration.scale * own

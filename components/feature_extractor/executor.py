@@ -24,10 +24,9 @@ from spoofdetect.extraction import REPORT_FILE, ExtractionSummary, run_extractio
 MAX_REJECTED_IN_MLMD = 1000
 
 
-def summary_properties(summary: ExtractionSummary, segment_mode: str, examples_uri: str,
-                       code_version: str) -> dict[str, object]:
-    """The extraction's counts and rejections, and the code that ran, as the Examples
-    artifact's MLMD properties."""
+def summary_properties(summary: ExtractionSummary, segment_mode: str,
+                       examples_uri: str) -> dict[str, object]:
+    """The extraction's counts and rejections as the Examples artifact's MLMD properties."""
     rejected = [f"{r['path']}: {r['reason']}" for r in summary.rejected]
     if len(rejected) > MAX_REJECTED_IN_MLMD:
         rejected = [*rejected[:MAX_REJECTED_IN_MLMD],
@@ -48,7 +47,6 @@ def summary_properties(summary: ExtractionSummary, segment_mode: str, examples_u
         keys.SEGMENT_MODE_PROPERTY: segment_mode,
         keys.REPORT_URI_PROPERTY: FileSystems.join(examples_uri, REPORT_FILE),
         keys.RECORD_FORMAT_PROPERTY: RECORD_FORMAT,
-        keys.CODE_VERSION_PROPERTY: code_version,
     }
 
 
@@ -67,6 +65,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         config = section_from_json(FeatureConfig, exec_properties[keys.FEATURE_CONFIG_KEY])
         summary = run_extraction(self._make_beam_pipeline(),
                                  exec_properties[keys.DATA_ROOT_KEY], examples.uri, config)
-        record_properties(examples, summary_properties(
-            summary, config.segment_mode, examples.uri,
-            running_code_version(exec_properties.get(keys.CODE_VERSION_KEY))))
+        record_properties(examples, {
+            **summary_properties(summary, config.segment_mode, examples.uri),
+            keys.CODE_VERSION_PROPERTY: running_code_version(
+                exec_properties.get(keys.CODE_VERSION_KEY))})
