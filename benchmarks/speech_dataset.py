@@ -2,7 +2,10 @@
 project's layout (ROOT/{train,dev,eval}/{real,fake}/, ROOT/protocol.csv: split, label,
 attack, speaker, file) and, with --cross, a second test set of other speakers, other attack
 families and another channel (CROSS/eval/{real,fake}/, CROSS/protocol.csv), never used for
-training or model selection: the cross-dataset evaluation of benchmarks/quality.py.
+training or model selection: the cross-dataset evaluation of benchmarks/quality.py. With
+--room, a third test set in the same layout: the cross set's speakers again, three more attack
+families absent from both, and a channel that no training clip and no augmentation has, a
+reverberant room; it is for checking, after the fact, what the cross set alone decided.
 
 Bona fide speech: Asterisk voice prompts recorded by eight speakers in five languages, with
 their transcripts (CC-BY-SA 3.0 and GPL prompt packages; see each package's copyright file):
@@ -30,15 +33,27 @@ Spoofed speech, made here (attack ids as in the protocol; one spoof per bona fid
   B01 phase-vocoder conversion: the real clip pitch-shifted 3-5 semitones up or down
   B02 random-phase vocoder: the real clip's STFT magnitude with random phase, no iteration
   B03 Klatt formant TTS: espeak-ng's Klatt synthesiser, the transcript in its language
+  Room set only, families that appear in neither:
+  C01 HMM-based statistical parametric TTS: festival's HTS voice cmu_us_slt_arctic_hts
+      (MLSA vocoder), the prompt's English transcript
+  C02 harmonic-plus-noise vocoder conversion: the real clip resynthesised as a sum of
+      harmonics of its pitch, moved 3-6 semitones, over its cepstral envelope warped 8-15 %
+      the same way (noise through the envelope where unvoiced)
+  C03 frequency-warping conversion: the real clip's STFT magnitude warped 8-15 % along
+      frequency, up or down, over its own phase
 
 Both classes of a set go through the same channel, so that no trivial cue gives the label
 away: the dataset's is the 8 kHz band, edge silence trimmed, -26 dBFS RMS, light white noise
 (SNR 30-40 dB); the cross set's is a GSM 06.10 round trip (the mobile codec, as two of its
-speakers were recorded), edge silence trimmed, -26 dBFS. Both are written at 16 kHz, 16-bit.
+speakers were recorded), edge silence trimmed, -26 dBFS; the room set's is a room's
+reverberation (an exponentially decaying noise response, RT60 0.25-0.7 s, 0-6 dB
+direct-to-reverberant), the 8 kHz band, edge silence trimmed, -26 dBFS and pink noise at
+20-30 dB SNR. All are written at 16 kHz, 16-bit.
 The script audits trivial cues: how well duration, level, peak and remaining edge silence
 alone predict the label (cross-validated logistic regression).
 
-    python benchmarks/speech_dataset.py DIR [--cross CROSS_DIR] [--seed 0] [--limit N]
+    python benchmarks/speech_dataset.py [DIR] [--cross CROSS_DIR] [--room ROOM_DIR] [--seed 0]
+        [--limit N]
 
 It installs the Debian packages it needs (apt-get, as root) when they are missing, and is
 deterministic for a given seed.
@@ -65,6 +80,8 @@ import numpy as np
 import soundfile
 import soxr
 
+from spoofdetect.augment import add_at_snr
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The prompt packages are unpacked here, each into its own folder, not installed: two of
 # them conflict with the core packages that hold the transcripts.
@@ -77,6 +94,7 @@ TOOLS = {  # what must exist -> the Debian package that provides it (installed)
     "/usr/share/festival/voices/english/kal_diphone": "festvox-kallpc16k",
     "/usr/share/festival/voices/italian/lp_diphone": "festvox-italp16k",
     "/usr/share/festival/voices/russian/msu_ru_nsh_clunits": "festvox-ru",
+    "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
 }
 LANGUAGE_CODES = ("en", "es", "fr", "it", "ru")
 
@@ -131,6 +149,9 @@ TTS_ATTACKS = {"en": ("A01", "A02", "A03"), "es": ("A01",), "fr": ("A01",),
 SIGNAL_ATTACKS = ("A04",)
 UNSEEN_ATTACK = "A05"
 CROSS_ATTACKS = ("B01", "B02", "B03")
+ROOM_ATTACKS = ("C01", "C02", "C03")
+# The test sets this script builds, by name: the dataset, the cross set, the room set.
+DATASET, CROSS, ROOM = "dataset", "cross", "room"
 CHANNEL_RATE, OUTPUT_RATE = 8000, 16000
 MIN_SECONDS, MAX_SECONDS = 0.8, 8.0
 
@@ -299,6 +320,78 @@ def pitch_converted(samples: np.ndarray, rate: int, seed: int) -> tuple[np.ndarr
     return librosa.effects.pitch_shift(samples, sr=rate, n_steps=steps).astype(np.float32), rate
 
 
+def _conversion_direction(rng: np.random.Generator) -> tuple[float, float]:
+    """A conversion's pitch ratio (3-6 semitones) and formant warp (8-15 %), both up or both
+    down, as a voice moves between speakers of different vocal-tract lengths."""
+    direction = rng.choice([-1.0, 1.0])
+    return (2 ** (direction * rng.uniform(3.0, 6.0) / 12),
+            (1 + rng.uniform(0.08, 0.15)) ** direction)
+
+
+def _warped_bins(envelope: np.ndarray, warp: float) -> np.ndarray:
+    """Each frame's spectrum (bins x frames) moved `warp` times up in frequency: bin f takes
+    the value at f / warp."""
+    bins = np.arange(envelope.shape[0])
+    return np.stack([np.interp(bins / warp, bins, frame, right=0.0) for frame in envelope.T],
+                    axis=1)
+
+
+def harmonic_conversion(samples: np.ndarray, rate: int, seed: int) -> tuple[np.ndarray, int]:
+    """A harmonic-plus-noise vocoder: per 5 ms frame, the pitch (YIN), the power and the
+    cepstrally smoothed spectral envelope; resynthesised as harmonics of the pitch times the
+    ratio, with phases that follow the pitch track and amplitudes read off the warped
+    envelope, and, where unvoiced, white noise through the warped envelope; each frame at
+    the clip's power there."""
+    rng = np.random.default_rng(seed)
+    pitch_ratio, warp = _conversion_direction(rng)
+    samples = samples.astype(np.float64)
+    hop, n_fft = rate // 200, 2 ** int(np.ceil(np.log2(0.04 * rate)))
+    window = np.hanning(n_fft + 1)[:-1]
+    spectrum = np.abs(librosa.stft(samples, n_fft=n_fft, hop_length=hop, window=window))
+    # Cepstral smoothing below 2.5 ms quefrency: the vocal tract, not the harmonics.
+    cepstrum = np.fft.irfft(np.log(spectrum + 1e-7), axis=0)
+    cepstrum[int(0.0025 * rate):-int(0.0025 * rate)] = 0.0
+    envelope = _warped_bins(np.exp(np.fft.rfft(cepstrum, axis=0).real), warp)
+    frames = envelope.shape[1]
+    windowed = librosa.util.frame(np.pad(samples, n_fft // 2), frame_length=n_fft,
+                                  hop_length=hop)[:, :frames] * window[:, None]
+    power = np.mean(windowed ** 2, axis=0) / np.mean(window ** 2)
+    f0 = librosa.yin(samples, fmin=70, fmax=400, sr=rate, frame_length=n_fft,
+                     hop_length=hop)[:frames]
+    voiced = np.array([70 < pitch < 400 and _periodicity(windowed[:, i], rate, pitch) > 0.5
+                       for i, pitch in enumerate(f0)])
+    new_f0 = np.where(voiced, f0, 0.0) * pitch_ratio
+    # Harmonic amplitudes (harmonics x frames) off the envelope, scaled to the frame's power.
+    numbers = np.arange(1, int(rate / 2 / (70 * pitch_ratio)) + 1)[:, None]
+    frequency = numbers * new_f0
+    bins = np.clip(np.round(frequency * n_fft / rate), 0, envelope.shape[0] - 1).astype(int)
+    amplitude = np.where(voiced & (frequency < 0.475 * rate),
+                         envelope[bins, np.arange(frames)], 0.0)
+    amplitude *= np.sqrt(power / np.maximum(np.sum(amplitude ** 2, axis=0) / 2, 1e-12))
+    positions = np.arange(len(samples)) / hop
+    phase = 2 * np.pi * np.cumsum(np.interp(positions, np.arange(frames), new_f0)) / rate
+    harmonics = sum(np.interp(positions, np.arange(frames), row) * np.cos(k * phase)
+                    for k, row in enumerate(amplitude, start=1))
+    # Unvoiced: white noise's STFT through the envelope, each frame's energy the clip's
+    # (white noise of power P has an expected one-sided STFT energy of P sum(w^2) n_fft / 2).
+    noise = librosa.stft(rng.standard_normal(len(samples)), n_fft=n_fft, hop_length=hop,
+                         window=window)[:, :frames] * envelope * ~voiced
+    noise *= np.sqrt(power * np.sum(window ** 2) * n_fft / 2
+                     / np.maximum(np.sum(np.abs(noise) ** 2, axis=0), 1e-12))
+    unvoiced = librosa.istft(noise, hop_length=hop, window=window, length=len(samples))
+    return (harmonics + unvoiced).astype(np.float32), rate
+
+
+def frequency_warped(samples: np.ndarray, rate: int, seed: int) -> tuple[np.ndarray, int]:
+    """The STFT magnitude warped along frequency (formants and harmonics together) over the
+    clip's own phase, inverted once."""
+    _, warp = _conversion_direction(np.random.default_rng(seed))
+    stft = librosa.stft(samples, n_fft=512, hop_length=128)
+    warped = _warped_bins(np.abs(stft), warp) * np.exp(1j * np.angle(stft))
+    rebuilt = librosa.istft(warped, hop_length=128, n_fft=512, length=len(samples))
+    return rebuilt.astype(np.float32), rate
+
+
 def festival(voice: str, text: str, encoding: str = "utf-8") -> tuple[np.ndarray, int]:
     return run_tts(["text2wave", "-eval", f"(voice_{voice})", "{text}", "-o", "{out}"], text,
                    encoding)
@@ -321,6 +414,8 @@ def synthesize(attack: str, speaker: Speaker, text: str, recording: str,
     if attack == "B03":
         return run_tts(["espeak-ng", "-v", ESPEAK_VOICES[language] + "+klatt", "-w", "{out}",
                         "-f", "{text}"], text)
+    if attack == "C01":
+        return festival("cmu_us_slt_arctic_hts", english_text(speaker, recording, text))
     samples, rate = read_recording(recording, speaker.gsm)
     if attack == "A04":
         return griffin_lim(samples, rate)
@@ -328,7 +423,18 @@ def synthesize(attack: str, speaker: Speaker, text: str, recording: str,
         return pitch_converted(samples, rate, seed)
     if attack == "B02":
         return random_phase(samples, rate, seed)
+    if attack == "C02":
+        return harmonic_conversion(samples, rate, seed)
+    if attack == "C03":
+        return frequency_warped(samples, rate, seed)
     return lpc_resynthesis(samples, rate, seed)
+
+
+def english_text(speaker: Speaker, recording: str, text: str) -> str:
+    """The English transcript of the prompt (prompts share their names across languages),
+    for the English-only HTS voice; the prompt's own text where English has none."""
+    name = os.path.splitext(os.path.relpath(recording, speaker.path))[0]
+    return read_transcript("en").get(name, text)
 
 
 def _trimmed_at_level(samples: np.ndarray) -> np.ndarray:
@@ -362,16 +468,41 @@ def gsm_channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.
     return np.clip(wide, -1.0, 1.0)
 
 
-def attacks_for(speaker: Speaker) -> tuple[str, ...]:
-    if speaker.split == "cross":
-        return CROSS_ATTACKS
+def room_channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """The room set's, the same for both classes: a room's reverberation, the 8 kHz band,
+    edge silence trimmed, -26 dBFS RMS, pink noise at 20-30 dB SNR, 16 kHz 16-bit."""
+    from scipy.signal import fftconvolve
+
+    narrow = soxr.resample(samples.astype(np.float32), rate, CHANNEL_RATE, quality="HQ")
+    reverberation_time = rng.uniform(0.25, 0.7)  # RT60: 60 dB of decay
+    time = np.arange(1, int(reverberation_time * CHANNEL_RATE)) / CHANNEL_RATE
+    tail = rng.standard_normal(len(time)) * np.exp(-3 * np.log(10) * time / reverberation_time)
+    direct_to_reverberant = rng.uniform(0.0, 6.0)
+    tail *= 10 ** (-direct_to_reverberant / 20) / np.sqrt(np.sum(tail ** 2))
+    response = np.concatenate([[1.0], tail])
+    scaled = _trimmed_at_level(fftconvolve(narrow, response)[:len(narrow) + len(tail)])
+    white = np.fft.rfft(rng.standard_normal(len(scaled)))
+    pink = np.fft.irfft(white / np.sqrt(np.maximum(np.arange(len(white)), 1)), len(scaled))
+    noisy = add_at_snr(scaled, pink, rng.uniform(20, 30))
+    wide = soxr.resample(noisy.astype(np.float32), CHANNEL_RATE, OUTPUT_RATE, quality="HQ")
+    return np.clip(wide, -1.0, 1.0)
+
+
+# Each test set's channel, the same for both classes.
+CHANNELS = {DATASET: channel, CROSS: gsm_channel, ROOM: room_channel}
+
+
+def attacks_for(speaker: Speaker, test_set: str) -> tuple[str, ...]:
+    if test_set != DATASET:
+        return {CROSS: CROSS_ATTACKS, ROOM: ROOM_ATTACKS}[test_set]
     attacks = (*TTS_ATTACKS[speaker.language], *SIGNAL_ATTACKS)
     return (*attacks, UNSEEN_ATTACK) if speaker.split == "eval" else attacks
 
 
 # Who speaks in a spoof: the TTS voice, or the bona fide speaker for signal attacks.
 TTS_VOICES = {("A01", "*"): "espeak-ng", ("A02", "en"): "kal", ("A02", "it"): "lp",
-              ("A03", "en"): "slt", ("A03", "ru"): "msu_ru_nsh", ("B03", "*"): "espeak-klatt"}
+              ("A03", "en"): "slt", ("A03", "ru"): "msu_ru_nsh", ("B03", "*"): "espeak-klatt",
+              ("C01", "*"): "slt-hts"}
 
 
 def voice_of(attack: str, speaker: Speaker) -> str:
@@ -379,13 +510,15 @@ def voice_of(attack: str, speaker: Speaker) -> str:
                                                                     speaker.name))
 
 
-def make_pair(job: tuple[str, Speaker, str, str, str, int]) -> list[dict[str, str]]:
+def make_pair(job: tuple[str, str, Speaker, str, str, str, int]) -> list[dict[str, str]]:
     """One prompt -> its bona fide clip and one spoof of it; rows of the protocol."""
-    root, speaker, name, text, recording, seed = job
-    split = "eval" if speaker.split == "cross" else speaker.split
-    key = stable_fraction(f"{seed}:{speaker.name}:{name}")
+    root, test_set, speaker, name, text, recording, seed = job
+    split = speaker.split if test_set == DATASET else "eval"
+    # The room set reuses the cross set's prompts; its own key draws other attacks and rooms
+    # for them (the dataset's and the cross set's keys are as they were built).
+    key = stable_fraction(f"{seed}:{speaker.name}:{name}" + (":room" if test_set == ROOM else ""))
     rng = np.random.default_rng(int(key * 2**32))
-    candidates = attacks_for(speaker)
+    candidates = attacks_for(speaker, test_set)
     first = int(rng.integers(len(candidates)))
     rows = []
     safe = name.replace("/", "_")
@@ -402,7 +535,7 @@ def make_pair(job: tuple[str, Speaker, str, str, str, int]) -> list[dict[str, st
                   "attack", flush=True)
     else:
         raise RuntimeError(f"every attack failed on {speaker.name}/{name}")
-    through = gsm_channel if speaker.split == "cross" else channel
+    through = CHANNELS[test_set]
     for label, samples, sample_rate, clip_attack, clip_speaker in (
             ("real", real, rate, "-", speaker.name),
             ("fake", fake, fake_rate, attack, voice_of(attack, speaker))):
@@ -449,14 +582,18 @@ def compile_signal_attacks() -> None:
     rng = np.random.default_rng(0)
     noise = (0.1 * rng.standard_normal(OUTPUT_RATE)).astype(np.float32)
     for attack in (griffin_lim, lambda s, r: lpc_resynthesis(s, r, 0),
-                   lambda s, r: random_phase(s, r, 0), lambda s, r: pitch_converted(s, r, 0)):
+                   lambda s, r: random_phase(s, r, 0), lambda s, r: pitch_converted(s, r, 0),
+                   lambda s, r: harmonic_conversion(s, r, 0),
+                   lambda s, r: frequency_warped(s, r, 0)):
         samples, rate = attack(noise, OUTPUT_RATE)
-        channel(samples, rate, rng)
-        gsm_channel(samples, rate, rng)
+        for through in CHANNELS.values():
+            through(samples, rate, rng)
 
 
-def build(root: str, speakers: list[Speaker], seed: int, limit: int) -> dict[str, object]:
-    """Writes the clips and protocol.csv of `speakers` under `root`; returns the report."""
+def build(root: str, test_set: str, seed: int, limit: int) -> dict[str, object]:
+    """Writes the clips and protocol.csv of `test_set` under `root`; returns the report."""
+    speakers = [speaker for speaker in SPEAKERS
+                if (speaker.split == "cross") == (test_set != DATASET)]
     if os.path.exists(root):
         shutil.rmtree(root)
     os.makedirs(root)
@@ -465,7 +602,8 @@ def build(root: str, speakers: list[Speaker], seed: int, limit: int) -> dict[str
         prompts = read_prompts(speaker)
         if limit:
             prompts = sorted(prompts, key=lambda p: stable_fraction(f"pick:{p[0]}"))[:limit]
-        jobs += [(root, speaker, name, text, path, seed) for name, text, path in prompts]
+        jobs += [(root, test_set, speaker, name, text, path, seed)
+                 for name, text, path in prompts]
     print(f"Making {2 * len(jobs)} clips from {len(jobs)} prompts in {root}", flush=True)
     rows = []
     # Not multiprocessing.Pool: when a worker dies (a segfault in a native library), Pool
@@ -501,22 +639,23 @@ def build(root: str, speakers: list[Speaker], seed: int, limit: int) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dir")
+    parser.add_argument("dir", nargs="?",
+                        help="the dataset (train, dev, eval); omit it to build only --cross or "
+                             "--room")
     parser.add_argument("--cross", metavar="CROSS_DIR",
                         help="also build the cross-dataset test set there")
+    parser.add_argument("--room", metavar="ROOM_DIR",
+                        help="also build the room test set there (the cross set's speakers, "
+                             "attacks C01-C03, a reverberant room)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0,
                         help="at most this many prompts per speaker (0: all)")
     args = parser.parse_args()
     ensure_packages()
     compile_signal_attacks()
-    report = build(args.dir, [s for s in SPEAKERS if s.split != "cross"], args.seed,
-                   args.limit)
-    print(json.dumps(report, indent=1))
-    if args.cross:
-        cross = build(args.cross, [s for s in SPEAKERS if s.split == "cross"], args.seed,
-                      args.limit)
-        print(json.dumps(cross, indent=1))
+    for test_set, root in ((DATASET, args.dir), (CROSS, args.cross), (ROOM, args.room)):
+        if root:
+            print(json.dumps(build(root, test_set, args.seed, args.limit), indent=1))
 
 
 if __name__ == "__main__":
