@@ -172,13 +172,45 @@ def fused_rules(dev: tuple[np.ndarray, np.ndarray, np.ndarray],
 MappedSet = tuple[tuple[np.ndarray, np.ndarray], np.ndarray, list[str]]
 
 
+class MappedSets:
+    """Test sets (name -> (a speech_dataset.py folder, its split)) decoded once, and their
+    maps (segment_maps) computed once per front end: the seeds' configs differ in the
+    augmentation seed, which no test set sees."""
+
+    def __init__(self, sets: dict[str, tuple[str, str]]) -> None:
+        self.sets = sets
+        self.clips: dict[str, tuple[list, np.ndarray, list]] = {}
+        self.mapped: dict[FeatureConfig, dict[str, MappedSet]] = {}
+
+    def of(self, features: FeatureConfig) -> dict[str, MappedSet]:
+        if not self.clips:
+            self.clips = {name: load_split(root, split, features.segment_seconds)
+                          for name, (root, split) in self.sets.items()}
+        front_end = dataclasses.replace(features, augment_seed=0)
+        if front_end not in self.mapped:
+            self.mapped[front_end] = {
+                name: (segment_maps(features, waveforms), is_spoof, attacks)
+                for name, (waveforms, is_spoof, attacks) in self.clips.items()}
+        return self.mapped[front_end]
+
+
+def fused_features(variant_name: str, seed: int, config: str | None) -> FeatureConfig:
+    """The features of a fused variant's run; SystemExit if it fuses nothing."""
+    features = variant_config(variant_name, seed, config).features
+    if features.fusion_features is None:
+        raise SystemExit(f"{variant_name} is not a fused variant (features.fusion).")
+    return features
+
+
 def split_fused_seed(model_dir: str, sets: dict[str, MappedSet]) -> dict[str, dict[str, Any]]:
-    """Each rule's numbers (fused_rules) on every test set of `sets` (dev standardises)."""
+    """Each rule's numbers (fused_rules) on every test set of `sets` but dev, which
+    standardises."""
     serving = tf.saved_model.load(model_dir).signatures["from_features"]
     dev = fused_system_scores(serving, sets["dev"][0])
     rows: dict[str, dict[str, Any]] = {}
-    for test_set in TEST_SETS:
-        maps, is_spoof, attacks = sets[test_set]
+    for test_set, (maps, is_spoof, attacks) in sets.items():
+        if test_set == "dev":
+            continue
         for rule, scores in fused_rules(dev, fused_system_scores(serving, maps)).items():
             rows.setdefault(rule, {})[test_set] = study_numbers(metrics.ScoreFile(
                 [str(index) for index in range(len(scores))], attacks, is_spoof, scores))
@@ -215,26 +247,13 @@ def main() -> None:
     parser.add_argument("--output", default=HERE)
     args = parser.parse_args()
     rows: dict[str, list[dict[str, Any]]] = {}
-    # --fused: the test sets decoded once, and their maps computed once per front end (the
-    # seeds' configs differ in the augmentation seed, which dev, eval and cross never see).
-    clips: dict[str, tuple[list, np.ndarray, list]] = {}
-    mapped: dict[FeatureConfig, dict[str, MappedSet]] = {}
+    mapped = MappedSets({"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
+                         "cross": (args.cross, "eval")})
     for seed in args.seeds:
         if args.fused:
-            features = variant_config(args.fused, seed, args.config).features
-            if features.fusion_features is None:
-                raise SystemExit(f"{args.fused} is not a fused variant (features.fusion).")
-            if not clips:
-                clips = {name: load_split(root, split, features.segment_seconds)
-                         for name, (root, split) in (("dev", (args.dataset, "dev")),
-                                                     ("eval", (args.dataset, "eval")),
-                                                     ("cross", (args.cross, "eval")))}
-            front_end = dataclasses.replace(features, augment_seed=0)
-            if front_end not in mapped:
-                mapped[front_end] = {name: (segment_maps(features, waveforms), is_spoof, attacks)
-                                     for name, (waveforms, is_spoof, attacks) in clips.items()}
             numbers = split_fused_seed(
-                model_dir(args.workdir, args.config, args.fused, seed), mapped[front_end])
+                model_dir(args.workdir, args.config, args.fused, seed),
+                mapped.of(fused_features(args.fused, seed, args.config)))
         else:
             numbers = fuse_seed(args.dataset, args.cross, [
                 model_dir(args.workdir, args.config, name, seed) for name in args.systems])

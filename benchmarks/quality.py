@@ -382,20 +382,24 @@ def study_numbers(scores: metrics.ScoreFile) -> dict[str, Any]:
 
 
 TEST_SET_TITLES = {"eval": "Eval split", "cross": "Cross-dataset test set",
+                   "room": "Room test set (the cross set's speakers; attacks C01-C03 and a "
+                           "reverberant room, new to all)",
                    "train": "Training split (the fit: what a model learned of its own data)"}
+# Test sets whose table is left out where no run has them.
+OPTIONAL_TEST_SETS = ("room", "train")
 
 
 def test_set_tables(rows: dict[str, list[dict[str, Any]]], columns: list[str],
                     cells: Callable[[str, list[dict[str, Any]], str], list[str]]) -> list[str]:
-    """A study's Markdown tables, one per test set ('eval', 'cross', then 'train' where runs
-    recorded it): a row per entry of `rows` (name -> its runs; only the runs that have that
-    set), the `columns` that `cells(name, runs, test_set)` fills, then each attack's EER (mean
-    and spread over the runs; '-' where a run lacks the attack)."""
+    """A study's Markdown tables, one per test set ('eval', 'cross', then 'room' and 'train'
+    where runs recorded them): a row per entry of `rows` (name -> its runs; only the runs that
+    have that set), the `columns` that `cells(name, runs, test_set)` fills, then each attack's
+    EER (mean and spread over the runs; '-' where a run lacks the attack)."""
     lines = []
     for test_set, title in TEST_SET_TITLES.items():
         having = {name: [run for run in runs if test_set in run] for name, runs in rows.items()}
         having = {name: runs for name, runs in having.items() if runs}
-        if test_set == "train" and not having:
+        if test_set in OPTIONAL_TEST_SETS and not having:
             continue
         attacks = sorted({attack for runs in having.values() for run in runs
                           for attack in run[test_set]["per_attack"]})

@@ -1,5 +1,6 @@
 """Waveform augmentation of training clips: RawBoost's three noise families, channel and
-codec simulation, gain and additive noise. Plain NumPy, SciPy and libsndfile; no TFX.
+codec simulation, gain, additive noise and a room's reverberation. Plain NumPy, SciPy and
+libsndfile; no TFX.
 
 The feature job (spoofdetect/extraction.py) makes `features.augment` extra copies of each
 training clip, each through one family drawn from `features.augment_families`, seeded by
@@ -189,6 +190,41 @@ def opus(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.
                              compression_level=rng.uniform(*LOW_BIT_RATE_LEVELS))
 
 
+# Octave-ish bands of the reverberation tail (Hz): each decays at its own rate.
+REVERB_BANDS = (0.0, 500.0, 1500.0, 4000.0)
+
+
+def reverb(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A room: the clip convolved with a simulated impulse response, the direct sound, then
+    after a 1-20 ms pre-delay a noise tail decaying exponentially in each of four bands, the
+    lowest with an RT60 (60 dB of decay) of 0.2-1.0 s and the highest 50-90 % of it, as air
+    and walls absorb high frequencies faster; the tail's energy is 3 dB above to 12 dB below
+    the direct sound's. The output keeps the clip's RMS level."""
+    low_rt60 = rng.uniform(0.2, 1.0)
+    rt60s = low_rt60 * np.linspace(1.0, rng.uniform(0.5, 0.9), len(REVERB_BANDS))
+    time = np.arange(int(low_rt60 * sample_rate)) / sample_rate
+    nyquist = sample_rate / 2.0
+    tail = np.zeros(time.size)
+    for index, (low, rt60) in enumerate(zip(REVERB_BANDS, rt60s, strict=True)):
+        high = REVERB_BANDS[index + 1] if index + 1 < len(REVERB_BANDS) else nyquist
+        if low >= nyquist:
+            continue
+        noise = rng.standard_normal(time.size)
+        if low == 0.0:
+            band = scipy.signal.butter(4, high, "lowpass", fs=sample_rate, output="sos")
+        elif high >= nyquist:
+            band = scipy.signal.butter(4, low, "highpass", fs=sample_rate, output="sos")
+        else:
+            band = scipy.signal.butter(4, [low, high], "bandpass", fs=sample_rate, output="sos")
+        tail += scipy.signal.sosfilt(band, noise) * np.exp(-3.0 * np.log(10.0) * time / rt60)
+    tail *= 10.0 ** (-rng.uniform(-3.0, 12.0) / 20.0) / np.sqrt(np.sum(tail ** 2))
+    response = np.concatenate([[1.0], np.zeros(int(rng.uniform(0.001, 0.02) * sample_rate)),
+                               tail])
+    out = scipy.signal.fftconvolve(samples, response)[:samples.size]
+    level = np.sqrt(np.mean(out ** 2))
+    return out * (np.sqrt(np.mean(samples ** 2)) / level) if level > 0 else out
+
+
 AUGMENTATIONS: dict[str, Transform] = {
     "rawboost_convolutive": rawboost_convolutive,
     "rawboost_impulsive": rawboost_impulsive,
@@ -202,6 +238,7 @@ AUGMENTATIONS: dict[str, Transform] = {
     "opus": opus,
     "gain": gain,
     "noise": white_noise,
+    "reverb": reverb,
 }
 
 

@@ -87,6 +87,35 @@ def test_telephone_band_keeps_300_to_3400_hz():
     assert band_fraction(out, 250, 4000) > 0.95
 
 
+def decay_time(response: np.ndarray) -> float:
+    """RT60 from the Schroeder energy decay curve's fall from -5 to -25 dB (T20, times 3)."""
+    curve = np.cumsum((response ** 2)[::-1])[::-1]
+    level = 10 * np.log10(curve / curve[0] + 1e-30)
+    start, stop = np.argmax(level <= -5), np.argmax(level <= -25)
+    return 3 * (stop - start) / RATE
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_reverb_is_a_room_that_decays_faster_at_high_frequencies(seed):
+    import scipy.signal
+
+    click = np.zeros(2 * RATE, np.float32)
+    click[RATE // 10] = 0.5
+    response = run("reverb", click, seed)[RATE // 10:]
+    # The direct sound first and loudest; the tail's energy within its -3 to +12 dB below it.
+    assert np.argmax(np.abs(response)) == 0
+    direct_to_tail = 10 * np.log10(response[0] ** 2 / np.sum(response[1:] ** 2))
+    assert -3.5 < direct_to_tail < 12.5
+    # The tail's RT60 (without the direct sound) within the drawn range: 0.2-1.0 s at low
+    # frequencies, 50-90 % of it at the top.
+    low = scipy.signal.sosfilt(scipy.signal.butter(4, 400, "lowpass", fs=RATE, output="sos"),
+                               response[1:])
+    high = scipy.signal.sosfilt(scipy.signal.butter(4, 5000, "highpass", fs=RATE, output="sos"),
+                                response[1:])
+    assert 0.15 < decay_time(low) < 1.1
+    assert decay_time(high) < 0.95 * decay_time(low)
+
+
 @pytest.mark.parametrize("name", ["mu_law", "a_law", "gsm", "mp3", "opus"])
 def test_each_lossy_codec_is_really_applied(name):
     """The codec's error is there (not a plain resample) and the speech survives it."""
