@@ -468,19 +468,26 @@ def gsm_channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.
     return np.clip(wide, -1.0, 1.0)
 
 
+def room_response(rng: np.random.Generator, rate: int = CHANNEL_RATE) -> np.ndarray:
+    """A room's impulse response: the direct sound, then at once an exponentially decaying
+    noise tail, broadband, RT60 (60 dB of decay) 0.25-0.7 s, its energy 0-6 dB below the
+    direct sound's."""
+    reverberation_time = rng.uniform(0.25, 0.7)
+    time = np.arange(1, int(reverberation_time * rate)) / rate
+    tail = rng.standard_normal(len(time)) * np.exp(-3 * np.log(10) * time / reverberation_time)
+    tail *= 10 ** (-rng.uniform(0.0, 6.0) / 20) / np.sqrt(np.sum(tail ** 2))
+    return np.concatenate([[1.0], tail])
+
+
 def room_channel(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """The room set's, the same for both classes: a room's reverberation, the 8 kHz band,
-    edge silence trimmed, -26 dBFS RMS, pink noise at 20-30 dB SNR, 16 kHz 16-bit."""
+    """The room set's, the same for both classes: a room's reverberation (room_response), the
+    8 kHz band, edge silence trimmed, -26 dBFS RMS, pink noise at 20-30 dB SNR, 16 kHz
+    16-bit."""
     from scipy.signal import fftconvolve
 
     narrow = soxr.resample(samples.astype(np.float32), rate, CHANNEL_RATE, quality="HQ")
-    reverberation_time = rng.uniform(0.25, 0.7)  # RT60: 60 dB of decay
-    time = np.arange(1, int(reverberation_time * CHANNEL_RATE)) / CHANNEL_RATE
-    tail = rng.standard_normal(len(time)) * np.exp(-3 * np.log(10) * time / reverberation_time)
-    direct_to_reverberant = rng.uniform(0.0, 6.0)
-    tail *= 10 ** (-direct_to_reverberant / 20) / np.sqrt(np.sum(tail ** 2))
-    response = np.concatenate([[1.0], tail])
-    scaled = _trimmed_at_level(fftconvolve(narrow, response)[:len(narrow) + len(tail)])
+    response = room_response(rng)
+    scaled = _trimmed_at_level(fftconvolve(narrow, response)[:len(narrow) + len(response) - 1])
     white = np.fft.rfft(rng.standard_normal(len(scaled)))
     pink = np.fft.irfft(white / np.sqrt(np.maximum(np.arange(len(white)), 1)), len(scaled))
     noisy = add_at_snr(scaled, pink, rng.uniform(20, 30))

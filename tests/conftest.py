@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import sys
 
@@ -148,13 +149,31 @@ def pipeline_run(demo_root, tmp_path_factory):
     return config
 
 
+def benchmark_module(monkeypatch, name: str, *imports: str):
+    """A script of benchmarks/ (and the scripts it `imports`), imported from that folder and
+    forgotten after the test."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    yield importlib.import_module(name)
+    for module in (name, *imports):
+        sys.modules.pop(module, None)
+
+
 @pytest.fixture
 def fusion_probe(monkeypatch):
     """benchmarks/fusion_probe.py (with quality.py's study lookup and generalisation.py's
-    variants), imported from the benchmarks folder and forgotten after the test."""
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import fusion_probe as probe
+    variants)."""
+    yield from benchmark_module(monkeypatch, "fusion_probe", "generalisation", "quality")
 
-    yield probe
-    for name in ("fusion_probe", "generalisation", "quality"):
-        sys.modules.pop(name, None)
+
+@pytest.fixture
+def speech_dataset(monkeypatch):
+    """benchmarks/speech_dataset.py, the real-speech benchmark's builder."""
+    yield from benchmark_module(monkeypatch, "speech_dataset")
+
+
+def decay_time(response: np.ndarray, rate: int) -> float:
+    """An impulse response's RT60 from the Schroeder energy decay curve's fall from -5 to
+    -25 dB (T20, times 3)."""
+    curve = np.cumsum((response ** 2)[::-1])[::-1]
+    level = 10 * np.log10(curve / curve[0] + 1e-30)
+    return 3 * (np.argmax(level <= -25) - np.argmax(level <= -5)) / rate

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from spoofdetect import augment
+from tests.conftest import decay_time
 
 RATE = 16000
 
@@ -87,14 +88,6 @@ def test_telephone_band_keeps_300_to_3400_hz():
     assert band_fraction(out, 250, 4000) > 0.95
 
 
-def decay_time(response: np.ndarray) -> float:
-    """RT60 from the Schroeder energy decay curve's fall from -5 to -25 dB (T20, times 3)."""
-    curve = np.cumsum((response ** 2)[::-1])[::-1]
-    level = 10 * np.log10(curve / curve[0] + 1e-30)
-    start, stop = np.argmax(level <= -5), np.argmax(level <= -25)
-    return 3 * (stop - start) / RATE
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_reverb_is_a_room_that_decays_faster_at_high_frequencies(seed):
     import scipy.signal
@@ -112,8 +105,8 @@ def test_reverb_is_a_room_that_decays_faster_at_high_frequencies(seed):
                                response[1:])
     high = scipy.signal.sosfilt(scipy.signal.butter(4, 5000, "highpass", fs=RATE, output="sos"),
                                 response[1:])
-    assert 0.15 < decay_time(low) < 1.1
-    assert decay_time(high) < 0.95 * decay_time(low)
+    assert 0.15 < decay_time(low, RATE) < 1.1
+    assert decay_time(high, RATE) < 0.95 * decay_time(low, RATE)
 
 
 @pytest.mark.parametrize("name", ["mu_law", "a_law", "gsm", "mp3", "opus"])
