@@ -53,7 +53,7 @@ The script audits trivial cues: how well duration, level, peak and remaining edg
 alone predict the label (cross-validated logistic regression).
 
     python benchmarks/speech_dataset.py [DIR] [--cross CROSS_DIR] [--room ROOM_DIR] [--seed 0]
-        [--limit N]
+        [--limit N] [--channel dataset|cross|room]
 
 It installs the Debian packages it needs (apt-get, as root) when they are missing, and is
 deterministic for a given seed.
@@ -517,9 +517,10 @@ def voice_of(attack: str, speaker: Speaker) -> str:
                                                                     speaker.name))
 
 
-def make_pair(job: tuple[str, str, Speaker, str, str, str, int]) -> list[dict[str, str]]:
-    """One prompt -> its bona fide clip and one spoof of it; rows of the protocol."""
-    root, test_set, speaker, name, text, recording, seed = job
+def make_pair(job: tuple[str, str, str, Speaker, str, str, str, int]) -> list[dict[str, str]]:
+    """One prompt -> its bona fide clip and one spoof of it, through the channel of the test
+    set named `channel_of`; rows of the protocol."""
+    root, test_set, channel_of, speaker, name, text, recording, seed = job
     split = speaker.split if test_set == DATASET else "eval"
     # The room set reuses the cross set's prompts; its own key draws other attacks and rooms
     # for them (the dataset's and the cross set's keys are as they were built).
@@ -542,7 +543,7 @@ def make_pair(job: tuple[str, str, Speaker, str, str, str, int]) -> list[dict[st
                   "attack", flush=True)
     else:
         raise RuntimeError(f"every attack failed on {speaker.name}/{name}")
-    through = CHANNELS[test_set]
+    through = CHANNELS[channel_of]
     for label, samples, sample_rate, clip_attack, clip_speaker in (
             ("real", real, rate, "-", speaker.name),
             ("fake", fake, fake_rate, attack, voice_of(attack, speaker))):
@@ -597,8 +598,10 @@ def compile_signal_attacks() -> None:
             through(samples, rate, rng)
 
 
-def build(root: str, test_set: str, seed: int, limit: int) -> dict[str, object]:
-    """Writes the clips and protocol.csv of `test_set` under `root`; returns the report."""
+def build(root: str, test_set: str, seed: int, limit: int,
+          channel_of: str | None = None) -> dict[str, object]:
+    """Writes the clips and protocol.csv of `test_set` under `root`, through its own channel
+    or that of the test set `channel_of`; returns the report."""
     speakers = [speaker for speaker in SPEAKERS
                 if (speaker.split == "cross") == (test_set != DATASET)]
     if os.path.exists(root):
@@ -609,7 +612,7 @@ def build(root: str, test_set: str, seed: int, limit: int) -> dict[str, object]:
         prompts = read_prompts(speaker)
         if limit:
             prompts = sorted(prompts, key=lambda p: stable_fraction(f"pick:{p[0]}"))[:limit]
-        jobs += [(root, test_set, speaker, name, text, path, seed)
+        jobs += [(root, test_set, channel_of or test_set, speaker, name, text, path, seed)
                  for name, text, path in prompts]
     print(f"Making {2 * len(jobs)} clips from {len(jobs)} prompts in {root}", flush=True)
     rows = []
@@ -636,7 +639,8 @@ def build(root: str, test_set: str, seed: int, limit: int) -> dict[str, object]:
     speakers_per_split = {split: sorted({row["speaker"] for row in rows
                                          if row["split"] == split and row["label"] == "real"})
                           for split in ("train", "dev", "eval")}
-    report = {"seed": seed, "clips": len(rows), "counts": dict(sorted(counts.items())),
+    report = {"seed": seed, "channel": channel_of or test_set, "clips": len(rows),
+              "counts": dict(sorted(counts.items())),
               "bona_fide_speakers": speakers_per_split,
               "trivial_cue_accuracy": audit(root, rows)}
     with open(os.path.join(root, "dataset.json"), "w", encoding="utf-8") as handle:
@@ -654,6 +658,9 @@ def main() -> None:
     parser.add_argument("--room", metavar="ROOM_DIR",
                         help="also build the room test set there (the cross set's speakers, "
                              "attacks C01-C03, a reverberant room)")
+    parser.add_argument("--channel", choices=list(CHANNELS),
+                        help="build --cross and --room through this test set's channel instead "
+                             "of their own: how much of a set's difficulty is its channel")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0,
                         help="at most this many prompts per speaker (0: all)")
@@ -662,7 +669,8 @@ def main() -> None:
     compile_signal_attacks()
     for test_set, root in ((DATASET, args.dir), (CROSS, args.cross), (ROOM, args.room)):
         if root:
-            print(json.dumps(build(root, test_set, args.seed, args.limit), indent=1))
+            print(json.dumps(build(root, test_set, args.seed, args.limit,
+                                   None if test_set == DATASET else args.channel), indent=1))
 
 
 if __name__ == "__main__":
