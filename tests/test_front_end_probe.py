@@ -2,20 +2,15 @@
 name says, whatever the pipeline's defaults have become since it was written."""
 
 import dataclasses
-import os
-import sys
 
 import pytest
+
+from tests.conftest import benchmark_module
 
 
 @pytest.fixture
 def probe(monkeypatch):
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import front_end_probe
-
-    yield front_end_probe
-    for module in ("front_end_probe", "quality"):
-        sys.modules.pop(module, None)
+    yield from benchmark_module(monkeypatch, "front_end_probe", "quality")
 
 
 def test_each_row_is_a_valid_front_end_over_the_seeds(probe):

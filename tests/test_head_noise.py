@@ -1,22 +1,17 @@
 """benchmarks/head_noise.py reads the fused model's second system as the fusion adds it (its
 optimum head is the Trainer's `solve_head`, tested in tests/test_classifier.py)."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
 
+from tests.conftest import benchmark_module
+
 
 @pytest.fixture
 def head_noise(monkeypatch):
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import head_noise
-
-    yield head_noise
-    for module in ("head_noise", "critic_probe", "front_end_probe", "generalisation",
-                   "quality"):
-        sys.modules.pop(module, None)
+    yield from benchmark_module(monkeypatch, "head_noise", "critic_probe", "front_end_probe",
+                                "generalisation", "quality")
 
 
 def test_the_second_system_is_read_out_of_a_fused_model_as_the_fusion_adds_it(head_noise,

@@ -3,19 +3,16 @@ names a kept run whose settings are no longer today's."""
 
 import argparse
 import json
-import os
 import sys
 
 import pytest
 
+from tests.conftest import benchmark_module
+
 
 @pytest.fixture
 def quality(monkeypatch):
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import quality
-
-    yield quality
-    sys.modules.pop("quality", None)
+    yield from benchmark_module(monkeypatch, "quality")
 
 
 def study(quality, runs_dir, settings, computed):
@@ -88,3 +85,18 @@ def test_a_tables_command_names_the_seeds_it_shows(quality, monkeypatch):
     for results in (None, {}):
         assert quality.study_command("generalisation.py", results) == (
             "python benchmarks/generalisation.py data --seeds 1 --config q.yaml")
+
+
+def test_the_room_table_shows_only_the_runs_that_have_the_room_set(quality):
+    numbers = {"eer": 0.25, "per_attack": {"C01": 0.5}}
+    rows = {"checked": [{"eval": numbers, "cross": numbers, "room": numbers}],
+            "unchecked": [{"eval": numbers, "cross": numbers}]}
+    lines = quality.test_set_tables(rows, ["system"], lambda name, runs, test_set: [name])
+    room = lines[next(i for i, line in enumerate(lines) if line.startswith("## Room")):]
+    assert [line for line in room if line.startswith("| checked")] == [
+        "| checked | 50.00 (50.00-50.00) |"]
+    assert not [line for line in room if "unchecked" in line]
+    without = quality.test_set_tables({"unchecked": rows["unchecked"]}, ["system"],
+                                      lambda name, runs, test_set: [name])
+    assert not [line for line in without if line.startswith("## Room")]
+    assert [line for line in without if line.startswith("## Cross")]
