@@ -124,6 +124,8 @@ class FeatureConfig:
     # pipeline/seed.yaml). 2 by measurement: lower cross-dataset EER than none at each of
     # three seeds (docs/generalisation.md, "Which options are on by default").
     augment: int = 2
+    # Every family but `reverb`, which screened worse on the cross set (docs/generalisation.md,
+    # "The room set").
     augment_families: tuple[str, ...] = (
         "rawboost_convolutive", "rawboost_impulsive", "rawboost_coloured", "telephone",
         "narrowband", "mu_law", "a_law", "gsm", "mp3", "opus", "gain", "noise")
