@@ -42,9 +42,9 @@ import numpy as np
 import tensorflow as tf
 from generalisation import VARIANTS, protocol_scores, study_scorer, variant_config
 from quality import (
-    HERE,
     dataset_arguments,
     execution_property,
+    kept_model_arguments,
     kept_output_dir,
     load_split,
     study_command,
@@ -239,12 +239,7 @@ def main() -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--systems", nargs=2, choices=names)
     which.add_argument("--fused", choices=names)
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workdir", nargs="+",
-                        default=[os.path.join(HERE, "_data", "generalisation_workdir")],
-                        help="the study's work folders (its --workdir), searched in order")
-    parser.add_argument("--output", default=HERE)
+    kept_model_arguments(parser)
     args = parser.parse_args()
     rows: dict[str, list[dict[str, Any]]] = {}
     mapped = MappedSets({"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),

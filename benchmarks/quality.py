@@ -148,6 +148,17 @@ def probe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=HERE)
 
 
+def kept_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a script that reads the generalisation study's kept models from its
+    work folders (fusion_probe.py, room_check.py)."""
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workdir", nargs="+",
+                        default=[os.path.join(HERE, "_data", "generalisation_workdir")],
+                        help="the study's work folders (its --workdir), searched in order")
+    parser.add_argument("--output", default=HERE)
+
+
 def kept_per_seed(runs_dir: str, seeds: list[int], compute: Callable[[int], Any]
                   ) -> dict[int, Any]:
     """Each seed's result, computed once and kept as `runs_dir`/seedN.json (written through a

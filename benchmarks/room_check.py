@@ -34,8 +34,8 @@ from generalisation import (
     variant_config,
 )
 from quality import (
-    HERE,
     dataset_arguments,
+    kept_model_arguments,
     kept_per_seed,
     study_command,
     study_numbers,
@@ -88,12 +88,7 @@ def main() -> None:
     dataset_arguments(parser, "dataset", "cross", "room")
     parser.add_argument("--variants", nargs="+", required=True,
                         choices=[variant.name for variant in VARIANTS] + [LFCC_GMM])
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workdir", nargs="+",
-                        default=[os.path.join(HERE, "_data", "generalisation_workdir")],
-                        help="the study's work folders (its --workdir), searched in order")
-    parser.add_argument("--output", default=HERE)
+    kept_model_arguments(parser)
     args = parser.parse_args()
     mapped = MappedSets({"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
                          "cross": (args.cross, "eval"), "room": (args.room, "eval")})
