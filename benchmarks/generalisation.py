@@ -212,6 +212,15 @@ VARIANTS = (
                            "reverb]"),
                 "the default with a room's reverberation among its augmentation families"),
         "the same on random critics (no stage 1), paired with the default's scratch twin"),
+    # Each magnitude band's mean over the segment taken away (features.band_mean_normalise):
+    # a stationary channel's colouring removed from both systems' maps.
+    *and_without_stage1(
+        Variant("band-mean-lbfgs-fused-augment-multi-resolution-block1-statistics",
+                (*DEFAULT, "features.band_mean_normalise=true"),
+                "the default with each band's mean over the segment removed, the band-energy "
+                "form of cepstral mean normalisation: does taking a stationary channel's "
+                "colouring away carry to other channels?"),
+        "the same on random critics (no stage 1), paired with the default's scratch twin"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

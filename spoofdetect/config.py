@@ -112,6 +112,12 @@ class FeatureConfig:
     # Floor of the dB scale below the clip's maximum (librosa's power_to_db default); null: none.
     top_db: float | None = 80.0
     standardise: bool = True
+    # Each band's mean over the segment taken from its dB values (the band-energy form of
+    # cepstral mean normalisation): a fixed channel filter adds its log response to every
+    # frame, so this removes a stationary channel's colouring, and with it any steady
+    # spectral tilt of the source. Magnitude rows only (in dB: needs top_db). Off (the seed's)
+    # until measured.
+    band_mean_normalise: bool = False
     # A clip whose peak is below this (about -100 dBFS) carries no signal and is rejected.
     silence_peak: float = 1e-5
     # Files above this size are rejected before they are read into memory.
@@ -209,6 +215,9 @@ class FeatureConfig:
                                 f"{', '.join(AUGMENTATIONS)}.")
         if self.top_db is not None:
             _positive(self, "features", "top_db")
+        elif self.band_mean_normalise:
+            raise UserError("features.band_mean_normalise works on dB values: set "
+                            "features.top_db (80 is librosa's), or band_mean_normalise=false.")
         if not 0.0 <= self.silence_peak < 1.0:
             raise UserError(f"features.silence_peak is a peak amplitude in [0, 1) (full scale "
                             f"is 1), got {self.silence_peak}.")

@@ -19,7 +19,8 @@ spectra discard phase, where phase-reconstruction (Griffin-Lim) and vocoder arte
 `extra_windows` adds the same rows for other window lengths at the same hop (a
 multi-resolution front end: a long window resolves harmonics, a short one the pitch pulses
 and transients); `phase_windows` limits the group-delay rows to some of them. Each block is
-standardised on its own.
+standardised on its own; `band_mean_normalise` first takes each magnitude band's mean over the
+segment away (a stationary channel's colouring).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def _window_features(waveforms: tf.Tensor, window: int, config: FeatureConfig,
         log_bands -= 10.0 * _log10(tf.maximum(reference, _AMIN))
         features = tf.maximum(
             log_bands, tf.reduce_max(log_bands, axis=[1, 2], keepdims=True) - config.top_db)
+        if config.band_mean_normalise:
+            features -= tf.reduce_mean(features, axis=2, keepdims=True)
     if config.standardise:
         features = standardise_per_example(features)
     if not with_group_delay:

@@ -203,3 +203,35 @@ def test_every_front_end_serves_the_features_the_beam_job_writes(config, tmp_pat
     by_features = loaded["from_features"](log_mel=beam)
     np.testing.assert_allclose(by_waveform["score"], by_features["score"], atol=1e-5)
     assert list(by_waveform["status"].numpy()) == [b"ok", b"ok"]
+
+
+def test_band_mean_normalisation_takes_a_fixed_channel_away():
+    """A fixed filter adds its log response to every frame of a band; with
+    band_mean_normalise the map no longer sees it (the long window resolves the filter)."""
+    import scipy.signal
+
+    rng = np.random.default_rng(1)
+    t = np.arange(64000) / 16000
+    # Noise and harmonics whose levels move, so each band varies over time, never silent.
+    source = (rng.standard_normal(64000) * (1 + 0.8 * np.sin(2 * np.pi * 2 * t))
+              + sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 30))
+              * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)))
+    tilt = scipy.signal.lfilter([1.0, -0.9], [1.0], source)  # +-20 dB across the band
+    clips = np.stack([source, tilt]).astype(np.float32)
+    normalised = dataclasses.replace(CONFIG, band_mean_normalise=True)
+    plain = spectral_features(clips, CONFIG).numpy()
+    flat = spectral_features(clips, normalised).numpy()
+    np.testing.assert_allclose(flat.mean(axis=2), 0.0, atol=1e-4)  # every band's mean
+    # Bands above the floor, where the filter is a fixed offset in dB.
+    loud = (plain[0] > -1.0).mean(axis=1) > 0.9
+    assert loud.sum() > 20
+    changed_plain = np.abs(plain[0] - plain[1])[loud].mean()
+    changed_flat = np.abs(flat[0] - flat[1])[loud].mean()
+    assert changed_flat < 0.25 * changed_plain
+
+
+def test_band_mean_normalisation_needs_db_values():
+    from spoofdetect.config import UserError
+
+    with pytest.raises(UserError, match="band_mean_normalise"):
+        dataclasses.replace(CONFIG, band_mean_normalise=True, top_db=None).validate()
