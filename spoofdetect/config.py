@@ -115,8 +115,9 @@ class FeatureConfig:
     # Each band's mean over the segment taken from its dB values (the band-energy form of
     # cepstral mean normalisation): a fixed channel filter adds its log response to every
     # frame, so this removes a stationary channel's colouring, and with it any steady
-    # spectral tilt of the source. Magnitude rows only (in dB: needs top_db). Off (the seed's)
-    # until measured.
+    # spectral tilt of the source. Magnitude rows only (in dB: needs top_db). Off (the seed's):
+    # level with the default on the cross set at three seeds (docs/generalisation.md, "The
+    # room set").
     band_mean_normalise: bool = False
     # A clip whose peak is below this (about -100 dBFS) carries no signal and is rejected.
     silence_peak: float = 1e-5
