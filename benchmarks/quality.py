@@ -117,7 +117,7 @@ def dataset_arguments(parser: argparse.ArgumentParser, *names: str) -> None:
         if not os.path.isfile(os.path.join(path, "protocol.csv")):
             raise argparse.ArgumentTypeError(
                 f"{path} has no protocol.csv: make the benchmark's data first, with `python "
-                "benchmarks/speech_dataset.py DATASET --cross CROSS` (docs/quality.md)")
+                "benchmarks/speech_dataset.py DATASET --cross CROSS --room ROOM` (docs/quality.md)")
         return path
 
     for name in names:
