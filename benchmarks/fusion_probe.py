@@ -3,8 +3,9 @@ one set of attacks and one that catches another make a better detector together?
 
 For each seed, each system is the SavedModel that benchmarks/generalisation.py trained for
 that variant at that seed (found in the study's ML Metadata stores by its exact settings; run
-the variants first). Each scores the benchmark's dev and eval splits and the cross-dataset
-test set (the first 4 s, as the evaluator scores), and the two are fused two ways:
+the variants first), or `lfcc-gmm`, the classic baseline, trained here at that seed. Each
+scores the benchmark's dev and eval splits and the cross-dataset test set (the first 4 s, as
+the evaluator scores), and the two are fused two ways:
 
 - `equal`: each system's scores standardised by its dev mean and standard deviation, then
   summed. Nothing is fitted on labels, so nothing learns dev's speakers and channel.
@@ -40,7 +41,14 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from generalisation import VARIANTS, protocol_scores, study_scorer, variant_config
+from generalisation import (
+    LFCC_GMM,
+    VARIANTS,
+    lfcc_gmm_scores,
+    protocol_scores,
+    study_scorer,
+    variant_config,
+)
 from quality import (
     dataset_arguments,
     execution_property,
@@ -87,14 +95,22 @@ def model_dir(workdirs: list[str], config: str | None, variant_name: str, seed: 
     return found
 
 
-def fuse_seed(dataset: str, cross: str, model_dirs: list[str]) -> dict[str, dict[str, Any]]:
-    """Each system's and both fusions' numbers on the eval split and the cross set."""
-    scored = []
-    for path in model_dirs:
-        scorer = study_scorer(path)
-        scored.append({"dev": protocol_scores(scorer, dataset, "dev"),
-                       "eval": protocol_scores(scorer, dataset, "eval"),
-                       "cross": protocol_scores(scorer, cross)})
+def system_scores(args: argparse.Namespace, name: str, seed: int
+                  ) -> dict[str, metrics.ScoreFile]:
+    """A system's scores of dev, eval and the cross set at `seed`: the SavedModel the study
+    trained for the variant `name`, or LFCC-GMM trained here."""
+    sets = {"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
+            "cross": (args.cross, None)}
+    if name == LFCC_GMM:
+        return lfcc_gmm_scores(args.dataset, seed, sets)
+    scorer = study_scorer(model_dir(args.workdir, args.config, name, seed))
+    return {test_set: protocol_scores(scorer, root, split)
+            for test_set, (root, split) in sets.items()}
+
+
+def fuse_seed(scored: list[dict[str, metrics.ScoreFile]]) -> dict[str, dict[str, Any]]:
+    """Each system's (its system_scores) and both fusions' numbers on the eval split and the
+    cross set."""
     dev = np.stack([system["dev"].scores for system in scored], axis=1)
     weights = LogisticRegression(C=1e6, class_weight="balanced").fit(
         dev, ~scored[0]["dev"].is_spoof).coef_[0]
@@ -237,7 +253,7 @@ def main() -> None:
     dataset_arguments(parser, "dataset", "cross")
     names = [variant.name for variant in VARIANTS]
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--systems", nargs=2, choices=names)
+    which.add_argument("--systems", nargs=2, choices=[*names, LFCC_GMM])
     which.add_argument("--fused", choices=names)
     kept_model_arguments(parser)
     args = parser.parse_args()
@@ -250,8 +266,7 @@ def main() -> None:
                 model_dir(args.workdir, args.config, args.fused, seed),
                 mapped.of(fused_features(args.fused, seed, args.config)))
         else:
-            numbers = fuse_seed(args.dataset, args.cross, [
-                model_dir(args.workdir, args.config, name, seed) for name in args.systems])
+            numbers = fuse_seed([system_scores(args, name, seed) for name in args.systems])
         for name, result in numbers.items():
             rows.setdefault(name, []).append(result)
         print(f"seed {seed}: " + ", ".join(

@@ -28,6 +28,7 @@ import numpy as np
 from quality import (
     dataset_arguments,
     load_split,
+    protocol_entries,
     run_pipeline,
     run_settings,
     run_study,
@@ -43,7 +44,6 @@ from spoofdetect import metrics
 from spoofdetect.baselines import LfccGmm
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig, PipelineConfig, load_config
-from spoofdetect.protocol import read_protocol
 from spoofdetect.scoring import Scorer
 
 RAWBOOST = "rawboost_convolutive,rawboost_impulsive,rawboost_coloured"
@@ -262,9 +262,7 @@ def study_scorer(model_dir: str) -> Scorer:
 def protocol_scores(scorer: Scorer, root: str, split: str | None = None) -> metrics.ScoreFile:
     """The clips of a protocol dataset (those of `split`, or all) scored by `scorer`
     (study_scorer's)."""
-    entries = [entry for entry in read_protocol(os.path.join(root, "protocol.csv"),
-                                                FeatureConfig())
-               if split is None or entry.split == split]
+    entries = protocol_entries(root, split)
     scores = []
     for entry in entries:
         result = scorer.score(os.path.join(root, entry.path))
@@ -320,19 +318,30 @@ def run_variant(dataset: str, cross: str, workdir: str, settings: list[str]) -> 
             "seconds": run["seconds"]}
 
 
-def run_lfcc_gmm(dataset: str, seed: int, test_sets: dict[str, str]) -> dict[str, Any]:
-    """LFCC-GMM trained on `dataset`'s train split, scored on its eval split and on each test
-    set of `test_sets` (name -> a speech_dataset.py folder, whose clips are all 'eval')."""
-    started = time.monotonic()
+def lfcc_gmm_scores(dataset: str, seed: int, test_sets: dict[str, tuple[str, str | None]]
+                    ) -> dict[str, metrics.ScoreFile]:
+    """LFCC-GMM trained on `dataset`'s train split (the first 4 s of each clip, as the
+    pipeline sees them), scoring each test set (name -> (a speech_dataset.py folder, its split
+    or None for all)); utterances named as protocol_scores names them."""
     train, train_spoof, _ = load_split(dataset, "train", 4.0)
     model = LfccGmm(components=64, seed=seed).fit(train, train_spoof)
-    result = {}
-    for name, root in {"eval": dataset, **test_sets}.items():
-        clips, is_spoof, attacks = load_split(root, "eval", 4.0)
-        scores = model.score(clips)
-        result[name] = study_numbers(metrics.ScoreFile([str(i) for i in range(len(scores))],
-                                                 attacks, is_spoof, scores))
-    return {**result, "best_epoch": None, "seconds": time.monotonic() - started}
+    scored = {}
+    for name, (root, split) in test_sets.items():
+        clips, is_spoof, attacks = load_split(root, split, 4.0)
+        scored[name] = metrics.ScoreFile([entry.path for entry in protocol_entries(root, split)],
+                                         attacks, is_spoof, model.score(clips))
+    return scored
+
+
+def run_lfcc_gmm(dataset: str, seed: int, test_sets: dict[str, str]) -> dict[str, Any]:
+    """LFCC-GMM's numbers on `dataset`'s eval split and on each test set of `test_sets`
+    (name -> a speech_dataset.py folder, whose clips are all 'eval')."""
+    started = time.monotonic()
+    scored = lfcc_gmm_scores(dataset, seed, {"eval": (dataset, "eval"),
+                                             **{name: (root, None)
+                                                for name, root in test_sets.items()}})
+    return {**{name: study_numbers(scores) for name, scores in scored.items()},
+            "best_epoch": None, "seconds": time.monotonic() - started}
 
 
 def write_table(results: dict[str, list[dict[str, Any]]], command: str, path: str) -> None:

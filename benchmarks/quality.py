@@ -345,10 +345,18 @@ def read_json(path: str) -> dict[str, Any]:
         return json.load(handle)
 
 
-def load_split(dataset: str, split: str, seconds: float) -> tuple[list, np.ndarray, list]:
-    """The split's clips as the protocol lists them (the pipeline's own protocol reader)."""
-    entries = [entry for entry in read_protocol(os.path.join(dataset, "protocol.csv"),
-                                                FeatureConfig()) if entry.split == split]
+def protocol_entries(root: str, split: str | None = None) -> list:
+    """The protocol's entries of `split` (or all), in its order (the pipeline's own protocol
+    reader)."""
+    return [entry for entry in read_protocol(os.path.join(root, "protocol.csv"), FeatureConfig())
+            if split is None or entry.split == split]
+
+
+def load_split(dataset: str, split: str | None, seconds: float
+               ) -> tuple[list, np.ndarray, list]:
+    """The split's clips (or all) as the protocol lists them: waveforms, which are spoofs,
+    attacks."""
+    entries = protocol_entries(dataset, split)
     waveforms = []
     for entry in entries:
         with open(os.path.join(dataset, entry.path), "rb") as audio:
