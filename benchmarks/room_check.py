@@ -43,7 +43,8 @@ from quality import (
     test_set_tables,
 )
 
-# What a fused variant's split adds, named as in FUSION_RULES.md (system 1, 2, sum, min).
+# How each of fusion_probe.fused_rules' rules is named after its variant; the sum is the
+# model's own score, so it takes the variant's name alone.
 RULE_NAMES = {"system 1": "system 1 alone", "system 2": "system 2 alone", "sum": "",
               "min": "min rule"}
 
