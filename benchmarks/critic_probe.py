@@ -55,18 +55,19 @@ BLOCKS = (1, 2, 3)
 WGAN_PRETRAINER_TYPE = "spoofdetect.components.wgan_pretrainer.component.WganPretrainer"
 
 
-def stage1_critic_dir(workdir: str, config: str | None, seed: int,
+def stage1_critic_dir(workdirs: list[str], config: str | None, seed: int,
                       variant_name: str = "augment-all") -> str:
     """The output folder of the completed stage 1 that the study's `variant_name` ran at
     `seed`."""
     settings = variant_config(variant_name, seed, config)
     wanted = {"gan_config": settings.gan, "feature_config": settings.features}
     found = kept_output_dir(
-        [workdir], WGAN_PRETRAINER_TYPE,
+        workdirs, WGAN_PRETRAINER_TYPE,
         lambda execution: {name: execution_property(execution, name) for name in wanted},
         wanted)
     if found is None:
-        raise SystemExit(f"No completed stage 1 of {variant_name} at seed {seed} in {workdir}: "
+        raise SystemExit(f"No completed stage 1 of {variant_name} at seed {seed} in "
+                         f"{', '.join(workdirs)}: "
                          f"run benchmarks/generalisation.py --seeds {seed} --only "
                          f"{variant_name} first.")
     return found

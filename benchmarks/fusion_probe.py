@@ -95,12 +95,12 @@ def model_dir(workdirs: list[str], config: str | None, variant_name: str, seed: 
     return found
 
 
-def system_scores(args: argparse.Namespace, name: str, seed: int
-                  ) -> dict[str, metrics.ScoreFile]:
-    """A system's scores of dev, eval and the cross set at `seed`: the SavedModel the study
-    trained for the variant `name`, or LFCC-GMM trained here."""
-    sets = {"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
-            "cross": (args.cross, None)}
+def system_scores(args: argparse.Namespace, name: str, seed: int,
+                  sets: dict[str, tuple[str, str | None]]) -> dict[str, metrics.ScoreFile]:
+    """A system's scores at `seed` of each test set of `sets` (name -> (a speech_dataset.py
+    folder, its split or None for all)): the SavedModel the study trained for the variant
+    `name` (found in args.workdir by args.config's settings), or LFCC-GMM trained here on
+    args.dataset."""
     if name == LFCC_GMM:
         return lfcc_gmm_scores(args.dataset, seed, sets)
     scorer = study_scorer(model_dir(args.workdir, args.config, name, seed))
@@ -195,18 +195,22 @@ class MappedSets:
 
     def __init__(self, sets: dict[str, tuple[str, str]]) -> None:
         self.sets = sets
-        self.clips: dict[str, tuple[list, np.ndarray, list]] = {}
+        # By the seconds decoded, then by front end.
+        self.clips: dict[float, dict[str, tuple[list, np.ndarray, list]]] = {}
         self.mapped: dict[FeatureConfig, dict[str, MappedSet]] = {}
 
     def of(self, features: FeatureConfig) -> dict[str, MappedSet]:
-        if not self.clips:
-            self.clips = {name: load_split(root, split, features.segment_seconds)
-                          for name, (root, split) in self.sets.items()}
-        front_end = dataclasses.replace(features, augment_seed=0)
+        seconds = features.segment_seconds
+        if seconds not in self.clips:
+            self.clips[seconds] = {name: load_split(root, split, seconds)
+                                   for name, (root, split) in self.sets.items()}
+        # The augmentation settings change only training copies, which no test set has.
+        front_end = dataclasses.replace(features, augment=0, augment_families=(),
+                                        augment_seed=0)
         if front_end not in self.mapped:
             self.mapped[front_end] = {
                 name: (segment_maps(features, waveforms), is_spoof, attacks)
-                for name, (waveforms, is_spoof, attacks) in self.clips.items()}
+                for name, (waveforms, is_spoof, attacks) in self.clips[seconds].items()}
         return self.mapped[front_end]
 
 
@@ -266,7 +270,9 @@ def main() -> None:
                 model_dir(args.workdir, args.config, args.fused, seed),
                 mapped.of(fused_features(args.fused, seed, args.config)))
         else:
-            numbers = fuse_seed([system_scores(args, name, seed) for name in args.systems])
+            numbers = fuse_seed([system_scores(args, name, seed, {
+                "dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
+                "cross": (args.cross, None)}) for name in args.systems])
         for name, result in numbers.items():
             rows.setdefault(name, []).append(result)
         print(f"seed {seed}: " + ", ".join(

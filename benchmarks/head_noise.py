@@ -164,7 +164,7 @@ def main() -> None:
         return probe_seed(
             args.dataset, args.cross,
             stage1_critic_dir(args.workdir, args.config, seed, FIRST_SYSTEM_VARIANT),
-            model_dir(args.fused_workdir or [args.workdir], args.config, FUSED_VARIANT, seed),
+            model_dir(args.fused_workdir or args.workdir, args.config, FUSED_VARIANT, seed),
             seed, settings.features, fused.features, settings.classifier)
 
     results = kept_per_seed(os.path.join(args.output, "head_noise_runs"), args.seeds, compute)

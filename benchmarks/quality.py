@@ -138,19 +138,15 @@ def study_arguments(parser: argparse.ArgumentParser, names: list[str], workdir: 
 
 
 def probe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of a probe of the generalisation study's trained models (critic_probe.py,
-    head_noise.py)."""
+    """The options of a probe of the generalisation study's trained models on the dataset
+    and the cross set (critic_probe.py, head_noise.py)."""
     dataset_arguments(parser, "dataset", "cross")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workdir", default=os.path.join(HERE, "_data",
-                                                          "generalisation_workdir"))
-    parser.add_argument("--output", default=HERE)
+    kept_model_arguments(parser)
 
 
 def kept_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a script that reads the generalisation study's kept models from its
-    work folders (fusion_probe.py, room_check.py)."""
+    work folders (the probes, room_check.py)."""
     parser.add_argument("--config", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", nargs="+",

@@ -24,15 +24,14 @@ import os
 import time
 from typing import Any
 
-from fusion_probe import MappedSets, fused_features, model_dir, split_fused_seed
-from generalisation import (
-    LFCC_GMM,
-    VARIANTS,
-    protocol_scores,
-    run_lfcc_gmm,
-    study_scorer,
-    variant_config,
+from fusion_probe import (
+    MappedSets,
+    fused_features,
+    model_dir,
+    split_fused_seed,
+    system_scores,
 )
+from generalisation import LFCC_GMM, VARIANTS, variant_config
 from quality import (
     dataset_arguments,
     kept_model_arguments,
@@ -51,20 +50,18 @@ RULE_NAMES = {"system 1": "system 1 alone", "system 2": "system 2 alone", "sum":
 
 def check_variant(args: argparse.Namespace, name: str, seed: int,
                   mapped: MappedSets) -> dict[str, dict[str, Any]]:
-    """Row name -> its numbers on eval, cross and room for one variant at one seed."""
-    if name == LFCC_GMM:
-        return {name: run_lfcc_gmm(args.dataset, seed, {"cross": args.cross,
-                                                        "room": args.room})}
-    path = model_dir(args.workdir, args.config, name, seed)
-    if variant_config(name, seed, args.config).features.fusion_features is not None:
-        numbers = split_fused_seed(path, mapped.of(fused_features(name, seed, args.config)))
+    """Row name -> its numbers on eval, cross and room for one variant (or LFCC-GMM) at one
+    seed; a fused variant's rules each a row."""
+    if (name != LFCC_GMM and variant_config(name, seed, args.config).features.fusion_features
+            is not None):
+        numbers = split_fused_seed(model_dir(args.workdir, args.config, name, seed),
+                                   mapped.of(fused_features(name, seed, args.config)))
         return {f"{name} {RULE_NAMES[rule]}".strip(): result
                 for rule, result in numbers.items()}
-    scorer = study_scorer(path)
-    return {name: {test_set: study_numbers(protocol_scores(scorer, root, split))
-                   for test_set, (root, split) in (("eval", (args.dataset, "eval")),
-                                                   ("cross", (args.cross, None)),
-                                                   ("room", (args.room, None)))}}
+    scored = system_scores(args, name, seed, {"eval": (args.dataset, "eval"),
+                                              "cross": (args.cross, None),
+                                              "room": (args.room, None)})
+    return {name: {test_set: study_numbers(scores) for test_set, scores in scored.items()}}
 
 
 def write_table(rows: dict[str, list[dict[str, Any]]], path: str) -> None:

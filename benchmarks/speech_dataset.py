@@ -65,6 +65,7 @@ import argparse
 import concurrent.futures
 import csv
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -189,8 +190,10 @@ def stable_fraction(text: str) -> float:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
+@functools.cache
 def read_transcript(language: str) -> dict[str, str]:
-    """Prompt name -> text, from the language's core-sounds transcript."""
+    """Prompt name -> text, from the language's core-sounds transcript (read once per
+    process: every HTS spoof looks up its English text here)."""
     texts: dict[str, str] = {}
     with gzip.open(TRANSCRIPTS[language], "rt", encoding="utf-8-sig", errors="replace") as f:
         for line in f:
@@ -665,6 +668,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0,
                         help="at most this many prompts per speaker (0: all)")
     args = parser.parse_args()
+    if not (args.dir or args.cross or args.room):
+        parser.error("nothing to build: give DIR (the dataset), --cross CROSS_DIR or "
+                     "--room ROOM_DIR")
+    if args.channel and not (args.cross or args.room):
+        parser.error("--channel changes the channel of --cross and --room only; give one")
     ensure_packages()
     compile_signal_attacks()
     for test_set, root in ((DATASET, args.dir), (CROSS, args.cross), (ROOM, args.room)):

@@ -205,17 +205,14 @@ def reverb(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> n
     time = np.arange(int(low_rt60 * sample_rate)) / sample_rate
     nyquist = sample_rate / 2.0
     tail = np.zeros(time.size)
-    for index, (low, rt60) in enumerate(zip(REVERB_BANDS, rt60s, strict=True)):
-        high = REVERB_BANDS[index + 1] if index + 1 < len(REVERB_BANDS) else nyquist
-        if low >= nyquist:
+    for low, high, rt60 in zip(REVERB_BANDS, [*REVERB_BANDS[1:], nyquist], rt60s, strict=True):
+        if low >= nyquist:  # a band above a low sample rate's range
             continue
         noise = rng.standard_normal(time.size)
-        if low == 0.0:
-            band = scipy.signal.butter(4, high, "lowpass", fs=sample_rate, output="sos")
-        elif high >= nyquist:
-            band = scipy.signal.butter(4, low, "highpass", fs=sample_rate, output="sos")
-        else:
-            band = scipy.signal.butter(4, [low, high], "bandpass", fs=sample_rate, output="sos")
+        # The lowest band is a low-pass, the highest a high-pass, the others band-passes.
+        edges, kind = ((high, "lowpass") if low == 0.0 else (low, "highpass")
+                       if high >= nyquist else ([low, high], "bandpass"))
+        band = scipy.signal.butter(4, edges, kind, fs=sample_rate, output="sos")
         tail += scipy.signal.sosfilt(band, noise) * np.exp(-3.0 * np.log(10.0) * time / rt60)
     tail *= 10.0 ** (-rng.uniform(-3.0, 12.0) / 20.0) / np.sqrt(np.sum(tail ** 2))
     response = np.concatenate([[1.0], np.zeros(int(rng.uniform(0.001, 0.02) * sample_rate)),
