@@ -41,7 +41,7 @@ from quality import (
 )
 
 from spoofdetect import metrics
-from spoofdetect.baselines import LfccGmm
+from spoofdetect.gmm import LfccGmm
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig, PipelineConfig, load_config
 from spoofdetect.scoring import Scorer

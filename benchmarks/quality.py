@@ -4,7 +4,7 @@ against its ablation and the classic baseline, with several seeds, on the same s
 Systems:
   pipeline  WGAN-GP pre-trained critic, fine-tuned (the local TFX pipeline, `spoofdetect run`)
   scratch   the same classifier without stage 1 (classifier.from_scratch=true)
-  lfcc-gmm  LFCC with deltas and two diagonal GMMs (spoofdetect/baselines.py)
+  lfcc-gmm  LFCC with deltas and two diagonal GMMs (spoofdetect/gmm.py)
 
 For each system and seed it records eval EER and min t-DCF (2019 and 2021 forms), overall
 and per attack, then writes the table (mean and spread over seeds) and DET curves to
@@ -35,7 +35,7 @@ import yaml
 
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
-from spoofdetect.baselines import LfccGmm
+from spoofdetect.gmm import LfccGmm
 from spoofdetect.config import FeatureConfig, load_config, section_from_json, section_to_json
 from spoofdetect.errors import UserError
 from spoofdetect.pipeline.metadata import open_store

@@ -130,10 +130,15 @@ def format_run_summary(summary: dict[str, object]) -> str:
                      f"{summary['model_uri']}/Format-Serving")
         fusion = classifier.get("fusion")
         if fusion:
-            second = fusion["second_system"]
-            lines.append(f"  fused with a second system ({second['trained']}, features.fusion) "
-                         f"at {kept_weights(second)}: dev EER "
-                         + " and ".join(f"{100 * eer:.1f} %" for eer in fusion["dev_eer_each"])
+            fused = []
+            if "second_system" in fusion:
+                second = fusion["second_system"]
+                fused.append(f"a second system ({second['trained']}, features.fusion) at "
+                             f"{kept_weights(second)}")
+            if "lfcc-gmm" in fusion.get("systems", []):
+                fused.append("LFCC-GMM (features.lfcc_gmm)")
+            lines.append("  fused with " + " and ".join(fused) + ": dev EER "
+                         + ", ".join(f"{100 * eer:.1f} %" for eer in fusion["dev_eer_each"])
                          + f" alone, {100 * fusion['dev_eer']:.1f} % fused")
         calibration = classifier.get("calibration")
         if calibration:

@@ -13,10 +13,13 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from spoofdetect.config import FeatureConfig
 from spoofdetect.examples import (
     FUSION_FEATURES,
+    LFCC_FEATURES,
     LOG_MEL,
-    LOG_MEL_VALUES,
     summary_names,
 )
+
+# Every map the packaged schema describes; a config's fitted schema keeps those it writes.
+MAPS = (LOG_MEL, FUSION_FEATURES, LFCC_FEATURES)
 
 SCHEMA_FILE = "examples_schema.pbtxt"
 
@@ -32,32 +35,30 @@ def load_schema(path: str) -> schema_pb2.Schema:
 
 def statistics_features(config: FeatureConfig) -> list[str]:
     """What StatisticsGen computes statistics of: every feature of `config`'s schema but the
-    feature maps (log_mel, and the fused system's map).
+    feature maps (log_mel, and the fused systems' maps).
 
     log_mel's 10,080 values per example made statistics the slowest data stage, and their
     ranges and counts could not catch one bad example anyway; each map's summaries
     (log_mel_values, log_mel_non_finite, log_mel_std) carry its checks.
     """
     return [feature.name for feature in fitted_schema(config).feature
-            if feature.name not in (LOG_MEL, FUSION_FEATURES)]
+            if feature.name not in MAPS]
 
 
 def fitted_schema(config: FeatureConfig) -> schema_pb2.Schema:
-    """The packaged schema (the default's: both systems' maps and their summaries) with each
-    map's size (its value-count summary) from `config`; with features.fusion off, without the
-    second map and its summaries."""
+    """The packaged schema (the default's: every system's map and its summaries) with each
+    map's size (its value-count summary) from `config`, and without the maps of the fused
+    systems that `config` leaves out, and their summaries."""
     schema = load_schema(packaged_schema_path())
-    fusion_names = (FUSION_FEATURES, *summary_names(FUSION_FEATURES))
-    sizes = [(LOG_MEL_VALUES, config)]
-    if config.fusion_features is None:
-        kept = [feature for feature in schema.feature if feature.name not in fusion_names]
-        del schema.feature[:]
-        schema.feature.extend(kept)
-    else:
-        sizes.append((fusion_names[1], config.fusion_features))
+    written = {LOG_MEL: config, **config.fused_maps}
+    left_out = {name for map_key in MAPS if map_key not in written
+                for name in (map_key, *summary_names(map_key))}
+    kept = [feature for feature in schema.feature if feature.name not in left_out]
+    del schema.feature[:]
+    schema.feature.extend(kept)
     packaged = {feature.name: feature for feature in schema.feature}
-    for name, shape in sizes:
-        domain = packaged[name].int_domain
+    for map_key, shape in written.items():
+        domain = packaged[summary_names(map_key)[0]].int_domain
         domain.min = domain.max = shape.num_rows * shape.num_frames
     return schema
 

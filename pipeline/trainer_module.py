@@ -3,8 +3,8 @@
 Trainer calls `run_fn` with FnArgs: the Examples' files, `base_model` (the WganPretrainer's
 Format-Serving folder holding critic.keras, absent with from_scratch), `custom_config` (the
 config sections as JSON, recorded on the execution in ML Metadata), and the folders for the
-serving model and the run's logs. With features.fusion on it also trains the second system
-and exports both, fused (spoofdetect/fusion.py).
+serving model and the run's logs. With features.fusion or features.lfcc_gmm on it also trains
+those systems and exports them all, fused (spoofdetect/fusion.py).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def run_fn(fn_args: FnArgs) -> None:
     summary = summarise(history, config)
     summary[keys.CODE_VERSION_PROPERTY] = running_code_version(custom.get(CODE_VERSION))
     systems = [ScoredSystem(model, features)]
-    if features.fusion_features is not None:
+    if features.fused_maps:
         systems, summary["fusion"] = train_fusion(
             fn_args.train_files, fn_args.eval_files, features, config, gan, model,
             fn_args.model_run_dir)

@@ -22,6 +22,15 @@ from spoofdetect.filterbanks import empty_bands
 
 SPLITS = ("train", "dev", "eval")
 FRONT_ENDS = ("log_mel", "log_linear")
+# The LFCC-GMM system's front end (features.lfcc_gmm; spoofdetect/features.py): not one of
+# FRONT_ENDS, since its map is a GMM's input, not a critic's. Its fixed settings are ASVspoof
+# 2019's baseline's.
+LFCC_FRONT_END = "lfcc"
+LFCC_WINDOW_SECONDS, LFCC_HOP_SECONDS = 0.020, 0.010
+LFCC_FILTERS = 20
+LFCC_COEFFICIENTS = 20
+# Where each fused system's map is stored in the Examples, beside the first's (examples.py).
+FUSION_MAP, LFCC_MAP = "fusion_features", "lfcc"
 CRITIC_HEADS = ("flatten", "time_statistics")
 # classifier.read_out: what the classifier's head reads (spoofdetect/models.py).
 READ_OUTS = ("critic", "block1_statistics", "block2_statistics", "block3_statistics")
@@ -142,16 +151,45 @@ class FeatureConfig:
     protocol: tuple[str, ...] = ()
     protocol_audio: str = "ASVspoof2019_LA_{split}/flac/{utt}.flac"
     fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
+    # A third fused system, LFCC-GMM (ASVspoof's classic baseline; spoofdetect/gmm.py): LFCC
+    # of the same segments stored beside the other maps, one GMM per class fitted in the
+    # Trainer on the training split's unaugmented examples, its log-likelihood ratio
+    # standardised on dev and added to the classifiers' (docs/generalisation.md, "LFCC-GMM
+    # in the fusion").
+    lfcc_gmm: bool = False
 
     @property
     def fusion_features(self) -> FeatureConfig | None:
         """The fused second system's features: these settings with fusion's front end (and
-        no fusion of their own); None when fusion is off."""
+        no fused systems of their own); None when fusion is off."""
         if not self.fusion.enabled:
             return None
         front_end = {field.name: getattr(self.fusion, field.name)
                      for field in dataclasses.fields(FusionConfig) if field.name != "enabled"}
-        return dataclasses.replace(self, **front_end, fusion=FusionConfig(enabled=False))
+        return dataclasses.replace(self, **front_end, fusion=FusionConfig(enabled=False),
+                                   lfcc_gmm=False)
+
+    @property
+    def lfcc_features(self) -> FeatureConfig | None:
+        """The LFCC-GMM system's features (front_end 'lfcc'): the same segments, not peak
+        normalised, in dB or standardised (the baseline models the coefficients as they
+        are), a 10 ms hop and the FFT size that holds a 20 ms window; None when it is off."""
+        if not self.lfcc_gmm:
+            return None
+        window = round(LFCC_WINDOW_SECONDS * self.sample_rate)
+        return dataclasses.replace(
+            self, front_end=LFCC_FRONT_END, linear_bands=LFCC_FILTERS,
+            n_fft=1 << (window - 1).bit_length(),
+            hop_length=round(LFCC_HOP_SECONDS * self.sample_rate), extra_windows=(),
+            phase=False, phase_windows=(), peak_normalise=False, top_db=None,
+            standardise=False, band_mean_normalise=False, fusion=FusionConfig(enabled=False),
+            lfcc_gmm=False)
+
+    @property
+    def fused_maps(self) -> dict[str, FeatureConfig]:
+        """The fused systems' maps after the first: where each is stored -> its features."""
+        maps = {FUSION_MAP: self.fusion_features, LFCC_MAP: self.lfcc_features}
+        return {key: features for key, features in maps.items() if features is not None}
 
     @property
     def segment_samples(self) -> int:
@@ -183,11 +221,15 @@ class FeatureConfig:
 
     @property
     def num_rows(self) -> int:
+        if self.front_end == LFCC_FRONT_END:
+            # Coefficients, deltas, delta-deltas, and the row marking frames with signal.
+            return 3 * LFCC_COEFFICIENTS + 1
         return self.num_bands * self.num_blocks
 
     @property
     def filter_scale(self) -> str:
-        return {"log_mel": "mel", "log_linear": "linear"}[self.front_end]
+        return {"log_mel": "mel", "log_linear": "linear", LFCC_FRONT_END: "linear"}[
+            self.front_end]
 
     @property
     def num_frames(self) -> int:
@@ -386,6 +428,8 @@ class ClassifierConfig:
     # seed's, kept as the default by measurement: docs/generalisation.md), 'eer', or
     # 'worst_attack_eer' (the dev EER of the attack it detects worst).
     selection: str = "auc"
+    # Components of each of LFCC-GMM's two GMMs (features.lfcc_gmm; 64 as measured).
+    gmm_components: int = 64
     # Fit a calibration on dev (spoofdetect/calibration.py) and export it in the model, so
     # `score` is a log-likelihood ratio and `p_fake` a probability. Off: the raw log-odds.
     calibrate: bool = False
@@ -416,7 +460,7 @@ class ClassifierConfig:
                                 "once, unmasked: set classifier.masking's freq_masks and "
                                 "time_masks to 0, or use 'adam'.")
         _positive(self, "classifier", "batch_size", "epochs", "learning_rate",
-                  "shuffle_buffer")
+                  "shuffle_buffer", "gmm_components")
         _at_least_zero(self, "classifier", "early_stopping_patience", "reduce_lr_patience")
         if not 0.0 < self.reduce_lr_factor < 1.0:
             raise UserError(f"classifier.reduce_lr_factor multiplies the learning rate: it is in "

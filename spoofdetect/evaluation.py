@@ -49,14 +49,13 @@ def score_examples(model_dir: str, files: list[str], features: FeatureConfig,
                    batch_size: int) -> ScoredSet:
     """Every example of `files` scored by the SavedModel's from_features signature."""
     score = tf.saved_model.load(model_dir).signatures["from_features"]
-    # A fused model (features.fusion) takes the second system's map too.
-    maps = [examples.LOG_MEL] + ([examples.FUSION_FEATURES] if features.fusion_features
-                                 else [])
+    # A fused model takes the other systems' maps too.
+    maps = [examples.LOG_MEL, *features.fused_maps]
     takes = sorted(score.structured_input_signature[1])
     if takes != sorted(maps):
         raise WrongShapeError(f"the model in {model_dir} takes the maps {', '.join(takes)}; "
                               f"these examples have {', '.join(maps)} (features.fusion "
-                              "changed since it was trained)")
+                              "or features.lfcc_gmm changed since it was trained)")
     ids, paths, attacks, labels, scores, segment_index = [], [], [], [], [], []
     for batch in example_dataset(files, features, batch_size):
         outputs = score(**{name: batch[name] for name in maps})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from spoofdetect.config import FeatureConfig
+from spoofdetect.config import FUSION_MAP, LFCC_MAP, FeatureConfig
 
 # The front end's features (the seed's log-Mel by default, whence the name): one bytes value,
 # float32 little-endian, row-major [rows, frames]. Packed rather than a float list of 10,080
@@ -23,8 +23,10 @@ DURATION = "duration_seconds"  # float: the file's original duration
 ATTACK = "attack"  # bytes, only when the dataset names the attack
 SPEAKER = "speaker"  # bytes, only when the dataset names the speaker
 AUGMENTATION = "augmentation"  # bytes, only on augmented copies: the transform's name
-# The fused second system's map (features.fusion), in log_mel's format, with its summaries.
-FUSION_FEATURES = "fusion_features"
+# The fused systems' maps (FeatureConfig.fused_maps), each in log_mel's format with its
+# summaries: the second system's (features.fusion) and LFCC-GMM's (features.lfcc_gmm).
+FUSION_FEATURES = FUSION_MAP
+LFCC_FEATURES = LFCC_MAP
 
 
 def summary_names(map_key: str) -> tuple[str, str, str]:
@@ -55,12 +57,13 @@ def _add_map(feature: tf.train.Features, map_key: str, values: np.ndarray) -> No
 def make_example(log_mel: np.ndarray, label: int, path: str, clip_id: str, segment_index: int,
                  sample_rate: int, duration_seconds: float, attack: str = "",
                  speaker: str = "", augmentation: str = "",
-                 fusion_features: np.ndarray | None = None) -> bytes:
+                 fused_maps: dict[str, np.ndarray] | None = None) -> bytes:
+    """One example; `fused_maps`: the fused systems' maps, by where they are stored."""
     example = tf.train.Example()
     feature = example.features.feature
     _add_map(feature, LOG_MEL, log_mel)
-    if fusion_features is not None:
-        _add_map(feature, FUSION_FEATURES, fusion_features)
+    for map_key, values in (fused_maps or {}).items():
+        _add_map(feature, map_key, values)
     feature[LABEL].int64_list.value.append(label)
     feature[PATH].bytes_list.value.append(path.encode())
     feature[CLIP_ID].bytes_list.value.append(clip_id.encode())
@@ -98,14 +101,14 @@ def feature_spec(config: FeatureConfig) -> dict[str, tf.io.FixedLenFeature]:
 def parse_examples(serialized: tf.Tensor, config: FeatureConfig,
                    map_key: str = LOG_MEL) -> dict[str, tf.Tensor]:
     """Batch of serialised examples -> tensors; the map stored under `map_key` (the first
-    system's, or the fused second system's with its own `config`) as LOG_MEL, reshaped to
-    [batch, rows, frames]. With config.fusion on, the second map as FUSION_FEATURES too."""
+    system's, or a fused system's with its own `config`) as LOG_MEL, reshaped to
+    [batch, rows, frames]; and each of config.fused_maps under its own key."""
     spec = feature_spec(config)
     spec[map_key] = spec.pop(LOG_MEL)
     maps = {LOG_MEL: (map_key, config)}
-    if config.fusion_features is not None:
-        spec[FUSION_FEATURES] = tf.io.FixedLenFeature([], tf.string)
-        maps[FUSION_FEATURES] = (FUSION_FEATURES, config.fusion_features)
+    for fused_key, fused in config.fused_maps.items():
+        spec[fused_key] = tf.io.FixedLenFeature([], tf.string)
+        maps[fused_key] = (fused_key, fused)
     parsed = tf.io.parse_example(serialized, spec)
     for name, (stored, shape) in maps.items():
         values = tf.io.decode_raw(parsed.pop(stored), tf.float32, little_endian=True)

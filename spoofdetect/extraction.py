@@ -105,7 +105,7 @@ class ExtractChunk(beam.DoFn):
         self._progress_path = progress_path
         self._output_dir = output_dir
         self._function = None
-        self._fusion_function = None
+        self._fused_functions: dict = {}
         self._make_example = None
         self._tf = None
 
@@ -120,8 +120,8 @@ class ExtractChunk(beam.DoFn):
         from spoofdetect.features import feature_function
 
         self._function = feature_function(self._config)
-        if self._config.fusion_features is not None:
-            self._fusion_function = feature_function(self._config.fusion_features)
+        self._fused_functions = {map_key: feature_function(features)
+                                 for map_key, features in self._config.fused_maps.items()}
         self._make_example = make_example
         self._tf = tf
 
@@ -140,10 +140,9 @@ class ExtractChunk(beam.DoFn):
         for batch in chunked(segments, self._config.batch_size):
             waveforms = np.stack([segment.samples for segment in batch])
             features = self._function(waveforms).numpy()
-            fusion_features = (self._fusion_function(waveforms).numpy()
-                               if self._fusion_function else [None] * len(batch))
-            for segment, log_mel, fusion_map in zip(batch, features, fusion_features,
-                                                    strict=True):
+            fused_maps = {map_key: function(waveforms).numpy()
+                          for map_key, function in self._fused_functions.items()}
+            for index, (segment, log_mel) in enumerate(zip(batch, features, strict=True)):
                 source = segment.source
                 key = counts.setdefault(f"{source.split}/{source.label}",
                                         {"clips": 0, "examples": 0})
@@ -152,7 +151,8 @@ class ExtractChunk(beam.DoFn):
                 records.setdefault(source.split, []).append(self._make_example(
                     log_mel, source.label_id, source.relative_path, segment.clip_id,
                     segment.index, segment.original_sample_rate, segment.duration_seconds,
-                    source.attack, source.speaker, segment.augmentation, fusion_map))
+                    source.attack, source.speaker, segment.augmentation,
+                    {map_key: maps[index] for map_key, maps in fused_maps.items()}))
         for split, serialized in records.items():
             self._write_records(split, number, serialized)
         self._write(FileSystems.join(self._output_dir, _SUMMARY_DIR,
@@ -345,7 +345,7 @@ class ProgressPrinter:
 def map_bytes(config: FeatureConfig) -> int:
     """The bytes of one example's feature maps as stored (float32, raw): the bulk of it (the
     rest, ids and the path, is a few hundred bytes)."""
-    maps = [config, *([config.fusion_features] if config.fusion_features else [])]
+    maps = [config, *config.fused_maps.values()]
     return sum(4 * features.num_rows * features.num_frames for features in maps)
 
 
@@ -370,7 +370,7 @@ def check_free_space(output_dir: str, sources: list[ClipSource], config: Feature
             f"{example_bytes / 1e3:.0f} KB) under {output_dir}, and its file system has "
             f"{free / 1e9:.1f} GB free. Free some space, move the pipeline root to a larger "
             "disk, or make the examples fewer or smaller (features.augment, "
-            "features.fusion.enabled, the front end's size).")
+            "features.fusion.enabled, features.lfcc_gmm, the front end's size).")
 
 
 def _runs_locally(pipeline: beam.Pipeline) -> bool:

@@ -21,6 +21,13 @@ multi-resolution front end: a long window resolves harmonics, a short one the pi
 and transients); `phase_windows` limits the group-delay rows to some of them. Each block is
 standardised on its own; `band_mean_normalise` first takes each magnitude band's mean over the
 segment away (a stationary channel's colouring).
+
+The LFCC-GMM system's map (front_end 'lfcc', FeatureConfig.lfcc_features) is ASVspoof 2019's
+baseline front end: pre-emphasis 0.97, 20 ms Hamming windows every hop (10 ms), a 512-point
+power spectrum, linearly spaced triangular filters, log energies, DCT-II to 20 coefficients,
+with deltas and delta-deltas; and a last row that marks the frames holding any sample of the
+clip (1) rather than only the zeros that pad a short clip to the segment (0), which the GMMs
+leave out: padding is a clip's length, not its sound.
 """
 
 from __future__ import annotations
@@ -30,13 +37,22 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from spoofdetect.config import FeatureConfig
+from spoofdetect.config import (
+    LFCC_COEFFICIENTS,
+    LFCC_FRONT_END,
+    LFCC_WINDOW_SECONDS,
+    FeatureConfig,
+)
 from spoofdetect.filterbanks import filterbank
 
 # power_to_db's amin: the smallest power represented, so log10 never sees zero.
 _AMIN = 1e-10
 # Below this standard deviation a clip is constant (silence): standardising must not divide by 0.
 _MIN_STD = 1e-6
+# The LFCC front end's settings beyond config.py's (ASVspoof 2019's baseline's).
+LFCC_PRE_EMPHASIS = 0.97
+# Frames either side in the delta regression.
+LFCC_DELTA_WIDTH = 2
 
 
 def spectral_features(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
@@ -48,6 +64,8 @@ def spectral_features(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     Safe on silence: an all-zero segment gives all-zero features, never NaN.
     """
     waveforms = tf.convert_to_tensor(waveforms, dtype=tf.float32)
+    if config.front_end == LFCC_FRONT_END:
+        return lfcc(waveforms, config)
     if config.peak_normalise:
         peak = tf.reduce_max(tf.abs(waveforms), axis=-1, keepdims=True)
         waveforms = tf.math.divide_no_nan(waveforms, peak)
@@ -88,14 +106,54 @@ def _window_features(waveforms: tf.Tensor, window: int, config: FeatureConfig,
     return features, phase
 
 
+def lfcc(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """[batch, samples] -> [batch, 3 * LFCC_COEFFICIENTS + 1, frames]: LFCC, their deltas
+    and delta-deltas, then whether each frame holds any sample of the clip. Centred frames,
+    as every front end's, so the map has config.num_frames frames. Not normalised: the GMMs
+    model the coefficients as they are."""
+    emphasised = tf.concat(
+        [waveforms[:, :1], waveforms[:, 1:] - LFCC_PRE_EMPHASIS * waveforms[:, :-1]], axis=1)
+    window = round(LFCC_WINDOW_SECONDS * config.sample_rate)
+    stft = _centred_stft(emphasised, window, config.hop_length,
+                         functools.partial(tf.signal.hamming_window, periodic=False),
+                         fft_length=config.n_fft)
+    power = tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft))
+    filters = tf.constant(filterbank(config.sample_rate, config.n_fft, config.num_bands,
+                                     config.filter_scale).T)
+    energies = tf.math.log(tf.matmul(power, filters) + _AMIN)  # [batch, frames, bands]
+    static = tf.signal.dct(energies, type=2, norm="ortho")[..., :LFCC_COEFFICIENTS]
+    first = _deltas(static)
+    half_window = window // 2
+    framed = tf.signal.frame(tf.pad(tf.abs(waveforms), [[0, 0], [half_window, half_window]]),
+                             window, config.hop_length)
+    has_signal = tf.cast(tf.reduce_max(framed, axis=-1) > 0.0, tf.float32)[..., tf.newaxis]
+    return tf.transpose(tf.concat([static, first, _deltas(first), has_signal], axis=-1),
+                        [0, 2, 1])
+
+
+def _deltas(values: tf.Tensor) -> tf.Tensor:
+    """Regression deltas of [batch, frames, coefficients] over LFCC_DELTA_WIDTH frames
+    either side, the end frames repeated beyond the ends."""
+    width = LFCC_DELTA_WIDTH
+    padded = tf.concat([tf.repeat(values[:, :1], width, axis=1), values,
+                        tf.repeat(values[:, -1:], width, axis=1)], axis=1)
+    frames = tf.shape(values)[1]
+    numerator = sum(offset * (padded[:, width + offset:width + offset + frames]
+                              - padded[:, width - offset:width - offset + frames])
+                    for offset in range(1, width + 1))
+    return numerator / (2.0 * sum(offset ** 2 for offset in range(1, width + 1)))
+
+
 def _centred_stft(waveforms: tf.Tensor, window: int, hop: int,
-                  window_fn: Callable[..., tf.Tensor]) -> tf.Tensor:
-    """librosa's centred STFT: half a window of zeros each side, one frame per hop."""
+                  window_fn: Callable[..., tf.Tensor], fft_length: int | None = None
+                  ) -> tf.Tensor:
+    """librosa's centred STFT: half a window of zeros each side, one frame per hop; each
+    frame zero-padded to fft_length (default: the window)."""
     half_window = window // 2
     padded = tf.pad(waveforms, [[0, 0], [half_window, half_window]])
     # tf.signal.hann_window is periodic, as scipy's get_window('hann') that librosa uses.
-    return tf.signal.stft(padded, frame_length=window, frame_step=hop, fft_length=window,
-                          window_fn=window_fn, pad_end=False)
+    return tf.signal.stft(padded, frame_length=window, frame_step=hop,
+                          fft_length=fft_length or window, window_fn=window_fn, pad_end=False)
 
 
 def group_delay(waveforms: tf.Tensor, stft: tf.Tensor, power: tf.Tensor, filters: tf.Tensor,

@@ -1,6 +1,13 @@
-"""Score fusion of two systems (features.fusion): the classifier of the configured features
-and a second one over the fusion front end, each score standardised on dev and summed.
+"""Score fusion of the pipeline's systems: the classifier of the configured features, a
+second one over the fusion front end (features.fusion), and LFCC-GMM (features.lfcc_gmm).
 Plain Keras and NumPy; no TFX.
+
+The classifiers' scores are each standardised on dev and summed. With LFCC-GMM, that sum is
+standardised on dev again and LFCC-GMM's standardised score added: the classic baseline
+weighs as much as the classifiers together, the fusion the fusion probe measured (the
+default's score and LFCC-GMM's, each standardised: docs/generalisation.md, "LFCC-GMM in the
+fusion"). Every system's score still reaches the fused one through one affine map, which the
+exported model applies.
 
 The standardisation (each system's dev scores to mean 0 and standard deviation 1, both
 classes pooled) fits nothing on labels: a fusion whose weights are fitted on dev (a logistic
@@ -22,9 +29,10 @@ from spoofdetect.calibration import Calibration
 from spoofdetect.config import ClassifierConfig, FeatureConfig, GanConfig
 from spoofdetect.data import example_dataset
 from spoofdetect.errors import UserError
-from spoofdetect.examples import FUSION_FEATURES
+from spoofdetect.examples import FUSION_FEATURES, LFCC_FEATURES
 from spoofdetect.export import ScoredSystem
 from spoofdetect.finetune import scores_of, summarise, train_classifier
+from spoofdetect.gmm import train_lfcc_gmm
 from spoofdetect.models import logit_model
 
 # The second system's history, training curves and logs, under the Trainer's run folder.
@@ -63,29 +71,59 @@ def fused_scores(systems: list[ScoredSystem], files: list[str], batch_size: int
     return np.sum([score for score, _ in scored], axis=0), scored[0][1]
 
 
+def _standardised(systems: list[ScoredSystem], dev_scores: list[np.ndarray],
+                  standardise_sum: bool) -> tuple[list[ScoredSystem], np.ndarray]:
+    """`systems` with the maps that standardise each one's dev scores, and with
+    `standardise_sum` their sum's too; and the mapped sum on dev."""
+    own = [dev_standardisation(score) for score in dev_scores]
+    total = np.sum([mapping.apply(score)
+                    for mapping, score in zip(own, dev_scores, strict=True)], axis=0)
+    whole = dev_standardisation(total) if standardise_sum else Calibration()
+    # whole(sum of own_i(s_i)) = sum of (whole.scale own_i)(s_i), whole.offset added once.
+    mapped = [dataclasses.replace(system, standardisation=Calibration(
+        whole.scale * mapping.scale,
+        whole.scale * mapping.offset + (whole.offset if index == 0 else 0.0)))
+        for index, (system, mapping) in enumerate(zip(systems, own, strict=True))]
+    return mapped, whole.apply(total)
+
+
 def train_fusion(train_files: list[str], dev_files: list[str], features: FeatureConfig,
                  config: ClassifierConfig, gan: GanConfig, first: keras.Model, run_dir: str
                  ) -> tuple[list[ScoredSystem], dict[str, Any]]:
-    """Trains the second system (`config`'s head on a random critic over the fusion map) and
-    standardises both systems' scores on dev. Returns both systems, ready to export, and what
-    the Trainer's summary records of the fusion."""
-    second_features = features.fusion_features
-    second_config = dataclasses.replace(config, from_scratch=True)
-    second, history = train_classifier(
-        train_files, dev_files, second_features, second_config, gan, base_model_dir=None,
-        run_dir=os.path.join(run_dir, FUSION_RUN_DIR), map_key=FUSION_FEATURES)
-    systems, dev_eers, fused = [], [], 0.0
-    for system in (ScoredSystem(first, features),
-                   ScoredSystem(second, second_features, FUSION_FEATURES)):
-        dev_score, is_spoof = system_scores(system, dev_files, config.batch_size)
-        system = dataclasses.replace(system, standardisation=dev_standardisation(dev_score))
-        systems.append(system)
-        dev_eers.append(metrics.equal_error_rate(dev_score[~is_spoof], dev_score[is_spoof])[0])
-        fused = fused + system.standardisation.apply(dev_score)
-    report = {"second_system": summarise(history, second_config),
-              "dev_standardisation": [{"scale": system.standardisation.scale,
-                                       "offset": system.standardisation.offset}
-                                      for system in systems],
-              "dev_eer_each": dev_eers,
-              "dev_eer": metrics.equal_error_rate(fused[~is_spoof], fused[is_spoof])[0]}
+    """Trains the fused systems that `features` turns on beside `first`: the second
+    classifier (`config`'s head on a random critic over the fusion map) and LFCC-GMM; then
+    maps every system's score as the module's docstring says. Returns the systems, ready to
+    export, and what the Trainer's summary records of the fusion."""
+    classifiers = [ScoredSystem(first, features)]
+    report: dict[str, Any] = {"systems": ["classifier"]}
+    if features.fusion_features is not None:
+        second_features = features.fusion_features
+        second_config = dataclasses.replace(config, from_scratch=True)
+        second, history = train_classifier(
+            train_files, dev_files, second_features, second_config, gan,
+            base_model_dir=None, run_dir=os.path.join(run_dir, FUSION_RUN_DIR),
+            map_key=FUSION_FEATURES)
+        classifiers.append(ScoredSystem(second, second_features, FUSION_FEATURES))
+        report["systems"].append("second")
+        report["second_system"] = summarise(history, second_config)
+    dev = [system_scores(system, dev_files, config.batch_size) for system in classifiers]
+    is_spoof = dev[0][1]
+    with_gmm = features.lfcc_features is not None
+    systems, fused = _standardised(classifiers, [score for score, _ in dev], with_gmm)
+    if with_gmm:
+        gmm = ScoredSystem(train_lfcc_gmm(train_files, features, config.gmm_components,
+                                          config.seed, config.batch_size),
+                           features.lfcc_features, LFCC_FEATURES)
+        dev.append(system_scores(gmm, dev_files, config.batch_size))
+        gmm = dataclasses.replace(gmm, standardisation=dev_standardisation(dev[-1][0]))
+        systems.append(gmm)
+        fused = fused + gmm.standardisation.apply(dev[-1][0])
+        report["systems"].append("lfcc-gmm")
+    report.update({
+        "dev_standardisation": [{"scale": system.standardisation.scale,
+                                 "offset": system.standardisation.offset}
+                                for system in systems],
+        "dev_eer_each": [metrics.equal_error_rate(score[~is_spoof], score[is_spoof])[0]
+                         for score, _ in dev],
+        "dev_eer": metrics.equal_error_rate(fused[~is_spoof], fused[is_spoof])[0]})
     return systems, report
