@@ -25,9 +25,9 @@ segment away (a stationary channel's colouring).
 The LFCC-GMM system's map (front_end 'lfcc', FeatureConfig.lfcc_features) is ASVspoof 2019's
 baseline front end: pre-emphasis 0.97, 20 ms Hamming windows every hop (10 ms), a 512-point
 power spectrum, linearly spaced triangular filters, log energies, DCT-II to 20 coefficients,
-with deltas and delta-deltas; and a last row that marks the frames holding any sample of the
-clip (1) rather than only the zeros that pad a short clip to the segment (0), which the GMMs
-leave out: padding is a clip's length, not its sound.
+with deltas and delta-deltas; and a last row that marks the frames the GMMs count: those whose
+window and delta context lie in the clip (1), not in the zeros that pad a short clip to the
+segment or in digital silence (0): padding is a clip's length, not its sound.
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def _window_features(waveforms: tf.Tensor, window: int, config: FeatureConfig,
 
 def lfcc(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     """[batch, samples] -> [batch, 3 * LFCC_COEFFICIENTS + 1, frames]: LFCC, their deltas
-    and delta-deltas, then whether each frame holds any sample of the clip. Centred frames,
-    as every front end's, so the map has config.num_frames frames. Not normalised: the GMMs
-    model the coefficients as they are."""
+    and delta-deltas, then whether the GMMs count the frame (_frames_in_the_clip). Centred
+    frames, as every front end's, so the map has config.num_frames frames. Not normalised:
+    the GMMs model the coefficients as they are."""
     emphasised = tf.concat(
         [waveforms[:, :1], waveforms[:, 1:] - LFCC_PRE_EMPHASIS * waveforms[:, :-1]], axis=1)
     window = round(LFCC_WINDOW_SECONDS * config.sample_rate)
@@ -123,12 +123,26 @@ def lfcc(waveforms: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     energies = tf.math.log(tf.matmul(power, filters) + _AMIN)  # [batch, frames, bands]
     static = tf.signal.dct(energies, type=2, norm="ortho")[..., :LFCC_COEFFICIENTS]
     first = _deltas(static)
+    return tf.transpose(tf.concat([static, first, _deltas(first),
+                                   _frames_in_the_clip(waveforms, window, config.hop_length)],
+                                  axis=-1), [0, 2, 1])
+
+
+def _frames_in_the_clip(waveforms: tf.Tensor, window: int, hop: int) -> tf.Tensor:
+    """[batch, frames, 1]: 1 where the frame's window and every frame its delta-deltas reach
+    (2 LFCC_DELTA_WIDTH either side) hold some non-zero sample, else 0. So a frame that
+    sees the zeros padding a short clip, the segment's ends or digital silence is left out,
+    with its deltas: they would describe the edge, not the sound."""
     half_window = window // 2
     framed = tf.signal.frame(tf.pad(tf.abs(waveforms), [[0, 0], [half_window, half_window]]),
-                             window, config.hop_length)
-    has_signal = tf.cast(tf.reduce_max(framed, axis=-1) > 0.0, tf.float32)[..., tf.newaxis]
-    return tf.transpose(tf.concat([static, first, _deltas(first), has_signal], axis=-1),
-                        [0, 2, 1])
+                             window, hop)
+    has_signal = tf.cast(tf.reduce_max(framed, axis=-1) > 0.0, tf.float32)  # [batch, frames]
+    reach = 2 * LFCC_DELTA_WIDTH
+    padded = tf.pad(has_signal, [[0, 0], [reach, reach]])  # beyond the segment: no signal
+    frames = tf.shape(has_signal)[1]
+    inside = tf.reduce_min(tf.stack([padded[:, offset:offset + frames]
+                                     for offset in range(2 * reach + 1)]), axis=0)
+    return inside[..., tf.newaxis]
 
 
 def _deltas(values: tf.Tensor) -> tf.Tensor:

@@ -71,7 +71,7 @@ def fused_scores(systems: list[ScoredSystem], files: list[str], batch_size: int
     return np.sum([score for score, _ in scored], axis=0), scored[0][1]
 
 
-def _standardised(systems: list[ScoredSystem], dev_scores: list[np.ndarray],
+def standardised_systems(systems: list[ScoredSystem], dev_scores: list[np.ndarray],
                   standardise_sum: bool) -> tuple[list[ScoredSystem], np.ndarray]:
     """`systems` with the maps that standardise each one's dev scores, and with
     `standardise_sum` their sum's too; and the mapped sum on dev."""
@@ -109,7 +109,7 @@ def train_fusion(train_files: list[str], dev_files: list[str], features: Feature
     dev = [system_scores(system, dev_files, config.batch_size) for system in classifiers]
     is_spoof = dev[0][1]
     with_gmm = features.lfcc_features is not None
-    systems, fused = _standardised(classifiers, [score for score, _ in dev], with_gmm)
+    systems, fused = standardised_systems(classifiers, [score for score, _ in dev], with_gmm)
     if with_gmm:
         gmm = ScoredSystem(train_lfcc_gmm(train_files, features, config.gmm_components,
                                           config.seed, config.batch_size),

@@ -54,7 +54,10 @@ def fit_gmms(frames: dict[str, np.ndarray], components: int, seed: int
                             "classifier.gmm_components lower, or features.lfcc_gmm=false.")
         gmms[name] = GaussianMixture(components, covariance_type="diag",
                                      max_iter=MAX_ITERATIONS, random_state=seed,
-                                     reg_covar=VARIANCE_FLOOR).fit(data)
+                                     reg_covar=VARIANCE_FLOOR).fit(
+                                         # In float32, EM's variances (E[x^2] - E[x]^2)
+                                         # of coefficients in the hundreds round below 0.
+                                         np.asarray(data, np.float64))
     return gmms
 
 

@@ -112,7 +112,8 @@ SEED_PRESET = os.path.join(os.path.dirname(__file__), "..", "pipeline", "seed.ya
 # The default's first system alone (no features.fusion): the features of the demo examples
 # and of the tests that train, export and score one system on them (tests/test_fusion.py and
 # the pipeline's tests run the default's fusion).
-ONE_SYSTEM = dataclasses.replace(FeatureConfig(), fusion=FusionConfig(enabled=False))
+ONE_SYSTEM = dataclasses.replace(FeatureConfig(), fusion=FusionConfig(enabled=False),
+                                 lfcc_gmm=False)
 # The seed's 80 x 126 log-Mel map, whatever the default front end: for tests that build
 # models on, or compare against, maps of that shape.
 SEED_FEATURES = load_config(SEED_PRESET).features

@@ -1,5 +1,6 @@
-"""Score fusion of two systems (features.fusion): the config, both maps in the Examples, the
-fused SavedModel's signatures, the Trainer's run_fn and the evaluator on its output."""
+"""Score fusion of the pipeline's systems (features.fusion, features.lfcc_gmm): the config,
+every map in the Examples, the fused SavedModel's signatures, the Trainer's run_fn and the
+evaluator on its output."""
 
 import json
 import os
@@ -29,14 +30,14 @@ from spoofdetect.evaluation import WrongShapeError, score_examples
 from spoofdetect.export import ScoredSystem, export_fused_model
 from spoofdetect.extraction import run_extraction
 from spoofdetect.features import spectral_features
-from spoofdetect.fusion import FUSION_RUN_DIR, dev_standardisation
+from spoofdetect.fusion import FUSION_RUN_DIR, dev_standardisation, standardised_systems
 from spoofdetect.models import build_critic, classifier_from_critic, logit_model
 from spoofdetect.pipeline import trainer_module
 from tests.conftest import ONE_SYSTEM, SEED_PRESET
 
 # The fused map narrowed to keep the tests quick: 40 mel bands of a 25 ms window and their
-# group delay every 10 ms (80 x 401), beside the default's 160 x 126.
-FUSED = FeatureConfig(augment=0, fusion=FusionConfig(enabled=True, n_mels=40))
+# group delay every 10 ms (80 x 401), beside the default's 160 x 126; and LFCC-GMM's map.
+FUSED = FeatureConfig(augment=0, fusion=FusionConfig(enabled=True, n_mels=40), lfcc_gmm=True)
 NARROW = GanConfig(critic_widths=(8, 16, 32))
 
 
@@ -80,12 +81,13 @@ def test_a_bad_fusion_front_end_is_a_config_error_naming_its_key():
     load_config(overrides=["features.fusion.enabled=false", "features.fusion.hop_length=800"])
 
 
-def test_examples_hold_both_maps_of_the_same_segment(fused_examples, demo_examples,
-                                                     demo_root):
+def test_examples_hold_every_map_of_the_same_segment(fused_examples, demo_examples,
+                                                      demo_root):
     fused = read_all(split_files(fused_examples, "eval"), FUSED)
     alone = read_all(split_files(demo_examples, "eval"), ONE_SYSTEM)
     assert fused[examples.LOG_MEL].shape[1:] == (160, 126)
     assert fused[examples.FUSION_FEATURES].shape[1:] == (80, 401)
+    assert fused[examples.LFCC_FEATURES].shape[1:] == (61, 401)
     order = np.argsort(fused[examples.CLIP_ID])
     alone_order = np.argsort(alone[examples.CLIP_ID])
     # The first map is what extraction without fusion writes.
@@ -96,14 +98,14 @@ def test_examples_hold_both_maps_of_the_same_segment(fused_examples, demo_exampl
         with open(os.path.join(demo_root, path.decode()), "rb") as handle:
             decoded = decode_audio(handle.read(), 16000)
         segment = np.stack(segment_waveform(decoded.samples, FUSED))
-        expected = spectral_features(segment, FUSED.fusion_features).numpy()[0]
-        np.testing.assert_allclose(fused[examples.FUSION_FEATURES][index], expected,
-                                   atol=1e-4)
+        for map_key, features in FUSED.fused_maps.items():
+            expected = spectral_features(segment, features).numpy()[0]
+            np.testing.assert_allclose(fused[map_key][index], expected, atol=1e-4)
     # Read as the second system reads it, the fused map is its LOG_MEL.
     second = read_all(split_files(fused_examples, "eval"), FUSED.fusion_features,
                       examples.FUSION_FEATURES)
     np.testing.assert_array_equal(second[examples.LOG_MEL], fused[examples.FUSION_FEATURES])
-    assert examples.FUSION_FEATURES not in second
+    assert examples.FUSION_FEATURES not in second and examples.LFCC_FEATURES not in second
 
 
 def test_dev_standardisation_gives_mean_zero_and_unit_spread():
@@ -115,6 +117,24 @@ def test_dev_standardisation_gives_mean_zero_and_unit_spread():
         dev_standardisation(np.full(10, 0.3))
     with pytest.raises(UserError, match="finite"):
         dev_standardisation(np.array([0.0, np.nan, 1.0]))
+
+
+def test_standardised_systems_weigh_each_system_or_their_sum_alike():
+    rng = np.random.default_rng(5)
+    dev = [rng.normal(4.0, 3.0, 400), rng.normal(-1.0, 0.5, 400)]
+    dev[1] += 0.2 * dev[0]  # correlated, so their sum's spread is not sqrt(2)
+    systems = [ScoredSystem(None, FUSED), ScoredSystem(None, FUSED.fusion_features)]
+    for standardise_sum, spread in ((False, None), (True, 1.0)):
+        mapped, fused = standardised_systems(systems, dev, standardise_sum)
+        parts = [system.standardisation.apply(score)
+                 for system, score in zip(mapped, dev, strict=True)]
+        np.testing.assert_allclose(np.sum(parts, axis=0), fused)
+        assert fused.mean() == pytest.approx(0.0, abs=1e-9)
+        if spread is None:  # each system standardised alone
+            assert [part.std() for part in parts] == pytest.approx([1.0, 1.0])
+            assert fused.std() > 1.1
+        else:  # their sum standardised too: LFCC-GMM, added next, weighs as much as both
+            assert fused.std() == pytest.approx(spread)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +190,7 @@ def test_a_model_of_one_map_on_fused_examples_is_a_wrong_shape(exported, fused_e
         score_examples(exported[0], split_files(fused_examples, "eval"), FUSED, 8)
 
 
-def test_trainer_trains_both_systems_and_exports_their_standardised_sum(fused_examples,
+def test_trainer_trains_every_system_and_exports_their_standardised_sum(fused_examples,
                                                                         tmp_path):
     classifier = ClassifierConfig(from_scratch=True, batch_size=4, calibrate=True)
     fn_args = FnArgs(
@@ -189,7 +209,8 @@ def test_trainer_trains_both_systems_and_exports_their_standardised_sum(fused_ex
     # Both heads by the default's solver, the second too.
     for system in (summary, summary["fusion"]["second_system"]):
         assert system["head_solver"] == "lbfgs" and system["solver_iterations"] >= 1
-    assert len(summary["fusion"]["dev_standardisation"]) == 2
+    assert summary["fusion"]["systems"] == ["classifier", "second", "lfcc-gmm"]
+    assert len(summary["fusion"]["dev_standardisation"]) == 3
     assert os.path.exists(tmp_path / "run" / FUSION_RUN_DIR / "history.json")
     # On dev, each standardised score has mean 0, so their sum does: undo the calibration
     # of the exported scores and the mean is 0 (it would not be without standardisation).

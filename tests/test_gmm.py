@@ -63,9 +63,14 @@ def test_lfcc_is_asvspoofs_and_marks_the_padding():
     # Deltas agree wherever their +-4 frames lie in the clip (the baseline repeats its last
     # frame, the map sees the padding that follows).
     np.testing.assert_allclose(ours[4:-4, 20:], reference[4:-4, 20:], atol=1e-3)
-    # Frames holding a sample of the clip (40,000 samples, frames centred every 160) are
-    # marked 1, the padding's 0.
-    np.testing.assert_array_equal(lfcc[60], (np.arange(401) * 160 - 160 < 40000))
+    # The GMMs count a frame if it and the 4 frames either side that its delta-deltas reach
+    # hold samples of the clip (40,000 samples; frame t's window starts at 160 t - 160): not
+    # the first 4 (before them lies the segment's start) nor any near the padding.
+    with_signal = np.arange(401) * 160 - 160 < 40000
+    counted = np.array([with_signal[t - 4:t + 5].all() if t >= 4 else False
+                        for t in range(401)])
+    assert counted.sum() == 243  # frames 4-246
+    np.testing.assert_array_equal(lfcc[60], counted)
 
 
 def test_the_gmm_classifier_scores_sklearns_mean_log_likelihood_ratio():

@@ -58,7 +58,7 @@ def anomalies(tmp_path_factory):
                     fused = BAD[split.removeprefix("fusion_")](fused)
                 writer.write(examples.make_example(log_mel, index % 2, f"{index}.wav",
                                                    str(index), 0, 16000, 4.0,
-                                                   fusion_features=fused))
+                                                   fused_maps={examples.FUSION_FEATURES: fused}))
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = str(root / "statistics")
     statistics.split_names = data.split_names
