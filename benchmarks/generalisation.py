@@ -41,9 +41,9 @@ from quality import (
 )
 
 from spoofdetect import metrics
-from spoofdetect.gmm import LfccGmm
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig, PipelineConfig, load_config
+from spoofdetect.gmm import LfccGmm
 from spoofdetect.scoring import Scorer
 
 RAWBOOST = "rawboost_convolutive,rawboost_impulsive,rawboost_coloured"

@@ -35,9 +35,9 @@ import yaml
 
 from spoofdetect import metrics
 from spoofdetect.audio import decode_audio
-from spoofdetect.gmm import LfccGmm
 from spoofdetect.config import FeatureConfig, load_config, section_from_json, section_to_json
 from spoofdetect.errors import UserError
+from spoofdetect.gmm import LfccGmm
 from spoofdetect.pipeline.metadata import open_store
 from spoofdetect.pipeline.run_summary import latest_run_summary
 from spoofdetect.plots import det_axis_ticks

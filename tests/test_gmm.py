@@ -37,7 +37,7 @@ def reference_lfcc(waveform: np.ndarray) -> np.ndarray:
     frequencies = np.linspace(0.0, 8000.0, 257)
     bank = np.stack([np.clip(np.minimum((frequencies - low) / (centre - low),
                                         (high - frequencies) / (high - centre)), 0.0, None)
-                     for low, centre, high in zip(edges, edges[1:], edges[2:])])
+                     for low, centre, high in zip(edges, edges[1:], edges[2:], strict=False)])
     static = dct(np.log(power @ bank.T + 1e-10), type=2, axis=1, norm="ortho")[:, :20]
 
     def deltas(values: np.ndarray) -> np.ndarray:
@@ -130,7 +130,7 @@ def test_too_few_frames_for_the_components_is_a_config_error():
 
 def test_lfcc_gmm_is_off_in_the_seed_preset_and_its_components_are_checked():
     assert load_config(SEED_PRESET).features.lfcc_features is None
-    with pytest.raises(UserError, match="classifier.gmm_components"):
+    with pytest.raises(UserError, match=r"classifier\.gmm_components"):
         load_config(overrides=["classifier.gmm_components=0"])
 
 
