@@ -221,6 +221,16 @@ VARIANTS = (
                 "form of cepstral mean normalisation: does taking a stationary channel's "
                 "colouring away carry to other channels?"),
         "the same on random critics (no stage 1), paired with the default's scratch twin"),
+    # LFCC-GMM (features.lfcc_gmm) as a third system of the default's fusion: the fusion
+    # probe's lead (the default's score and LFCC-GMM's, each standardised on dev, summed),
+    # trained and exported by the pipeline.
+    *and_without_stage1(
+        Variant("lfcc-gmm-lbfgs-fused-augment-multi-resolution-block1-statistics",
+                (*DEFAULT, "features.lfcc_gmm=true"),
+                "the default with LFCC-GMM as a third system: the classic baseline's GMMs on "
+                "the same segments, standardised on dev and weighed as much as both "
+                "classifiers"),
+        "the same on random critics (no stage 1), paired with the default's scratch twin"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

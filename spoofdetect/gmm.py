@@ -44,10 +44,15 @@ def signal_frames(maps: np.ndarray) -> np.ndarray:
 
 def fit_gmms(frames: dict[str, np.ndarray], components: int, seed: int
              ) -> dict[str, GaussianMixture]:
-    """One GMM per class of CLASSES, each fitted on that class's frames ([n, coefficients])."""
+    """One GMM per class of CLASSES, each fitted on that class's frames ([n, coefficients]),
+    whatever their order: EM starts from k-means, whose start depends on the order, and the
+    Trainer reads the Examples in the order Beam wrote them, the benchmarks in the
+    protocol's. So the frames are sorted first, and both fit the same GMMs from the same
+    clips."""
     gmms = {}
     for name in CLASSES:
-        data = frames.get(name, np.zeros((0, 0)))
+        data = np.asarray(frames.get(name, np.zeros((0, 0))))
+        data = data[np.lexsort(data.T[::-1])] if len(data) else data
         if len(data) < components:
             raise UserError(f"LFCC-GMM: {len(data)} {name} training frames with signal are "
                             f"fewer than its {components} components: set "

@@ -91,6 +91,15 @@ def test_the_gmm_classifier_scores_sklearns_mean_log_likelihood_ratio():
     assert scores[2] == 0.0
 
 
+def test_the_gmms_do_not_depend_on_the_order_of_their_frames():
+    rng = np.random.default_rng(3)
+    frames = {"bonafide": rng.normal(0.0, 1.0, (500, 6)), "spoof": rng.normal(1.0, 2.0, (500, 6))}
+    shuffled = {name: rng.permutation(values) for name, values in frames.items()}
+    first, second = fit_gmms(frames, 4, seed=0), fit_gmms(shuffled, 4, seed=0)
+    for name in frames:
+        np.testing.assert_allclose(first[name].means_, second[name].means_)
+
+
 def _clips(root: str, split: str) -> tuple[list[np.ndarray], list[bool]]:
     waveforms, is_spoof = [], []
     for label in ("real", "fake"):
