@@ -78,10 +78,13 @@ FIRST_SYSTEM = (*AUGMENT_BLOCK1, *MULTI_RESOLUTION)
 # trained by Adam.
 FUSION = ("features.fusion.enabled=true",)
 FUSED = (*FIRST_SYSTEM, *FUSION)
-# The default's settings (spoofdetect/config.py) over the seed's recipe: the fusion with
-# both heads at their loss's minimum (classifier.head_solver).
+# The fusion with both heads at their loss's minimum (classifier.head_solver): the default
+# before LFCC-GMM joined it, and what the screens below change one thing of.
 LBFGS = ("classifier.head_solver=lbfgs",)
-DEFAULT = (*FUSED, *LBFGS)
+FUSED_LBFGS = (*FUSED, *LBFGS)
+# The default's settings (spoofdetect/config.py) over the seed's recipe: that fusion with
+# LFCC-GMM as a third system (features.lfcc_gmm).
+DEFAULT = (*FUSED_LBFGS, "features.lfcc_gmm=true")
 # A quarter of the seed's widths in both networks: 46 thousand classifier weights instead of
 # 776 thousand, against fitting the training speakers (docs/generalisation.md).
 SMALL = ("gan.critic_widths=[16,32,64]", "gan.generator_widths=[64,32,16,8]")
@@ -198,7 +201,7 @@ VARIANTS = (
     # epochs.
     *and_without_stage1(
         Variant("lbfgs-fused-augment-multi-resolution-block1-statistics",
-                DEFAULT,
+                FUSED_LBFGS,
                 "the fusion with both heads at the minimum of their loss (L-BFGS), one "
                 "answer per critic where Adam's depends on its initialisation"),
         "the same on random critics (no stage 1), paired with the fusion's own scratch "
@@ -208,16 +211,18 @@ VARIANTS = (
     # room, a channel no training clip had.
     *and_without_stage1(
         Variant("reverb-lbfgs-fused-augment-multi-resolution-block1-statistics",
-                (*DEFAULT, f"features.augment_families=[{RAWBOOST},{CHANNELS},gain,noise,"
-                           "reverb]"),
-                "the default with a room's reverberation among its augmentation families"),
+                (*FUSED_LBFGS, f"features.augment_families=[{RAWBOOST},{CHANNELS},gain,"
+                               "noise,reverb]"),
+                "the L-BFGS fusion (the default then) with a room's reverberation among its "
+                "augmentation families"),
         "the same on random critics (no stage 1), paired with the default's scratch twin"),
     # Each magnitude band's mean over the segment taken away (features.band_mean_normalise):
     # a stationary channel's colouring removed from both systems' maps.
     *and_without_stage1(
         Variant("band-mean-lbfgs-fused-augment-multi-resolution-block1-statistics",
-                (*DEFAULT, "features.band_mean_normalise=true"),
-                "the default with each band's mean over the segment removed, the band-energy "
+                (*FUSED_LBFGS, "features.band_mean_normalise=true"),
+                "the L-BFGS fusion (the default then) with each band's mean over the segment "
+                "removed, the band-energy "
                 "form of cepstral mean normalisation: does taking a stationary channel's "
                 "colouring away carry to other channels?"),
         "the same on random critics (no stage 1), paired with the default's scratch twin"),
@@ -226,11 +231,12 @@ VARIANTS = (
     # trained and exported by the pipeline.
     *and_without_stage1(
         Variant("lfcc-gmm-lbfgs-fused-augment-multi-resolution-block1-statistics",
-                (*DEFAULT, "features.lfcc_gmm=true"),
-                "the default with LFCC-GMM as a third system: the classic baseline's GMMs on "
-                "the same segments, standardised on dev and weighed as much as both "
-                "classifiers"),
-        "the same on random critics (no stage 1), paired with the default's scratch twin"),
+                DEFAULT,
+                "the L-BFGS fusion with LFCC-GMM as a third system (the default): the classic "
+                "baseline's GMMs on the same segments, standardised on dev and weighed as "
+                "much as both classifiers"),
+        "the same on random critics (no stage 1), paired with the L-BFGS fusion's scratch "
+        "twin"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

@@ -154,14 +154,15 @@ def test_a_job_whose_examples_cannot_fit_is_refused_before_it_writes(small_layou
     assert not output.exists()
 
 
-@pytest.mark.parametrize("fusion", [False, True])
-def test_map_bytes_is_the_bulk_of_a_stored_example(fusion):
-    config = FeatureConfig(fusion=FusionConfig(enabled=fusion))
-    fused = config.fusion_features
+@pytest.mark.parametrize("fused", [False, True])
+def test_map_bytes_is_the_bulk_of_a_stored_example(fused):
+    config = FeatureConfig(fusion=FusionConfig(enabled=fused), lfcc_gmm=fused)
     serialized = examples.make_example(
         np.zeros((config.num_rows, config.num_frames), np.float32), 1, "train/fake/a.wav",
         "train/fake/a.wav", 0, 16000, 4.0, "A01", "s1", "mp3",
-        np.zeros((fused.num_rows, fused.num_frames), np.float32) if fused else None)
+        {map_key: np.zeros((features.num_rows, features.num_frames), np.float32)
+         for map_key, features in config.fused_maps.items()})
+    assert len(config.fused_maps) == (2 if fused else 0)
     assert map_bytes(config) <= len(serialized) <= map_bytes(config) + 1000
 
 
@@ -269,13 +270,18 @@ def test_schema_describes_every_feature_the_examples_can_hold():
         packaged_schema_path,
     )
 
-    # The packaged schema is the default's: both systems' maps, each with its summaries.
+    # The packaged schema is the default's: every system's map, each with its summaries.
     schema = load_schema(packaged_schema_path())
     assert {feature.name for feature in schema.feature} == {
         *examples.feature_spec(FeatureConfig()), *examples.SUMMARIES,
-        examples.FUSION_FEATURES, *examples.summary_names(examples.FUSION_FEATURES)}
+        *(name for map_key in (examples.FUSION_FEATURES, examples.LFCC_FEATURES)
+          for name in (map_key, *examples.summary_names(map_key)))}
     # So Kubeflow runs the default with the image's copy, and one system's schema drops the
-    # second map.
+    # fused systems' maps; with LFCC-GMM alone fused, only the second classifier's goes.
     assert packaged_schema_fits(FeatureConfig())
     one_system = {feature.name for feature in fitted_schema(ONE_SYSTEM).feature}
     assert one_system == {*examples.feature_spec(ONE_SYSTEM), *examples.SUMMARIES}
+    with_gmm = {feature.name for feature in fitted_schema(
+        dataclasses.replace(ONE_SYSTEM, lfcc_gmm=True)).feature}
+    assert with_gmm - one_system == {examples.LFCC_FEATURES,
+                                     *examples.summary_names(examples.LFCC_FEATURES)}
