@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -237,6 +238,18 @@ def split_fused_seed(model_dir: str, sets: dict[str, MappedSet]) -> dict[str, di
     return rows
 
 
+def lower_counts(rows: dict[str, list[dict[str, Any]]], fusions: list[str]) -> str:
+    """In how many runs each fusion's EER is below system 1's alone, on each test set."""
+    def count(fusion: str, test_set: str) -> str:
+        runs = list(zip(rows[fusion], rows["system 1"], strict=True))
+        lower = sum(fused[test_set]["eer"] < alone[test_set]["eer"] for fused, alone in runs)
+        return f"{lower} of {len(runs)} on {test_set}"
+
+    return " ".join(f"`{fusion}` is lower than system 1 alone in "
+                    + " and ".join(count(fusion, test_set) for test_set in TEST_SETS) + "."
+                    for fusion in fusions)
+
+
 def write_tables(path: str, title: str, description: str,
                  rows: dict[str, list[dict[str, Any]]]) -> None:
     lines = [f"# {title}", "", f"Measured with `{study_command('fusion_probe.py')}` on "
@@ -259,25 +272,34 @@ def main() -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--systems", nargs=2, choices=[*names, LFCC_GMM])
     which.add_argument("--fused", choices=names)
+    parser.add_argument("--second-seeds", nargs="+", type=int,
+                        help="with --systems: the seeds of the second system to pair with each "
+                             "of the first's (default: its own seed). For `lfcc-gmm`, whose "
+                             "GMMs start from a seeded k-means, the pairs say how much of a "
+                             "fusion's gain is the GMMs' start.")
     kept_model_arguments(parser)
     args = parser.parse_args()
+    if args.second_seeds and not args.systems:
+        parser.error("--second-seeds pairs the systems of --systems.")
     rows: dict[str, list[dict[str, Any]]] = {}
     mapped = MappedSets({"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
                          "cross": (args.cross, "eval")})
-    for seed in args.seeds:
+    sets = {"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
+            "cross": (args.cross, None)}
+    scored = functools.cache(lambda name, seed: system_scores(args, name, seed, sets))
+    pairs = [(seed, second) for seed in args.seeds for second in (args.second_seeds or [seed])]
+    for seed, second in pairs:
         if args.fused:
             numbers = split_fused_seed(
                 model_dir(args.workdir, args.config, args.fused, seed),
                 mapped.of(fused_features(args.fused, seed, args.config)))
         else:
-            numbers = fuse_seed([system_scores(args, name, seed, {
-                "dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
-                "cross": (args.cross, None)}) for name in args.systems])
+            numbers = fuse_seed([scored(args.systems[0], seed), scored(args.systems[1], second)])
         for name, result in numbers.items():
             rows.setdefault(name, []).append(result)
-        print(f"seed {seed}: " + ", ".join(
-            f"{name} cross EER {100 * rows[name][-1]['cross']['eer']:.1f} %"
-            for name in rows), flush=True)
+        print(f"seed {seed}" + (f", second system's seed {second}" if args.second_seeds else "")
+              + ": " + ", ".join(f"{name} cross EER {100 * rows[name][-1]['cross']['eer']:.1f} %"
+                                 for name in rows), flush=True)
     if args.fused:
         write_tables(
             os.path.join(args.output, "FUSION_RULES.md"),
@@ -293,10 +315,15 @@ def main() -> None:
         return
     system_names = {f"system {index + 1}": f"`{name}`"
                     for index, name in enumerate(args.systems)}
+    paired = ("Each seed fuses the two systems trained at that seed." if not args.second_seeds
+              else f"Each of {len(pairs)} pairs fuses the first system trained at one seed "
+                   f"({', '.join(map(str, args.seeds))}) with the second trained at another "
+                   f"({', '.join(map(str, args.second_seeds))}); the means are over the "
+                   "pairs. " + lower_counts(rows, ["equal", "dev-weighted"]))
     write_tables(
         os.path.join(args.output, "FUSION_PROBE.md"),
         "Score-level fusion of two of the study's systems",
-        "Each seed fuses the two systems trained at that seed. `equal`: the sum of the two "
+        f"{paired} `equal`: the sum of the two "
         "systems' scores, each standardised on dev; `dev-weighted`: a logistic regression "
         "fitted on dev. Dev-weighted weights per seed: "
         + "; ".join(", ".join(f"{weight:.3f}" for weight in run["weights"])

@@ -69,3 +69,14 @@ def test_each_system_is_split_out_of_the_fused_model(fusion_probe, tmp_path):
     swapped = (outputs["test"][0][::-1], *outputs["test"][1:])
     with pytest.raises(SystemExit, match="not the sum of its systems"):
         fusion_probe.fused_rules(outputs["dev"], swapped)
+
+
+def test_lower_counts_says_in_how_many_pairs_a_fusion_beats_the_first_system(fusion_probe):
+    def run(eval_eer: float, cross_eer: float) -> dict:
+        return {"eval": {"eer": eval_eer}, "cross": {"eer": cross_eer}}
+
+    rows = {"system 1": [run(0.2, 0.3), run(0.2, 0.3), run(0.2, 0.3)],
+            "equal": [run(0.1, 0.3), run(0.1, 0.2), run(0.3, 0.2)]}
+    # Level is not lower: the second pair's cross EER counts, the first's does not.
+    assert fusion_probe.lower_counts(rows, ["equal"]) == (
+        "`equal` is lower than system 1 alone in 2 of 3 on eval and 2 of 3 on cross.")
