@@ -37,7 +37,8 @@ SAMPLE_RATES = (16000, 22050, 44100)
 SPLIT_SHARES = (("train", 0.8), ("dev", 0.1), ("eval", 0.1))
 # Step names of the CPU cost table.
 FIRST_MAP = "log-Mel (TF, batched)"
-SECOND_MAP = "second map (features.fusion)"
+# The default's fused systems' maps, costed apart (FeatureConfig.fused_maps' keys).
+FUSED_MAP = "fused map: {}"
 
 
 def make_files(root: str, count: int) -> None:
@@ -116,13 +117,14 @@ def stage_costs(root: str, limit: int = 300) -> dict[str, float]:
         with tf.io.TFRecordWriter(os.path.join(folder, "data_tfrecord-0000000")) as writer:
             for record in serialized:
                 writer.write(record)
-    # The default's second system's map (features.fusion), which the benchmarked job, set to
-    # one system like the seed loop, does not compute: its cost, apart.
-    second = feature_function(config.fusion_features)
-    second(segments[:config.batch_size])
-    with cpu_time(SECOND_MAP):
-        for i in range(0, len(segments), config.batch_size):
-            second(segments[i:i + config.batch_size]).numpy()
+    # The default's fused systems' maps, which the benchmarked job, set to one system like the
+    # seed loop, does not compute: their costs, apart.
+    for map_key, fused in FeatureConfig().fused_maps.items():
+        fused_function = feature_function(fused)
+        fused_function(segments[:config.batch_size])
+        with cpu_time(FUSED_MAP.format(map_key)):
+            for i in range(0, len(segments), config.batch_size):
+                fused_function(segments[i:i + config.batch_size]).numpy()
     return {name: seconds / len(paths) * 1000 for name, seconds in costs.items()}
 
 
@@ -212,7 +214,8 @@ def main() -> None:
             # No augmented copies: the seed loop extracts each file once, and so must (b);
             # and one map: the seed loop computes one system's features.
             return [cli, "features", "--data-root", data_root, "--output", data_root + "_out",
-                    "--set", "features.augment=0", "--set", "features.fusion.enabled=false"]
+                    "--set", "features.augment=0", "--set", "features.fusion.enabled=false",
+                    "--set", "features.lfcc_gmm=false"]
 
         command = features_command(root)
         beam_seconds, beam_peak = timed(command)
@@ -259,7 +262,8 @@ def main() -> None:
               "target >= 1,000 clips/s")
         print("CPU cost per clip of each step (one process, ms of CPU time):")
         costs = stage_costs(root)
-        second_map = costs.pop(SECOND_MAP)
+        fused_maps = {name: costs.pop(name) for name in list(costs)
+                      if name.startswith(FUSED_MAP.format(""))}
         for name, milliseconds in costs.items():
             print(f"    {name:<26} {milliseconds:6.2f}")
         # With every core busy on these steps and nothing else, no job could go faster.
@@ -267,10 +271,12 @@ def main() -> None:
         cpu_bound = cores * 1000 / sum(costs.values())
         print(f"CPU bound of these steps on {cores} cores: {cpu_bound:.0f} clips/s; "
               f"Beam's steady state is {beam_marginal / cpu_bound:.0%} of it")
-        print(f"the default's second map (features.fusion, not in the job above): "
-              f"{second_map:.2f} ms of CPU per clip, {second_map / costs[FIRST_MAP]:.2f}x the "
-              f"first map's; with it the bound is "
-              f"{cores * 1000 / (sum(costs.values()) + second_map):.0f} clips/s")
+        for name, milliseconds in fused_maps.items():
+            print(f"the default's {name} (not in the job above): "
+                  f"{milliseconds:.2f} ms of CPU per clip, "
+                  f"{milliseconds / costs[FIRST_MAP]:.2f}x the first map's")
+        print(f"with the fused maps the bound is "
+              f"{cores * 1000 / (sum(costs.values()) + sum(fused_maps.values())):.0f} clips/s")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
