@@ -224,7 +224,7 @@ class FeatureConfig:
     @property
     def num_rows(self) -> int:
         if self.front_end == LFCC_FRONT_END:
-            # Coefficients, deltas, delta-deltas, and the row marking frames with signal.
+            # Coefficients, deltas, delta-deltas, and the row marking the frames the GMMs count.
             return 3 * LFCC_COEFFICIENTS + 1
         return self.num_bands * self.num_blocks
 

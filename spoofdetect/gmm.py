@@ -2,7 +2,7 @@
 
 Two diagonal-covariance GMMs over LFCC frames (the feature function's 'lfcc' front end,
 FeatureConfig.lfcc_features), one fitted on bona fide frames and one on spoof frames, by
-scikit-learn's EM. A clip scores the mean log-likelihood ratio of its frames that hold signal,
+scikit-learn's EM. A clip scores the mean log-likelihood ratio of the frames its map counts,
 log p(x | bona fide) - log p(x | spoof), so higher means more bona fide, as everywhere in this
 project. The fitted GMMs become a Keras classifier of the same form as the others (a logit
 layer, then a sigmoid), so the Trainer fuses and exports it, and the evaluator and scoring
@@ -34,9 +34,10 @@ VARIANCE_FLOOR = 1e-4
 CLASSES = ("bonafide", "spoof")
 
 
-def signal_frames(maps: np.ndarray) -> np.ndarray:
-    """[examples, rows, frames] LFCC maps -> [n, rows - 1]: every frame that holds signal
-    (the map's last row), as rows of coefficients."""
+def counted_frames(maps: np.ndarray) -> np.ndarray:
+    """[examples, rows, frames] LFCC maps -> [n, rows - 1]: every frame the map's last row
+    counts (features.lfcc: not padding, the segment's ends or digital silence), as rows of
+    coefficients."""
     maps = np.asarray(maps)
     frames = np.transpose(maps[:, :-1, :], (0, 2, 1)).reshape(-1, maps.shape[1] - 1)
     return frames[np.transpose(maps[:, -1:, :], (0, 2, 1)).reshape(-1) > 0]
@@ -54,7 +55,7 @@ def fit_gmms(frames: dict[str, np.ndarray], components: int, seed: int
         data = np.asarray(frames.get(name, np.zeros((0, 0))))
         data = data[np.lexsort(data.T[::-1])] if len(data) else data
         if len(data) < components:
-            raise UserError(f"LFCC-GMM: {len(data)} {name} training frames with signal are "
+            raise UserError(f"LFCC-GMM: {len(data)} {name} training frames to count are "
                             f"fewer than its {components} components: set "
                             "classifier.gmm_components lower, or features.lfcc_gmm=false.")
         gmms[name] = GaussianMixture(components, covariance_type="diag",
@@ -68,10 +69,10 @@ def fit_gmms(frames: dict[str, np.ndarray], components: int, seed: int
 
 @keras.saving.register_keras_serializable(package="spoofdetect")
 class GmmSpoofLogOdds(keras.layers.Layer):
-    """[batch, rows, frames] LFCC map -> [batch, 1]: minus the LLR, the mean over frames
-    with signal of log p(frame | spoof) - log p(frame | bona fide) under two diagonal GMMs
-    (the log-odds of fake, as the other classifiers' logit layers give); 0 for a map without
-    such frames. In float64: a frame's log-likelihood is a difference of terms in
+    """[batch, rows, frames] LFCC map -> [batch, 1]: minus the LLR, the mean over its counted
+    frames (its last row) of log p(frame | spoof) - log p(frame | bona fide) under two
+    diagonal GMMs (the log-odds of fake, as the other classifiers' logit layers give); 0 for
+    a map without such frames. In float64: a frame's log-likelihood is a difference of terms in
     the thousands, where float32 would lose the digits that separate the classes."""
 
     def __init__(self, means: np.ndarray, variances: np.ndarray, log_weights: np.ndarray,
@@ -89,7 +90,7 @@ class GmmSpoofLogOdds(keras.layers.Layer):
     def call(self, maps: tf.Tensor) -> tf.Tensor:
         maps = tf.cast(maps, tf.float64)
         frames = tf.transpose(maps[:, :-1, :], [0, 2, 1])  # [batch, frames, coefficients]
-        has_signal = maps[:, -1, :]
+        counted = maps[:, -1, :]
         precisions = 1.0 / self.variances
         dimensions = self.means.shape[-1]
         # log N(x; mu, diag var) = constant - 1/2 x^2 . prec + x . (mu prec), per component.
@@ -102,9 +103,9 @@ class GmmSpoofLogOdds(keras.layers.Layer):
                              - 0.5 * tf.matmul(tf.square(frames), precisions[index].T)
                              + tf.matmul(frames, (self.means[index] * precisions[index]).T))
             log_likelihoods.append(tf.reduce_logsumexp(per_component, axis=-1))
-        ratio = (log_likelihoods[1] - log_likelihoods[0]) * has_signal
+        ratio = (log_likelihoods[1] - log_likelihoods[0]) * counted
         mean = tf.math.divide_no_nan(tf.reduce_sum(ratio, axis=1),
-                                     tf.reduce_sum(has_signal, axis=1))
+                                     tf.reduce_sum(counted, axis=1))
         return tf.cast(mean[:, tf.newaxis], tf.float32)
 
 
@@ -139,8 +140,8 @@ class LfccGmm:
 
     def fit(self, waveforms: Sequence[np.ndarray], is_spoof: Sequence[bool]) -> LfccGmm:
         maps, is_spoof = self._maps(waveforms), np.asarray(is_spoof, bool)
-        frames = {"bonafide": signal_frames(maps[~is_spoof]),
-                  "spoof": signal_frames(maps[is_spoof])}
+        frames = {"bonafide": counted_frames(maps[~is_spoof]),
+                  "spoof": counted_frames(maps[is_spoof])}
         self.classifier = gmm_classifier(fit_gmms(frames, self.components, self.seed),
                                          self.features)
         return self
@@ -166,7 +167,7 @@ def train_lfcc_gmm(train_files: list[str], features: FeatureConfig, components: 
         is_spoof = batch[examples.LABEL].numpy() == LABELS["fake"]
         maps = batch[examples.LOG_MEL].numpy()
         for name, chosen in (("bonafide", original & ~is_spoof), ("spoof", original & is_spoof)):
-            frames[name].append(signal_frames(maps[chosen]))
+            frames[name].append(counted_frames(maps[chosen]))
     gmms = fit_gmms({name: np.concatenate(parts) for name, parts in frames.items()},
                     components, seed)
     return gmm_classifier(gmms, lfcc_features)

@@ -17,7 +17,7 @@ from spoofdetect.demo_data import make_demo_dataset
 from spoofdetect.errors import UserError
 from spoofdetect.export import ScoredSystem, export_fused_model
 from spoofdetect.features import spectral_features
-from spoofdetect.gmm import LfccGmm, fit_gmms, gmm_classifier, signal_frames
+from spoofdetect.gmm import LfccGmm, counted_frames, fit_gmms, gmm_classifier
 from spoofdetect.metrics import equal_error_rate
 from spoofdetect.models import logit_model
 from tests.conftest import SEED_PRESET, tone
@@ -83,11 +83,11 @@ def test_the_gmm_classifier_scores_sklearns_mean_log_likelihood_ratio():
     maps[2, 60] = 0.0  # no signal at all
     scores = -logit_model(gmm_classifier(gmms, LFCC))(maps).numpy()[:, 0]
     for map_, score in zip(maps[:2], scores, strict=False):
-        frames = signal_frames(map_[None])
+        frames = counted_frames(map_[None])
         expected = np.mean(gmms["bonafide"].score_samples(frames)
                            - gmms["spoof"].score_samples(frames))
         assert score == pytest.approx(expected, rel=1e-5)
-    assert len(signal_frames(maps[1:2])) == 200
+    assert len(counted_frames(maps[1:2])) == 200
     assert scores[2] == 0.0
 
 
