@@ -41,7 +41,8 @@ def run_stages(data_root: str, workdir: str) -> None:
 
     # No augmented copies: the seed loop extracts each file once, and so must the stages;
     # and one map: the seed loop computes one system's features.
-    config = load_config(None, ["features.augment=0", "features.fusion.enabled=false"],
+    config = load_config(None, ["features.augment=0", "features.fusion.enabled=false",
+                                "features.lfcc_gmm=false"],
                          data_root=data_root, workdir=workdir)
     BeamDagRunner().run(tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,

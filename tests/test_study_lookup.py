@@ -34,11 +34,12 @@ def record_trainer(store, workdir: str, name: str, sections: dict[str, str],
     return os.path.join(model, "Format-Serving")
 
 
-def sections_of(config, drop: str | None = None) -> dict[str, str]:
+def sections_of(config, *drop: str) -> dict[str, str]:
     sections = {}
     for name in ("features", "gan", "classifier"):
         values = json.loads(section_to_json(getattr(config, name)))
-        values.pop(drop, None)
+        for key in drop:
+            values.pop(key, None)
         sections[name] = json.dumps(values)
     return sections
 
@@ -67,18 +68,18 @@ def test_a_field_added_since_the_run_counts_at_the_seeds_value(tmp_path, fusion_
     store = open_store(str(tmp_path / "metadata.sqlite"))
     config = load_config(None, ["features.phase=true"])
     expected = record_trainer(store, str(tmp_path), "1",
-                              sections_of(config, drop="phase_windows"))
+                              sections_of(config, "phase_windows"))
     sections = {name: getattr(config, name) for name in ("features", "gan", "classifier")}
     assert find(fusion_probe, str(tmp_path), sections) == expected
     changed = load_config(None, ["features.phase=true", "features.phase_windows=[512]",
                                  "features.extra_windows=[512]"])
     sections["features"] = changed.features
     assert find(fusion_probe, str(tmp_path), sections) is None
-    # A run from before features.fusion existed ran one system, though fusion is now on by
-    # default: it is the one-system run, not the fused default's.
-    one_system = load_config(None, ["features.fusion.enabled=false"])
+    # A run from before features.fusion and features.lfcc_gmm existed ran one system, though
+    # both are now on by default: it is the one-system run, not the fused default's.
+    one_system = load_config(None, ["features.fusion.enabled=false", "features.lfcc_gmm=false"])
     before_fusion = record_trainer(store, str(tmp_path), "2",
-                                   sections_of(one_system, drop="fusion"))
+                                   sections_of(one_system, "fusion", "lfcc_gmm"))
     sections["features"] = one_system.features
     assert find(fusion_probe, str(tmp_path), sections) == before_fusion
     sections["features"] = load_config(None).features

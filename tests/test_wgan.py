@@ -84,11 +84,11 @@ def test_too_little_data_is_a_clear_error(tmp_path):
 
 PRETRAIN_SCRIPT = """
 import json, sys
-from spoofdetect.config import FeatureConfig, FusionConfig, GanConfig, section_from_json
+from spoofdetect.config import FeatureConfig, GanConfig, section_from_json
 from spoofdetect.pretraining import run_pretraining
 config = section_from_json(GanConfig, sys.argv[2])
-one_system = FeatureConfig(fusion=FusionConfig(enabled=False))
-summary = run_pretraining(sys.argv[1], one_system, config, sys.argv[3],
+features = section_from_json(FeatureConfig, sys.argv[5])
+summary = run_pretraining(sys.argv[1], features, config, sys.argv[3],
                           sys.argv[4] + "/Format-Serving", sys.argv[4])
 print(json.dumps(summary))
 """
@@ -97,7 +97,8 @@ print(json.dumps(summary))
 def _pretrain_process(examples_dir, checkpoint_dir, output_dir):
     return subprocess.Popen(
         [sys.executable, "-c", PRETRAIN_SCRIPT, examples_dir, section_to_json(SMALL),
-         checkpoint_dir, output_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+         checkpoint_dir, output_dir, section_to_json(DEMO_FEATURES)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
