@@ -2,7 +2,7 @@
 
     serving_default   waveforms: float32 [batch, samples], 16 kHz mono, any length
     from_features     log_mel:   float32 [batch, rows, frames] (the front end's features)
-                      (+ fusion_features: the second system's, when features.fusion is on)
+                      (+ each fused system's map: fusion_features, lfcc)
     from_audio_bytes  audio:     string  [batch], encoded 16-bit PCM WAV files, any rate
 
 Each returns, per item, `status` ("ok", or why the item was not judged), `p_fake`
