@@ -72,7 +72,7 @@ def fused_scores(systems: list[ScoredSystem], files: list[str], batch_size: int
 
 
 def standardised_systems(systems: list[ScoredSystem], dev_scores: list[np.ndarray],
-                  standardise_sum: bool) -> tuple[list[ScoredSystem], np.ndarray]:
+                         standardise_sum: bool) -> tuple[list[ScoredSystem], np.ndarray]:
     """`systems` with the maps that standardise each one's dev scores, and with
     `standardise_sum` their sum's too; and the mapped sum on dev."""
     own = [dev_standardisation(score) for score in dev_scores]
