@@ -26,9 +26,9 @@ from typing import Any
 import keras
 import numpy as np
 from front_end_probe import (
+    FEATURES,
     augmented_copies,
     clip_statistics,
-    first_segments,
     maps_of,
     probe,
 )
@@ -45,6 +45,7 @@ from quality import (
     test_set_tables,
 )
 
+from spoofdetect.audio import first_segments
 from spoofdetect.config import FeatureConfig, GanConfig, load_config
 from spoofdetect.finetune import load_critic
 from spoofdetect.models import TimeStatistics, block_output, build_critic
@@ -87,12 +88,12 @@ def probe_seed(dataset: str, cross: str, critic_dir: str, seed: int, features: F
     train, train_spoof, _ = load_split(dataset, "train", features.segment_seconds)
     copies, copies_spoof = augmented_copies(train, train_spoof, seed)
     labels = np.concatenate([train_spoof, copies_spoof])
-    maps = {"train": np.concatenate([maps_of({}, first_segments(clips))
+    maps = {"train": np.concatenate([maps_of({}, first_segments(clips, FEATURES))
                                      for clips in (train, copies)])}
     tests = {"eval": load_split(dataset, "eval", features.segment_seconds),
              "cross": load_split(cross, "eval", features.segment_seconds)}
     for name, (clips, _, _) in tests.items():
-        maps[name] = maps_of({}, first_segments(clips))
+        maps[name] = maps_of({}, first_segments(clips, FEATURES))
 
     def run(statistics: dict[str, np.ndarray]) -> dict[str, Any]:
         return probe(statistics["train"], labels, {

@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from quality import (
     HERE,
     dataset_arguments,
@@ -40,9 +39,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from spoofdetect import augment, metrics
-from spoofdetect.audio import segment_waveform
-from spoofdetect.config import FeatureConfig, load_config
-from spoofdetect.features import feature_function
+from spoofdetect.audio import first_segments
+from spoofdetect.config import load_config
+from spoofdetect.features import feature_maps
 
 # name -> the FeatureConfig settings of that front end.
 FRONT_ENDS: dict[str, dict[str, Any]] = {
@@ -66,11 +65,6 @@ COPIES = 2
 FEATURES = load_config(None, study_settings(None, [])).features
 
 
-def first_segments(waveforms: list[np.ndarray]) -> np.ndarray:
-    """Each clip's first segment, as the pipeline's 'first' mode cuts it."""
-    return np.stack([segment_waveform(waveform, FEATURES)[0] for waveform in waveforms])
-
-
 def clip_statistics(maps: np.ndarray) -> np.ndarray:
     """[clips, rows, frames] -> [clips, 4 * rows]: per row the mean and standard deviation
     over time, the mean absolute frame-to-frame change and the mean absolute difference to
@@ -80,18 +74,11 @@ def clip_statistics(maps: np.ndarray) -> np.ndarray:
     return np.concatenate([maps.mean(axis=2), maps.std(axis=2), over_time, over_rows], axis=1)
 
 
-def feature_maps(config: FeatureConfig, segments: np.ndarray) -> np.ndarray:
-    """The feature maps of segments, by the pipeline's feature function with `config`."""
-    function = feature_function(config)
-    return np.concatenate([function(tf.constant(segments[i:i + 128])).numpy()
-                           for i in range(0, len(segments), 128)])
-
-
 def maps_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
     """The feature maps of segments with `settings` over the seed's front end."""
     config = dataclasses.replace(FEATURES, **settings)
     config.validate()
-    return feature_maps(config, waveforms)
+    return feature_maps(config, waveforms, batch_size=128)
 
 
 def statistics_of(settings: dict[str, Any], waveforms: np.ndarray) -> np.ndarray:
@@ -150,13 +137,13 @@ def main() -> None:
     copies = {seed: augmented_copies(train, train_spoof, seed) for seed in args.seeds}
     rows: dict[str, list[dict[str, Any]]] = {}
     for front_end, settings in FRONT_ENDS.items():
-        test_statistics = {name: (statistics_of(settings, first_segments(clips)), spoof,
+        test_statistics = {name: (statistics_of(settings, first_segments(clips, FEATURES)), spoof,
                                   attacks) for name, (clips, spoof, attacks) in tests.items()}
-        original = statistics_of(settings, first_segments(train))
+        original = statistics_of(settings, first_segments(train, FEATURES))
         rows[f"{front_end} | as recorded"] = [probe(original, train_spoof, test_statistics)]
         for clips, spoof in copies.values():
             statistics = np.concatenate([original, statistics_of(settings,
-                                                                 first_segments(clips))])
+                                                                 first_segments(clips, FEATURES))])
             rows.setdefault(f"{front_end} | + {COPIES} augmented copies", []).append(
                 probe(statistics, np.concatenate([train_spoof, spoof]), test_statistics))
         for name in (f"{front_end} | as recorded", f"{front_end} | + {COPIES} augmented copies"):

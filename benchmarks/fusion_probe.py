@@ -64,10 +64,10 @@ from quality import (
 from sklearn.linear_model import LogisticRegression
 
 from spoofdetect import metrics
-from spoofdetect.audio import segment_waveform
+from spoofdetect.audio import first_segments
 from spoofdetect.config import FeatureConfig
 from spoofdetect.examples import FUSION_FEATURES, LOG_MEL
-from spoofdetect.features import feature_function
+from spoofdetect.features import feature_maps
 from spoofdetect.fusion import dev_standardisation
 from spoofdetect.pipeline import trainer_module
 
@@ -138,13 +138,9 @@ def segment_maps(features: FeatureConfig, waveforms: list[np.ndarray], batch_siz
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Both systems' maps (features', then features.fusion_features') of the first segment
     of each waveform, by the pipeline's feature function."""
-    segments = np.stack([segment_waveform(waveform, features)[0] for waveform in waveforms])
-    maps = []
-    for config in (features, features.fusion_features):
-        function = feature_function(config)
-        maps.append(np.concatenate([function(segments[start:start + batch_size]).numpy()
-                                    for start in range(0, len(segments), batch_size)]))
-    return maps[0], maps[1]
+    segments = first_segments(waveforms, features)
+    return (feature_maps(features, segments, batch_size),
+            feature_maps(features.fusion_features, segments, batch_size))
 
 
 def fused_system_scores(serving: Any, maps: tuple[np.ndarray, np.ndarray], batch_size: int = 64
@@ -194,7 +190,7 @@ class MappedSets:
     maps (segment_maps) computed once per front end: the seeds' configs differ in the
     augmentation seed, which no test set sees."""
 
-    def __init__(self, sets: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, sets: dict[str, tuple[str, str | None]]) -> None:
         self.sets = sets
         # By the seconds decoded, then by front end.
         self.clips: dict[float, dict[str, tuple[list, np.ndarray, list]]] = {}
@@ -282,10 +278,9 @@ def main() -> None:
     if args.second_seeds and not args.systems:
         parser.error("--second-seeds pairs the systems of --systems.")
     rows: dict[str, list[dict[str, Any]]] = {}
-    mapped = MappedSets({"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
-                         "cross": (args.cross, "eval")})
     sets = {"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
             "cross": (args.cross, None)}
+    mapped = MappedSets(sets)
     scored = functools.cache(lambda name, seed: system_scores(args, name, seed, sets))
     pairs = [(seed, second) for seed in args.seeds for second in (args.second_seeds or [seed])]
     for seed, second in pairs:

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from critic_probe import block_statistics, stage1_critic_dir
-from front_end_probe import augmented_copies, feature_maps, first_segments
+from front_end_probe import FEATURES, augmented_copies
 from fusion_probe import model_dir
 from generalisation import VARIANTS, variant_settings
 from quality import (
@@ -51,7 +51,9 @@ from quality import (
 )
 
 from spoofdetect import metrics
+from spoofdetect.audio import first_segments
 from spoofdetect.config import ClassifierConfig, FeatureConfig, load_config
+from spoofdetect.features import feature_maps
 from spoofdetect.finetune import load_critic, solve_head
 from spoofdetect.fusion import dev_standardisation
 
@@ -108,14 +110,14 @@ def probe_seed(dataset: str, cross: str, critic_dir: str, fused_model_dir: str, 
     train, train_spoof, _ = load_split(dataset, "train", features.segment_seconds)
     copies, copies_spoof = augmented_copies(train, train_spoof, seed)
     critic = load_critic(critic_dir)
-    statistics = read_out(critic, features, first_segments(train + copies))
+    statistics = read_out(critic, features, first_segments(train + copies, FEATURES))
     is_spoof = np.concatenate([train_spoof, copies_spoof])
     mean, std = statistics.mean(axis=0), np.maximum(statistics.std(axis=0), 1e-7)
     standardised = (statistics - mean) / std
     tests = {name: load_split(root, "eval", features.segment_seconds)
              for name, root in (("eval", dataset), ("cross", cross))}
     # Each split's first segments, cut once for both systems' maps.
-    segments = {name: first_segments(waveforms) for name, waveforms in [
+    segments = {name: first_segments(waveforms, FEATURES) for name, waveforms in [
         ("dev", load_split(dataset, "dev", features.segment_seconds)[0]),
         *((name, waveforms) for name, (waveforms, _, _) in tests.items())]}
     inputs = {name: (read_out(critic, features, split_segments) - mean) / std

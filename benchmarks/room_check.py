@@ -48,6 +48,13 @@ RULE_NAMES = {"system 1": "system 1 alone", "system 2": "system 2 alone", "sum":
               "min": "min rule"}
 
 
+def test_sets(args: argparse.Namespace) -> dict[str, tuple[str, str | None]]:
+    """The sets each system is checked on: (a speech_dataset.py folder, its split or None
+    for all)."""
+    return {"eval": (args.dataset, "eval"), "cross": (args.cross, None),
+            "room": (args.room, None)}
+
+
 def check_variant(args: argparse.Namespace, name: str, seed: int,
                   mapped: MappedSets) -> dict[str, dict[str, Any]]:
     """Row name -> its numbers on eval, cross and room for one variant (or LFCC-GMM) at one
@@ -58,9 +65,7 @@ def check_variant(args: argparse.Namespace, name: str, seed: int,
                                    mapped.of(fused_features(name, seed, args.config)))
         return {f"{name} {RULE_NAMES[rule]}".strip(): result
                 for rule, result in numbers.items()}
-    scored = system_scores(args, name, seed, {"eval": (args.dataset, "eval"),
-                                              "cross": (args.cross, None),
-                                              "room": (args.room, None)})
+    scored = system_scores(args, name, seed, test_sets(args))
     return {name: {test_set: study_numbers(scores) for test_set, scores in scored.items()}}
 
 
@@ -88,8 +93,8 @@ def main() -> None:
                         choices=[variant.name for variant in VARIANTS] + [LFCC_GMM])
     kept_model_arguments(parser)
     args = parser.parse_args()
-    mapped = MappedSets({"dev": (args.dataset, "dev"), "eval": (args.dataset, "eval"),
-                         "cross": (args.cross, "eval"), "room": (args.room, "eval")})
+    # The fused variants' split standardises each system on dev.
+    mapped = MappedSets({"dev": (args.dataset, "dev"), **test_sets(args)})
     rows: dict[str, list[dict[str, Any]]] = {}
     for name in args.variants:
         kept = kept_per_seed(os.path.join(args.output, "room_check_runs", name), args.seeds,

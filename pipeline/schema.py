@@ -10,16 +10,11 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from spoofdetect.config import FeatureConfig
-from spoofdetect.examples import (
-    FUSION_FEATURES,
-    LFCC_FEATURES,
-    LOG_MEL,
-    summary_names,
-)
+from spoofdetect.config import FUSED_MAPS, FeatureConfig
+from spoofdetect.examples import LOG_MEL, summary_names
 
 # Every map the packaged schema describes; a config's fitted schema keeps those it writes.
-MAPS = (LOG_MEL, FUSION_FEATURES, LFCC_FEATURES)
+MAPS = (LOG_MEL, *FUSED_MAPS)
 
 SCHEMA_FILE = "examples_schema.pbtxt"
 

@@ -151,6 +151,12 @@ def segment_waveform(samples: np.ndarray, config: FeatureConfig) -> list[np.ndar
     return segments
 
 
+def first_segments(waveforms: list[np.ndarray], config: FeatureConfig) -> np.ndarray:
+    """[clips, segment_samples]: each clip's first segment, as segment_mode 'first' cuts it
+    (for scoring or fitting on clips already decoded)."""
+    return np.stack([segment_waveform(waveform, config)[0] for waveform in waveforms])
+
+
 def check_file(name: str, size_bytes: int, config: FeatureConfig) -> None:
     """Rejects, before anything is read, a file whose type or size rules it out (a negative
     size: listed in a protocol file but not there)."""

@@ -29,8 +29,10 @@ LFCC_FRONT_END = "lfcc"
 LFCC_WINDOW_SECONDS, LFCC_HOP_SECONDS = 0.020, 0.010
 LFCC_FILTERS = 20
 LFCC_COEFFICIENTS = 20
-# Where each fused system's map is stored in the Examples, beside the first's (examples.py).
+# Where each fused system's map is stored in the Examples, beside the first's (examples.py),
+# in FeatureConfig.fused_maps' order.
 FUSION_MAP, LFCC_MAP = "fusion_features", "lfcc"
+FUSED_MAPS = (FUSION_MAP, LFCC_MAP)
 CRITIC_HEADS = ("flatten", "time_statistics")
 # classifier.read_out: what the classifier's head reads (spoofdetect/models.py).
 READ_OUTS = ("critic", "block1_statistics", "block2_statistics", "block3_statistics")
@@ -190,7 +192,7 @@ class FeatureConfig:
     @property
     def fused_maps(self) -> dict[str, FeatureConfig]:
         """The fused systems' maps after the first: where each is stored -> its features."""
-        maps = {FUSION_MAP: self.fusion_features, LFCC_MAP: self.lfcc_features}
+        maps = dict(zip(FUSED_MAPS, (self.fusion_features, self.lfcc_features), strict=True))
         return {key: features for key, features in maps.items() if features is not None}
 
     @property

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from spoofdetect.config import (
@@ -201,6 +202,15 @@ def standardise_per_example(values: tf.Tensor) -> tf.Tensor:
 
 def _log10(values: tf.Tensor) -> tf.Tensor:
     return tf.math.log(values) / tf.math.log(tf.constant(10.0, dtype=values.dtype))
+
+
+def feature_maps(config: FeatureConfig, segments: np.ndarray, batch_size: int = 64
+                 ) -> np.ndarray:
+    """[segments, rows, frames]: `config`'s maps of [segments, segment_samples] float32
+    segments held in memory, by feature_function in batches."""
+    function = feature_function(config)
+    return np.concatenate([function(segments[start:start + batch_size]).numpy()
+                           for start in range(0, len(segments), batch_size)])
 
 
 def feature_function(config: FeatureConfig) -> tf.types.experimental.GenericFunction:

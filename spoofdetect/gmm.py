@@ -20,11 +20,11 @@ import tensorflow as tf
 from sklearn.mixture import GaussianMixture
 
 from spoofdetect import examples
-from spoofdetect.audio import segment_waveform
+from spoofdetect.audio import first_segments
 from spoofdetect.config import LABELS, FeatureConfig
 from spoofdetect.data import example_dataset
 from spoofdetect.errors import UserError
-from spoofdetect.features import feature_function
+from spoofdetect.features import feature_maps
 from spoofdetect.models import CLASSIFIER_LOGIT, logit_model
 
 # EM's limits, as ASVspoof's baseline: at most this many iterations; each variance floored
@@ -52,12 +52,13 @@ def fit_gmms(frames: dict[str, np.ndarray], components: int, seed: int
     clips."""
     gmms = {}
     for name in CLASSES:
-        data = np.asarray(frames.get(name, np.zeros((0, 0))))
-        data = data[np.lexsort(data.T[::-1])] if len(data) else data
+        data = np.asarray(frames[name])
         if len(data) < components:
-            raise UserError(f"LFCC-GMM: {len(data)} {name} training frames to count are "
-                            f"fewer than its {components} components: set "
+            raise UserError(f"LFCC-GMM: the {name} training clips give {len(data)} frames to "
+                            f"count (a clip gives one per 10 ms of sound beyond its first and "
+                            f"last 50 ms), fewer than its {components} components: set "
                             "classifier.gmm_components lower, or features.lfcc_gmm=false.")
+        data = data[np.lexsort(data.T[::-1])]
         gmms[name] = GaussianMixture(components, covariance_type="diag",
                                      max_iter=MAX_ITERATIONS, random_state=seed,
                                      reg_covar=VARIANCE_FLOOR).fit(
@@ -67,7 +68,6 @@ def fit_gmms(frames: dict[str, np.ndarray], components: int, seed: int
     return gmms
 
 
-@keras.saving.register_keras_serializable(package="spoofdetect")
 class GmmSpoofLogOdds(keras.layers.Layer):
     """[batch, rows, frames] LFCC map -> [batch, 1]: minus the LLR, the mean over its counted
     frames (its last row) of log p(frame | spoof) - log p(frame | bona fide) under two
@@ -82,10 +82,6 @@ class GmmSpoofLogOdds(keras.layers.Layer):
         self.means = np.asarray(means, np.float64)
         self.variances = np.asarray(variances, np.float64)
         self.log_weights = np.asarray(log_weights, np.float64)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "means": self.means.tolist(),
-                "variances": self.variances.tolist(), "log_weights": self.log_weights.tolist()}
 
     def call(self, maps: tf.Tensor) -> tf.Tensor:
         maps = tf.cast(maps, tf.float64)
@@ -131,12 +127,8 @@ class LfccGmm:
         self.features = FeatureConfig(lfcc_gmm=True).lfcc_features
         self.classifier: keras.Model | None = None
 
-    def _maps(self, waveforms: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        function = feature_function(self.features)
-        segments = np.stack([segment_waveform(waveform, self.features)[0]
-                             for waveform in waveforms])
-        return np.concatenate([function(segments[start:start + batch_size]).numpy()
-                               for start in range(0, len(segments), batch_size)])
+    def _maps(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        return feature_maps(self.features, first_segments(list(waveforms), self.features))
 
     def fit(self, waveforms: Sequence[np.ndarray], is_spoof: Sequence[bool]) -> LfccGmm:
         maps, is_spoof = self._maps(waveforms), np.asarray(is_spoof, bool)
