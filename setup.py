@@ -31,6 +31,9 @@ INSTALL_REQUIRES = [
     "numpy",
     "soundfile",
     "soxr",
+    # WORLD, the vocoder of the vocoded training copies (features.vocoded); an sdist, built
+    # with the C++ compiler at install.
+    "pyworld",
     "librosa",
     "scikit-learn",
     "matplotlib",

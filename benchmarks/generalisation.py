@@ -237,6 +237,14 @@ VARIANTS = (
                 "much as both classifiers"),
         "the same on random critics (no stage 1), paired with the L-BFGS fusion's scratch "
         "twin"),
+    # Vocoded copies of the bona fide training clips (features.vocoded), labelled fake: the
+    # same words, speaker and level as the clip, so only the vocoder's mark tells them apart.
+    *and_without_stage1(
+        Variant("vocoded-lfcc-gmm-lbfgs-fused-augment-multi-resolution-block1-statistics",
+                (*DEFAULT, "features.vocoded=1"),
+                "the default with one WORLD-vocoded copy of each bona fide training clip, "
+                "labelled fake: does learning a vocoder's mark carry to attacks never seen?"),
+        "the same on random critics (no stage 1), paired with the default's scratch twin"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),
             "every family but GSM, the cross set's own channel: how much of a gain needs the "

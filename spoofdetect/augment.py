@@ -20,6 +20,15 @@ Every output is finite, at the input's length, and within full scale (peak <= 1)
 transform that would clip is scaled down instead, and one that loses the signal (a filter on
 a clip with nothing in its band) falls back to the clip itself, named "none", so no copy is a
 silent or broken example.
+
+Vocoded copies (`features.vocoded`) are the other kind: a bona fide training clip
+resynthesised through a vocoder, labelled fake. The copy keeps the clip's words, speaker,
+duration and level, so the one thing that tells it from the clip is what the vocoder did to
+the signal, the cue that unseen attacks share (copy synthesis as spoofed training data: Wang
+and Yamagishi, ICASSP 2023). The vocoder is WORLD (pyworld: DIO and StoneMask F0,
+CheapTrick envelope, D4C aperiodicity), the one of statistical parametric TTS and voice
+conversion, at random either with its full envelope or with the envelope coded to a few
+mel-cepstral coefficients as such systems generate it.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
+import pyworld
 import scipy.signal
 import soundfile
 import soxr
@@ -254,3 +264,45 @@ def augment(samples: np.ndarray, sample_rate: int, families: tuple[str, ...],
     if np.sqrt(np.mean(out ** 2)) < _LOST_SIGNAL * np.sqrt(np.mean(samples ** 2)):
         return "none", _peak_limited(samples)
     return name, _peak_limited(out)
+
+
+# WORLD's analysis step (ms), and the envelope codings a copy draws from: None keeps
+# CheapTrick's full envelope (copy synthesis), a number codes it to that many mel-cepstral
+# coefficients and back, as parametric TTS and voice conversion generate it.
+WORLD_FRAME_MS = 5.0
+WORLD_ENVELOPE_CODINGS = (None, 60, 40, 24)
+
+
+def world(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """WORLD analysis and synthesis of the clip, its envelope kept or coded
+    (WORLD_ENVELOPE_CODINGS, drawn)."""
+    signal = samples.astype(np.float64)
+    f0, times = pyworld.dio(signal, sample_rate, frame_period=WORLD_FRAME_MS)
+    f0 = pyworld.stonemask(signal, f0, times, sample_rate)
+    envelope = pyworld.cheaptrick(signal, f0, times, sample_rate)
+    aperiodicity = pyworld.d4c(signal, f0, times, sample_rate)
+    coding = WORLD_ENVELOPE_CODINGS[int(rng.integers(len(WORLD_ENVELOPE_CODINGS)))]
+    if coding is not None:
+        fft_size = (envelope.shape[1] - 1) * 2
+        envelope = pyworld.decode_spectral_envelope(
+            pyworld.code_spectral_envelope(envelope, sample_rate, coding), sample_rate,
+            fft_size)
+    return pyworld.synthesize(f0, envelope, aperiodicity, sample_rate, WORLD_FRAME_MS)
+
+
+VOCODERS: dict[str, Transform] = {"world": world}
+
+
+def vocode(samples: np.ndarray, sample_rate: int, vocoders: tuple[str, ...],
+           rng: np.random.Generator) -> tuple[str, np.ndarray | None]:
+    """One vocoded copy of `samples`: (the vocoder drawn, its output at the clip's length and
+    RMS level, peak <= 1), or (the vocoder, None) when its output has no signal to scale."""
+    name = vocoders[int(rng.integers(len(vocoders)))]
+    out = np.nan_to_num(_at_length(np.asarray(VOCODERS[name](samples, sample_rate, rng),
+                                              np.float64), samples.size),
+                        nan=0.0, posinf=0.0, neginf=0.0)
+    level = np.sqrt(np.mean(out ** 2))
+    if level == 0.0:
+        return name, None
+    # The clip's own level: a vocoder's gain would otherwise be a cue no attack shares.
+    return name, _peak_limited(out * (np.sqrt(np.mean(samples.astype(np.float64) ** 2)) / level))

@@ -148,6 +148,13 @@ class FeatureConfig:
         "rawboost_convolutive", "rawboost_impulsive", "rawboost_coloured", "telephone",
         "narrowband", "mu_law", "a_law", "gsm", "mp3", "opus", "gain", "noise")
     augment_seed: int = 0
+    # Extra fake examples: copies of each bona fide training clip resynthesised through a
+    # vocoder drawn from `vocoders` (spoofdetect/augment.py), labelled fake with the attack
+    # 'vocoded-<vocoder>', each then through a waveform augmentation as often as the clips'
+    # own examples are (augment of every augment + 1), seeded like the augmented copies.
+    # 0: none.
+    vocoded: int = 0
+    vocoders: tuple[str, ...] = ("world",)
     # Protocol files listing the clips (spoofdetect/protocol.py) instead of the folder layout,
     # and where an ASVspoof protocol's utterances are, relative to the dataset root.
     protocol: tuple[str, ...] = ()
@@ -251,15 +258,18 @@ class FeatureConfig:
         _positive(self, "features", "sample_rate", "n_mels", "linear_bands", "n_fft",
                   "hop_length",
                   "batch_size", "segment_seconds", "max_file_megabytes")
-        _at_least_zero(self, "features", "min_last_segment_seconds", "augment")
-        if self.augment:
-            from spoofdetect.augment import AUGMENTATIONS  # SciPy: only when augmenting
+        _at_least_zero(self, "features", "min_last_segment_seconds", "augment", "vocoded")
+        if self.augment or self.vocoded:
+            from spoofdetect.augment import AUGMENTATIONS, VOCODERS  # SciPy: only if used
 
-            unknown = [name for name in self.augment_families if name not in AUGMENTATIONS]
-            if unknown or not self.augment_families:
-                given = ", ".join(unknown) if unknown else "none given"
-                raise UserError(f"features.augment_families: {given}; the augmentations are "
-                                f"{', '.join(AUGMENTATIONS)}.")
+            for option, valid, used in (("augment_families", AUGMENTATIONS, self.augment),
+                                        ("vocoders", VOCODERS, self.vocoded)):
+                names = getattr(self, option)
+                unknown = [name for name in names if name not in valid]
+                if used and (unknown or not names):
+                    given = ", ".join(unknown) if unknown else "none given"
+                    raise UserError(f"features.{option}: {given}; the valid ones are "
+                                    f"{', '.join(valid)}.")
         if self.top_db is not None:
             _positive(self, "features", "top_db")
         elif self.band_mean_normalise:

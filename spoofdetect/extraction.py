@@ -54,7 +54,9 @@ class Segment:
     original_sample_rate: int
     duration_seconds: float
     augmentation: str = ""  # the transform of an augmented copy; '' for the clip itself
-    copy: int = 0  # 0: the clip itself; 1..features.augment: its augmented copies
+    # 0: the clip itself; 1..features.augment: its augmented copies; the next
+    # features.vocoded: its vocoded copies (bona fide clips only)
+    copy: int = 0
 
     @property
     def clip_id(self) -> str:
@@ -202,17 +204,35 @@ class ExtractChunk(beam.DoFn):
         decoded, windows = audio_segments(data, config)
         segments = [Segment(source, index, samples, decoded.original_sample_rate,
                             decoded.duration_seconds) for index, samples in enumerate(windows)]
-        if source.split == "train" and config.augment:
-            # SciPy (0.5 s to import) only where augmentation is on.
-            from spoofdetect.augment import augment, copy_rng
+        if source.split != "train" or not (config.augment or config.vocoded):
+            return segments
+        # SciPy (0.5 s to import) only where augmentation is on.
+        from spoofdetect.augment import augment, copy_rng, vocode
 
-            for copy in range(1, config.augment + 1):
-                name, samples = augment(decoded.samples, config.sample_rate,
-                                        config.augment_families,
-                                        copy_rng(source.relative_path, copy, config.augment_seed))
-                segments += [Segment(source, index, window, decoded.original_sample_rate,
-                                     decoded.duration_seconds, name, copy)
-                             for index, window in enumerate(segment_waveform(samples, config))]
+        for copy in range(1, config.augment + 1):
+            name, samples = augment(decoded.samples, config.sample_rate,
+                                    config.augment_families,
+                                    copy_rng(source.relative_path, copy, config.augment_seed))
+            segments += [Segment(source, index, window, decoded.original_sample_rate,
+                                 decoded.duration_seconds, name, copy)
+                         for index, window in enumerate(segment_waveform(samples, config))]
+        if source.label != "real":
+            return segments
+        for copy in range(config.augment + 1, config.augment + config.vocoded + 1):
+            rng = copy_rng(source.relative_path, copy, config.augment_seed)
+            vocoder, vocoded = vocode(decoded.samples, config.sample_rate, config.vocoders, rng)
+            if vocoded is None:
+                raise AudioRejected(f"the vocoder {vocoder} left no signal of the clip")
+            name = ""
+            # Augmented as often as the clips' own examples are, so that being augmented
+            # says nothing of the label.
+            if rng.random() < config.augment / (config.augment + 1):
+                name, vocoded = augment(vocoded, config.sample_rate, config.augment_families,
+                                        rng)
+            fake = dataclasses.replace(source, label="fake", attack=f"vocoded-{vocoder}")
+            segments += [Segment(fake, index, window, decoded.original_sample_rate,
+                                 decoded.duration_seconds, name, copy)
+                         for index, window in enumerate(segment_waveform(vocoded, config))]
         return segments
 
 
@@ -352,15 +372,15 @@ def map_bytes(config: FeatureConfig) -> int:
 def check_free_space(output_dir: str, sources: list[ClipSource], config: FeatureConfig) -> None:
     """Refuses to start a job whose Examples cannot fit on a local output's file system, so a
     full disk does not end an hour-long job in its last chunks. Counts one segment a clip,
-    each training clip's augmented copies included: with segment_mode 'all' the real need is
-    larger, so this is a lower bound. Object stores (gs://, s3://) are not checked."""
+    each training clip's augmented and vocoded copies included: with segment_mode 'all' the
+    real need is larger, so this is a lower bound. Object stores (gs://, s3://) are not checked."""
     if is_uri(output_dir):
         return
     existing = os.path.abspath(output_dir)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    examples = sum(1 + (config.augment if source.split == "train" else 0)
-                   for source in sources)
+    examples = sum(1 + (config.augment + (config.vocoded if source.label == "real" else 0)
+                        if source.split == "train" else 0) for source in sources)
     example_bytes = map_bytes(config)
     needed = examples * example_bytes
     free = shutil.disk_usage(existing).free
