@@ -239,11 +239,18 @@ VARIANTS = (
         "twin"),
     # Vocoded copies of the bona fide training clips (features.vocoded), labelled fake: the
     # same words, speaker and level as the clip, so only the vocoder's mark tells them apart.
+    # WORLD copy synthesis, and WORLD with its envelope coded as parametric TTS codes it.
     *and_without_stage1(
-        Variant("vocoded-lfcc-gmm-lbfgs-fused-augment-multi-resolution-block1-statistics",
-                (*DEFAULT, "features.vocoded=1"),
-                "the default with one WORLD-vocoded copy of each bona fide training clip, "
+        Variant("vocoded-world-lfcc-gmm-lbfgs-fused-augment-multi-resolution-block1-statistics",
+                (*DEFAULT, "features.vocoded=1", "features.vocoders=[world]"),
+                "the default with a WORLD copy synthesis of each bona fide training clip, "
                 "labelled fake: does learning a vocoder's mark carry to attacks never seen?"),
+        "the same on random critics (no stage 1), paired with the default's scratch twin"),
+    *and_without_stage1(
+        Variant("vocoded-world-coded-lfcc-gmm-lbfgs-fused-augment-multi-resolution-block1-"
+                "statistics", (*DEFAULT, "features.vocoded=1", "features.vocoders=[world_coded]"),
+                "the default with a WORLD copy of each bona fide training clip, its envelope "
+                "coded to a 24-60 order mel-cepstrum, labelled fake"),
         "the same on random critics (no stage 1), paired with the default's scratch twin"),
     Variant("augment-no-gsm", ("features.augment=2", f"features.augment_families=[{RAWBOOST},"
                                f"{CHANNELS.replace(',gsm', '')},gain,noise]"),

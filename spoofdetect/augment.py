@@ -26,9 +26,9 @@ resynthesised through a vocoder, labelled fake. The copy keeps the clip's words,
 duration and level, so the one thing that tells it from the clip is what the vocoder did to
 the signal, the cue that unseen attacks share (copy synthesis as spoofed training data: Wang
 and Yamagishi, ICASSP 2023). The vocoder is WORLD (pyworld: DIO and StoneMask F0,
-CheapTrick envelope, D4C aperiodicity), the one of statistical parametric TTS and voice
-conversion, at random either with its full envelope or with the envelope coded to a few
-mel-cepstral coefficients as such systems generate it.
+CheapTrick envelope, D4C aperiodicity), the vocoder of statistical parametric TTS and voice
+conversion: `world` resynthesises the clip's own analysis (copy synthesis), `world_coded`
+codes its envelope to a few mel-cepstral coefficients first, as such systems generate it.
 """
 
 from __future__ import annotations
@@ -266,31 +266,41 @@ def augment(samples: np.ndarray, sample_rate: int, families: tuple[str, ...],
     return name, _peak_limited(out)
 
 
-# WORLD's analysis step (ms), and the envelope codings a copy draws from: None keeps
-# CheapTrick's full envelope (copy synthesis), a number codes it to that many mel-cepstral
-# coefficients and back, as parametric TTS and voice conversion generate it.
+# WORLD's analysis step (ms), and the mel-cepstral orders `world_coded` draws from: what
+# parametric TTS and voice conversion generate in place of CheapTrick's full envelope.
 WORLD_FRAME_MS = 5.0
-WORLD_ENVELOPE_CODINGS = (None, 60, 40, 24)
+WORLD_CODED_ORDERS = (60, 40, 24)
 
 
-def world(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """WORLD analysis and synthesis of the clip, its envelope kept or coded
-    (WORLD_ENVELOPE_CODINGS, drawn)."""
+def _world_analysis(samples: np.ndarray, sample_rate: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F0 by DIO refined by StoneMask, CheapTrick's envelope, D4C's aperiodicity)."""
     signal = samples.astype(np.float64)
     f0, times = pyworld.dio(signal, sample_rate, frame_period=WORLD_FRAME_MS)
     f0 = pyworld.stonemask(signal, f0, times, sample_rate)
-    envelope = pyworld.cheaptrick(signal, f0, times, sample_rate)
-    aperiodicity = pyworld.d4c(signal, f0, times, sample_rate)
-    coding = WORLD_ENVELOPE_CODINGS[int(rng.integers(len(WORLD_ENVELOPE_CODINGS)))]
-    if coding is not None:
-        fft_size = (envelope.shape[1] - 1) * 2
-        envelope = pyworld.decode_spectral_envelope(
-            pyworld.code_spectral_envelope(envelope, sample_rate, coding), sample_rate,
-            fft_size)
+    return (f0, pyworld.cheaptrick(signal, f0, times, sample_rate),
+            pyworld.d4c(signal, f0, times, sample_rate))
+
+
+def world(samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """WORLD copy synthesis: the clip analysed and resynthesised, nothing changed."""
+    f0, envelope, aperiodicity = _world_analysis(samples, sample_rate)
     return pyworld.synthesize(f0, envelope, aperiodicity, sample_rate, WORLD_FRAME_MS)
 
 
-VOCODERS: dict[str, Transform] = {"world": world}
+def world_coded(samples: np.ndarray, sample_rate: int, rng: np.random.Generator
+                ) -> np.ndarray:
+    """WORLD with its envelope coded to a mel-cepstrum of an order drawn from
+    WORLD_CODED_ORDERS and decoded, as a parametric TTS or voice conversion system's is."""
+    f0, envelope, aperiodicity = _world_analysis(samples, sample_rate)
+    order = WORLD_CODED_ORDERS[int(rng.integers(len(WORLD_CODED_ORDERS)))]
+    fft_size = (envelope.shape[1] - 1) * 2
+    envelope = pyworld.decode_spectral_envelope(
+        pyworld.code_spectral_envelope(envelope, sample_rate, order), sample_rate, fft_size)
+    return pyworld.synthesize(f0, envelope, aperiodicity, sample_rate, WORLD_FRAME_MS)
+
+
+VOCODERS: dict[str, Transform] = {"world": world, "world_coded": world_coded}
 
 
 def vocode(samples: np.ndarray, sample_rate: int, vocoders: tuple[str, ...],

@@ -162,3 +162,42 @@ def test_a_transform_that_removes_the_signal_keeps_the_clip():
     tone = (0.5 * np.sin(2 * np.pi * 7000 * t)).astype(np.float32)
     name, out = augment.augment(tone, RATE, ("narrowband",), augment.copy_rng("t.wav", 1, 0))
     assert name == "none" and np.array_equal(out, tone)
+
+
+def pitch_hz(samples: np.ndarray) -> float:
+    """The strongest autocorrelation lag between 80 and 400 Hz, as a frequency."""
+    correlation = np.correlate(samples[:8000], samples[:8000], "full")[7999:]
+    lags = np.arange(RATE // 400, RATE // 80)
+    return RATE / lags[np.argmax(correlation[lags])]
+
+
+def test_a_world_copy_keeps_the_clips_pitch_length_and_level_but_not_its_waveform():
+    clip = speech_like()
+    for seed in range(4):
+        name, out = augment.vocode(clip, RATE, ("world",), augment.copy_rng("a.wav", 3, seed))
+        assert name == "world" and out.dtype == np.float32 and out.shape == clip.shape
+        assert np.isfinite(out).all() and np.max(np.abs(out)) <= 1.0
+        np.testing.assert_allclose(np.sqrt(np.mean(out.astype(np.float64) ** 2)),
+                                   np.sqrt(np.mean(clip.astype(np.float64) ** 2)), rtol=1e-3)
+        assert abs(pitch_hz(out) - 150.0) < 5.0
+        # Resynthesised, not passed through: WORLD makes its own phase.
+        assert abs(np.corrcoef(out, clip)[0, 1]) < 0.9
+        # Most energy stays where the clip's is (its harmonics fall off as 1/k).
+        assert band_fraction(out, 0, 1000) > 0.5
+
+
+def test_world_copies_draw_the_envelope_coding_and_repeat_for_the_same_copy():
+    clip = speech_like(1.0)
+    outputs = [augment.vocode(clip, RATE, ("world",), augment.copy_rng("a.wav", 3, seed))[1]
+               for seed in range(8)]
+    again = augment.vocode(clip, RATE, ("world",), augment.copy_rng("a.wav", 3, 0))[1]
+    assert np.array_equal(outputs[0], again)
+    # WORLD's synthesis is deterministic: copies differ only by the coding drawn.
+    distinct = {out.tobytes() for out in outputs}
+    assert 2 <= len(distinct) <= len(augment.WORLD_ENVELOPE_CODINGS)
+
+
+def test_a_vocoder_that_returns_no_signal_gives_no_copy(monkeypatch):
+    monkeypatch.setitem(augment.VOCODERS, "mute", lambda samples, rate, rng: 0 * samples)
+    name, out = augment.vocode(speech_like(), RATE, ("mute",), augment.copy_rng("a.wav", 1, 0))
+    assert name == "mute" and out is None

@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from spoofdetect import examples
 from spoofdetect.audio import decode_audio, segment_waveform
-from spoofdetect.config import FeatureConfig, FusionConfig
+from spoofdetect.config import LABELS, FeatureConfig, FusionConfig
 from spoofdetect.demo_data import write_broken_files
 from spoofdetect.errors import UserError
 from spoofdetect.extraction import REPORT_FILE, ExtractChunk, map_bytes, run_extraction
@@ -256,10 +256,39 @@ def test_augmented_copies_of_training_clips_only_named_and_reproducible(small_la
                                again[examples.LOG_MEL][order_b], atol=1e-4)
 
 
-def test_unknown_augmentation_is_a_config_error_naming_the_valid_ones():
-    with pytest.raises(UserError, match=r"features\.augment_families: wah; the augmentations "
+def test_vocoded_copies_of_bona_fide_training_clips_are_fake_examples_of_the_same_clip(
+        small_layout, tmp_path):
+    config = dataclasses.replace(CONFIG, augment=2, augment_families=("mu_law",), vocoded=1)
+    summary = extract(small_layout, str(tmp_path / "a"), config)
+    # Each bona fide training clip: itself, two augmented copies, one vocoded copy (fake).
+    assert summary.counts["train"]["real"] == {"clips": 2, "examples": 6}
+    assert summary.counts["train"]["fake"] == {"clips": 2, "examples": 8}
+    assert summary.counts["dev"]["real"] == {"clips": 2, "examples": 2}
+    train = read_split(str(tmp_path / "a"), "train")
+    vocoded = train[examples.ATTACK].astype(str) == "vocoded-world"
+    assert vocoded.sum() == 2 and (train[examples.LABEL][vocoded] == LABELS["fake"]).all()
+    paths = train[examples.PATH].astype(str)
+    for index in np.flatnonzero(vocoded):
+        assert paths[index].startswith("train/real/")
+        assert train[examples.CLIP_ID][index].decode().endswith("~3")
+        # Its clip resynthesised: nearer its clip's map than any other original's, yet not it.
+        originals = np.flatnonzero((train[examples.AUGMENTATION].astype(str) == "") & ~vocoded)
+        distances = [np.abs(train[examples.LOG_MEL][index] - train[examples.LOG_MEL][other]
+                            ).mean() for other in originals]
+        nearest = originals[int(np.argmin(distances))]
+        assert paths[nearest] == paths[index] and min(distances) > 1e-3
+    assert set(read_split(str(tmp_path / "a"), "eval")[examples.ATTACK].astype(str)) <= {""}
+
+
+def test_unknown_augmentation_or_vocoder_is_a_config_error_naming_the_valid_ones():
+    with pytest.raises(UserError, match=r"features\.augment_families: wah; the valid ones "
                                         r"are rawboost_convolutive, "):
         FeatureConfig(augment=1, augment_families=("wah",)).validate()
+    with pytest.raises(UserError, match=r"features\.vocoders: straight; the valid ones are "
+                                        r"world\."):
+        FeatureConfig(vocoded=1, vocoders=("straight",)).validate()
+    # Names are checked only where they are used.
+    FeatureConfig(augment=0, vocoded=0, vocoders=("straight",)).validate()
 
 
 def test_schema_describes_every_feature_the_examples_can_hold():
