@@ -16,14 +16,14 @@ Both are invariant to an affine map of either system's scores, so a calibrated v
 exactly as its uncalibrated twin. This probes kept models after the fact; it is not a
 pipeline option.
 
-With `--fused VARIANT` instead, the two systems are those inside the one SavedModel that a
-fused variant of the study trained (features.fusion): each system's score is the model's
-`from_features` output with the other system's map all zeros, so that the other adds the same
-constant to every clip, and standardising on dev (as the pipeline does) takes it away. Their
-sum reproduces the model's own scores (checked at every seed), so the other rules score the
-very systems the pipeline trained: each system alone, and `min`, the lower of the two
-standardised scores (a clip is bona fide only if both systems find it so: either system's
-alarm counts). Writes FUSION_RULES.md.
+With `--fused VARIANT` instead, the systems are those inside the one SavedModel that a fused
+variant of the study trained (features.fusion, features.lfcc_gmm): each system's score is the
+model's `from_features` output with every other system's map all zeros, so that the others
+add the same constant to every clip, and standardising on dev (as the pipeline does) takes it
+away. The model's own score is a fixed weighted sum of them (checked at every seed), so the
+other rules score the very systems the pipeline trained: each system alone, and `min`, the
+lowest standardised score (a clip is bona fide only if every system finds it so: any
+system's alarm counts). Writes FUSION_RULES.md.
 
     python benchmarks/fusion_probe.py DATASET CROSS (--systems VARIANT VARIANT | --fused VARIANT)
         [--config benchmarks/quality.yaml] [--seeds 0 1 2] [--workdir DIR ...]
@@ -66,7 +66,7 @@ from sklearn.linear_model import LogisticRegression
 from spoofdetect import metrics
 from spoofdetect.audio import first_segments
 from spoofdetect.config import FeatureConfig
-from spoofdetect.examples import FUSION_FEATURES, LOG_MEL
+from spoofdetect.examples import LOG_MEL
 from spoofdetect.features import feature_maps
 from spoofdetect.fusion import dev_standardisation
 from spoofdetect.pipeline import trainer_module
@@ -135,54 +135,59 @@ def fuse_seed(scored: list[dict[str, metrics.ScoreFile]]) -> dict[str, dict[str,
 
 
 def segment_maps(features: FeatureConfig, waveforms: list[np.ndarray], batch_size: int = 64
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both systems' maps (features', then features.fusion_features') of the first segment
-    of each waveform, by the pipeline's feature function."""
+                 ) -> dict[str, np.ndarray]:
+    """Every system's map of the first segment of each waveform, by the pipeline's feature
+    function, under its Examples key: the configured features' (LOG_MEL), then each fused
+    system's (features.fused_maps)."""
     segments = first_segments(waveforms, features)
-    return (feature_maps(features, segments, batch_size),
-            feature_maps(features.fusion_features, segments, batch_size))
+    return {LOG_MEL: feature_maps(features, segments, batch_size),
+            **{map_key: feature_maps(config, segments, batch_size)
+               for map_key, config in features.fused_maps.items()}}
 
 
-def fused_system_scores(serving: Any, maps: tuple[np.ndarray, np.ndarray], batch_size: int = 64
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the fused model's scores, system 1's, system 2's) from a fused SavedModel's
-    from_features signature (`serving`): on both maps, and on each system's map with the
-    other's all zeros (that system's standardised score through the model's calibration,
-    plus one constant: the other system's score of zeros)."""
+def fused_system_scores(serving: Any, maps: dict[str, np.ndarray], batch_size: int = 64
+                        ) -> tuple[np.ndarray, ...]:
+    """(the fused model's scores, then each system's in `maps` order) from a fused
+    SavedModel's from_features signature (`serving`): on every map, and on each system's map
+    with the others all zeros (that system's standardised score through the model's
+    weights and calibration, plus one constant: the others' scores of zeros)."""
 
-    def score(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    def score(chosen: dict[str, np.ndarray]) -> np.ndarray:
+        length = len(next(iter(chosen.values())))
         return np.concatenate([
-            serving(**{LOG_MEL: tf.constant(first[start:start + batch_size]),
-                       FUSION_FEATURES: tf.constant(second[start:start + batch_size])}
-                    )["score"].numpy()
-            for start in range(0, len(first), batch_size)])
+            serving(**{map_key: tf.constant(values[start:start + batch_size])
+                       for map_key, values in chosen.items()})["score"].numpy()
+            for start in range(0, length, batch_size)])
 
-    first_map, second_map = maps
-    return (score(first_map, second_map), score(first_map, np.zeros_like(second_map)),
-            score(np.zeros_like(first_map), second_map))
+    zeros = {map_key: np.zeros_like(values) for map_key, values in maps.items()}
+    return (score(maps), *(score({**zeros, map_key: values})
+                           for map_key, values in maps.items()))
 
 
-def fused_rules(dev: tuple[np.ndarray, np.ndarray, np.ndarray],
-                test: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+def fused_rules(dev: tuple[np.ndarray, ...], test: tuple[np.ndarray, ...]
+                ) -> dict[str, np.ndarray]:
     """Each rule's scores of `test` from fused_system_scores' outputs on dev and on `test`:
-    each system alone and both fused, every score standardised on dev. Raises SystemExit if
-    the systems' sum is not the model's own score (then the split is not the model's)."""
-    model, first, second = (dev_standardisation(on_dev).apply(on_test)
-                            for on_dev, on_test in zip(dev, test, strict=True))
-    first_dev, second_dev = (dev_standardisation(on_dev).apply(on_dev) for on_dev in dev[1:])
-    summed = first + second
-    # The model's score is the systems' sum then an affine map (its calibration, if any), so
-    # both standardised on dev are the same scores.
-    if not np.allclose(dev_standardisation(first_dev + second_dev).apply(summed), model,
+    each system alone, `sum` (the model's own score: the pipeline's weighted sum of its
+    systems) and `min` (the lowest system), every score standardised on dev. Raises
+    SystemExit if the model's score is not a fixed weighted sum of its systems' as split
+    (then the split is not the model's)."""
+    model, *systems = (dev_standardisation(on_dev).apply(on_test)
+                       for on_dev, on_test in zip(dev, test, strict=True))
+    model_dev, *systems_dev = (dev_standardisation(on_dev).apply(on_dev) for on_dev in dev)
+    # The Trainer weighs its systems by dev standardisations (spoofdetect/fusion.py), then
+    # calibrates: an affine map of the systems' scores, whose weights dev gives exactly.
+    weights = np.linalg.lstsq(np.column_stack([*systems_dev, np.ones_like(model_dev)]),
+                              model_dev, rcond=None)[0]
+    if not np.allclose(np.column_stack([*systems, np.ones_like(model)]) @ weights, model,
                        atol=1e-3):
         raise SystemExit("The fused model's score is not the sum of its systems' scores as "
-                         "split here: is it a model of two fused systems?")
-    return {"system 1": first, "system 2": second, "sum": summed,
-            "min": np.minimum(first, second)}
+                         "split here: is it a model of fused systems?")
+    return {**{f"system {index + 1}": scores for index, scores in enumerate(systems)},
+            "sum": model, "min": np.minimum.reduce(systems)}
 
 
 # A test set's maps (segment_maps), which clips are spoofs, and their attacks.
-MappedSet = tuple[tuple[np.ndarray, np.ndarray], np.ndarray, list[str]]
+MappedSet = tuple[dict[str, np.ndarray], np.ndarray, list[str]]
 
 
 class MappedSets:
@@ -298,13 +303,13 @@ def main() -> None:
     if args.fused:
         write_tables(
             os.path.join(args.output, "FUSION_RULES.md"),
-            f"The two systems inside `{args.fused}`, alone and fused by two rules",
-            "Each seed splits the one SavedModel the study trained at that seed (its second map "
-            "all zeros for system 1, its first for system 2). `sum`: the standardised scores "
-            "summed, the pipeline's fusion (it reproduces the model's own scores); `min`: the "
-            "lower of the two.",
+            f"The systems inside `{args.fused}`, alone and fused by two rules",
+            "Each seed splits the one SavedModel the study trained at that seed (every other "
+            "system's map all zeros for each system). `sum`: the model's own score, the "
+            "pipeline's weighted sum of the standardised systems; `min`: the lowest of them.",
             {{"system 1": "system 1 (the configured features)",
               "system 2": "system 2 (features.fusion)",
+              "system 3": "system 3 (LFCC-GMM)",
               "sum": "sum (the pipeline's)"}.get(name, name): runs
              for name, runs in rows.items()})
         return

@@ -8,7 +8,7 @@ the cross set predicts a benchmark it never saw. For each variant and seed, the 
 that benchmarks/generalisation.py trained (found in the study's ML Metadata stores by its
 exact settings, as benchmarks/fusion_probe.py finds it) scores the eval split, the cross set
 and the room set (the first 4 s, as the evaluator scores). A fused variant is also split into
-its two systems and the `min` rule (fusion_probe.py --fused). LFCC-GMM is trained on the
+its systems and the `min` rule (fusion_probe.py --fused). LFCC-GMM is trained on the
 train split at each seed. Each variant's seeds are kept as OUTPUT/room_check_runs/NAME/seedK.json
 (a stopped check resumes); OUTPUT/ROOM_CHECK.md is written from them.
 
@@ -44,7 +44,8 @@ from quality import (
 
 # How each of fusion_probe.fused_rules' rules is named after its variant; the sum is the
 # model's own score, so it takes the variant's name alone.
-RULE_NAMES = {"system 1": "system 1 alone", "system 2": "system 2 alone", "sum": "",
+RULE_NAMES = {"system 1": "system 1 alone", "system 2": "system 2 alone",
+              "system 3": "system 3 alone", "sum": "",
               "min": "min rule"}
 
 

@@ -171,11 +171,12 @@ def pitch_hz(samples: np.ndarray) -> float:
     return RATE / lags[np.argmax(correlation[lags])]
 
 
-def test_a_world_copy_keeps_the_clips_pitch_length_and_level_but_not_its_waveform():
+@pytest.mark.parametrize("name", list(augment.VOCODERS))
+def test_a_vocoded_copy_keeps_the_clips_pitch_length_and_level_but_not_its_waveform(name):
     clip = speech_like()
-    for seed in range(4):
-        name, out = augment.vocode(clip, RATE, ("world",), augment.copy_rng("a.wav", 3, seed))
-        assert name == "world" and out.dtype == np.float32 and out.shape == clip.shape
+    for seed in range(3):
+        drawn, out = augment.vocode(clip, RATE, (name,), augment.copy_rng("a.wav", 3, seed))
+        assert drawn == name and out.dtype == np.float32 and out.shape == clip.shape
         assert np.isfinite(out).all() and np.max(np.abs(out)) <= 1.0
         np.testing.assert_allclose(np.sqrt(np.mean(out.astype(np.float64) ** 2)),
                                    np.sqrt(np.mean(clip.astype(np.float64) ** 2)), rtol=1e-3)
@@ -186,15 +187,35 @@ def test_a_world_copy_keeps_the_clips_pitch_length_and_level_but_not_its_wavefor
         assert band_fraction(out, 0, 1000) > 0.5
 
 
-def test_world_copies_draw_the_envelope_coding_and_repeat_for_the_same_copy():
+def test_world_is_copy_synthesis_and_world_coded_draws_an_envelope_order():
     clip = speech_like(1.0)
-    outputs = [augment.vocode(clip, RATE, ("world",), augment.copy_rng("a.wav", 3, seed))[1]
-               for seed in range(8)]
-    again = augment.vocode(clip, RATE, ("world",), augment.copy_rng("a.wav", 3, 0))[1]
-    assert np.array_equal(outputs[0], again)
-    # WORLD's synthesis is deterministic: copies differ only by the coding drawn.
-    distinct = {out.tobytes() for out in outputs}
-    assert 2 <= len(distinct) <= len(augment.WORLD_ENVELOPE_CODINGS)
+
+    def copies(name: str) -> list[np.ndarray]:
+        return [augment.vocode(clip, RATE, (name,), augment.copy_rng("a.wav", 3, seed))[1]
+                for seed in range(8)]
+
+    plain, coded = copies("world"), copies("world_coded")
+    # WORLD's analysis and synthesis are deterministic: copy synthesis draws nothing, and the
+    # coded copies differ only by the order drawn, each unlike the uncoded one.
+    assert len({out.tobytes() for out in plain}) == 1
+    distinct = {out.tobytes() for out in coded}
+    assert 2 <= len(distinct) <= len(augment.WORLD_CODED_ORDERS)
+    assert plain[0].tobytes() not in distinct
+    # A 24th-order cepstrum smooths the envelope more than a 60th: its copy moves further.
+    lowest = augment.world_coded(clip, RATE, FixedDraw(augment.WORLD_CODED_ORDERS.index(24)))
+    highest = augment.world_coded(clip, RATE, FixedDraw(augment.WORLD_CODED_ORDERS.index(60)))
+    full = augment.world(clip, RATE, np.random.default_rng(0))
+    assert np.mean((lowest - full) ** 2) > np.mean((highest - full) ** 2)
+
+
+class FixedDraw:
+    """A generator whose integers() is always `value`."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def integers(self, *args: object) -> int:
+        return self.value
 
 
 def test_a_vocoder_that_returns_no_signal_gives_no_copy(monkeypatch):

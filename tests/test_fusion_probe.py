@@ -1,18 +1,20 @@
 """The fusion probe's split of a fused SavedModel (benchmarks/fusion_probe.py --fused): each
-system's score, read through the model's from_features signature with the other system's map
-all zeros, is that system's own standardised score through the model's calibration, plus one
-constant."""
+system's score, read through the model's from_features signature with the other systems' maps
+all zeros, is that system's own standardised score through the model's weights and
+calibration, plus one constant."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
+from spoofdetect import examples
 from spoofdetect.calibration import Calibration
 from spoofdetect.config import FeatureConfig, FusionConfig, GanConfig
 from spoofdetect.export import ScoredSystem, export_fused_model
 from spoofdetect.features import spectral_features
 from spoofdetect.fusion import dev_standardisation
+from spoofdetect.gmm import fit_gmms, gmm_classifier
 from spoofdetect.models import build_critic, classifier_from_critic, logit_model
 
 FUSED = FeatureConfig(augment=0, fusion=FusionConfig(enabled=True, n_mels=40))
@@ -27,45 +29,58 @@ def clips(count: int, seed: int) -> list[np.ndarray]:
             for _ in range(count)]
 
 
-def test_each_system_is_split_out_of_the_fused_model(fusion_probe, tmp_path):
+@pytest.mark.parametrize("lfcc_gmm", [False, True], ids=["two-systems", "with-lfcc-gmm"])
+def test_each_system_is_split_out_of_the_fused_model(fusion_probe, tmp_path, lfcc_gmm):
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(0)
     dev, test = clips(24, 0), clips(16, 1)
+    features = dataclasses.replace(FUSED, lfcc_gmm=lfcc_gmm)
 
     def own_scores(system: ScoredSystem, waveforms: list[np.ndarray]) -> np.ndarray:
         """The system's log-odds of bona fide, as the Trainer standardises them."""
         return -logit_model(system.classifier)(spectral_features(
             np.stack(waveforms), system.features)).numpy().ravel()
 
-    systems = []
-    for config, map_key in ((FUSED, "log_mel"), (FUSED.fusion_features, "fusion_features")):
-        system = ScoredSystem(classifier_from_critic(build_critic(config, NARROW)), config,
-                              map_key)
-        # Standardised on dev, as the Trainer does (fusion.train_fusion).
-        systems.append(dataclasses.replace(system, standardisation=dev_standardisation(
-            own_scores(system, dev))))
+    unmapped = [ScoredSystem(classifier_from_critic(build_critic(config, NARROW)), config,
+                             map_key)
+                for config, map_key in ((features, examples.LOG_MEL),
+                                        (features.fusion_features, examples.FUSION_FEATURES))]
+    if lfcc_gmm:
+        rng = np.random.default_rng(2)
+        gmms = fit_gmms({"bonafide": rng.normal(0.0, 3.0, (300, 60)),
+                         "spoof": rng.normal(1.0, 3.0, (300, 60))}, components=2, seed=0)
+        unmapped.append(ScoredSystem(gmm_classifier(gmms, features.lfcc_features),
+                                     features.lfcc_features, examples.LFCC_FEATURES))
+    # Each standardised on dev, as the Trainer does (fusion.train_fusion).
+    systems = [dataclasses.replace(system, standardisation=dev_standardisation(
+        own_scores(system, dev))) for system in unmapped]
     # A calibrated model: the probe's rules must not depend on the exported affine map.
     calibration = Calibration(2.0, 1.0)
     export_fused_model(systems, str(tmp_path), 600.0, calibration)
     serving = tf.saved_model.load(str(tmp_path)).signatures["from_features"]
     outputs = {name: fusion_probe.fused_system_scores(
-        serving, fusion_probe.segment_maps(FUSED, waveforms, batch_size=8), batch_size=8)
+        serving, fusion_probe.segment_maps(features, waveforms, batch_size=8), batch_size=8)
         for name, waveforms in (("dev", dev), ("test", test))}
+    assert len(outputs["test"]) == 1 + len(systems)
     for index, system in enumerate(systems):
         own = system.standardisation.apply(own_scores(system, test))
         difference = outputs["test"][index + 1] - calibration.scale * own
-        # The other system's all-zeros map adds one constant to every clip.
+        # The other systems' all-zeros maps add one constant to every clip.
         np.testing.assert_allclose(difference, difference[0], atol=1e-4)
     rules = fusion_probe.fused_rules(outputs["dev"], outputs["test"])
-    assert set(rules) == {"system 1", "system 2", "sum", "min"}
-    np.testing.assert_allclose(rules["sum"], rules["system 1"] + rules["system 2"])
-    np.testing.assert_allclose(rules["min"], np.minimum(rules["system 1"], rules["system 2"]))
-    # Each system standardised on dev: mean 0 and spread 1 there.
+    names = [f"system {index + 1}" for index in range(len(systems))]
+    assert set(rules) == {*names, "sum", "min"}
+    # The pipeline's fusion here is the standardised systems' sum, standardised on dev.
     dev_rules = fusion_probe.fused_rules(outputs["dev"], outputs["dev"])
-    for name in ("system 1", "system 2"):
+    summed = dev_standardisation(sum(dev_rules[name] for name in names))
+    np.testing.assert_allclose(rules["sum"], summed.apply(sum(rules[name] for name in names)),
+                               atol=1e-4)
+    np.testing.assert_allclose(rules["min"], np.minimum.reduce([rules[name] for name in names]))
+    # Each system standardised on dev: mean 0 and spread 1 there.
+    for name in names:
         assert abs(dev_rules[name].mean()) < 1e-4 and dev_rules[name].std() == pytest.approx(1.0)
-    # Scores that are not the sum of the two systems are refused, not split.
+    # Scores that are not a weighted sum of the systems are refused, not split.
     swapped = (outputs["test"][0][::-1], *outputs["test"][1:])
     with pytest.raises(SystemExit, match="not the sum of its systems"):
         fusion_probe.fused_rules(outputs["dev"], swapped)
