@@ -52,20 +52,24 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
                     label: int | None = None, repeat: bool = False,
                     drop_remainder: bool = False,
                     masking: MaskingConfig | None = None,
-                    map_key: str = examples.LOG_MEL) -> tf.data.Dataset:
+                    map_key: str = examples.LOG_MEL,
+                    originals_only: bool = False) -> tf.data.Dataset:
     """Batches of parsed examples ({log_mel: [batch, rows, frames], label, ...}); the map
     under log_mel is the one stored under `map_key` (examples.parse_examples).
 
-    `label` keeps only examples of that class. With a seed, the order (shuffle included) is
+    `label` keeps only examples of that class; `originals_only` only the clips' own, not
+    their augmented copies (each filter reads one small feature, before the maps are
+    parsed). With a seed, the order (shuffle included) is
     the same on every run, so training can be reproduced and resumed exactly. `masking`
     masks the spectrograms (training only), seeded by `seed` and the batch's position.
     """
     dataset = record_dataset(files)
     if label is not None:
-        spec = {examples.LABEL: examples.feature_spec(config)[examples.LABEL]}
         dataset = dataset.filter(
-            lambda record: tf.equal(tf.io.parse_single_example(record, spec)[examples.LABEL],
-                                    label))
+            lambda record: tf.equal(_one_feature(record, config, examples.LABEL), label))
+    if originals_only:
+        dataset = dataset.filter(
+            lambda record: tf.equal(_one_feature(record, config, examples.AUGMENTATION), b""))
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -80,6 +84,11 @@ def example_dataset(files: list[str], config: FeatureConfig, batch_size: int,
                                                             index]), config.num_blocks)},
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _one_feature(record: tf.Tensor, config: FeatureConfig, key: str) -> tf.Tensor:
+    """One scalar feature of a serialized example, parsed alone."""
+    return tf.io.parse_single_example(record, {key: examples.feature_spec(config)[key]})[key]
 
 
 def _random_spans(seed: tf.Tensor, batch: tf.Tensor, size: int, count: int,

@@ -154,11 +154,10 @@ def train_lfcc_gmm(train_files: list[str], features: FeatureConfig, components: 
     lfcc_features = features.lfcc_features
     frames: dict[str, list[np.ndarray]] = {name: [] for name in CLASSES}
     for batch in example_dataset(train_files, lfcc_features, batch_size,
-                                 map_key=examples.LFCC_FEATURES):
-        original = batch[examples.AUGMENTATION].numpy() == b""
+                                 map_key=examples.LFCC_FEATURES, originals_only=True):
         is_spoof = batch[examples.LABEL].numpy() == LABELS["fake"]
         maps = batch[examples.LOG_MEL].numpy()
-        for name, chosen in (("bonafide", original & ~is_spoof), ("spoof", original & is_spoof)):
+        for name, chosen in (("bonafide", ~is_spoof), ("spoof", is_spoof)):
             frames[name].append(counted_frames(maps[chosen]))
     gmms = fit_gmms({name: np.concatenate(parts) for name, parts in frames.items()},
                     components, seed)

@@ -93,3 +93,25 @@ def test_examples_of_an_earlier_release_are_refused_with_what_to_do(tmp_path):
     with pytest.raises(UserError, match=r"data_tfrecord-0000000\.gz was written by an earlier "
                                         r"release .* extract the features again"):
         example_dataset(split_files(str(tmp_path / "old"), "train"), FeatureConfig(), 4)
+
+
+def test_filters_keep_one_class_or_the_clips_own_examples(tmp_path):
+    features = ONE_SYSTEM
+    folder = tmp_path / "Split-train"
+    folder.mkdir()
+    kept = [(label, augmentation) for label in (0, 1) for augmentation in ("", "gsm", "noise")]
+    with tf.io.TFRecordWriter(str(folder / "data_tfrecord-0000000")) as writer:
+        for index, (label, augmentation) in enumerate(kept):
+            writer.write(examples.make_example(
+                np.full((features.num_rows, features.num_frames), index, np.float32), label,
+                "a.wav", f"a~{index}", 0, 16000, 4.0, augmentation=augmentation))
+    files = split_files(str(tmp_path), "train")
+
+    def read(**filters) -> list[tuple[int, bytes]]:
+        batch = next(iter(example_dataset(files, features, 16, **filters)))
+        return list(zip(batch[examples.LABEL].numpy().tolist(),
+                        batch[examples.AUGMENTATION].numpy().tolist(), strict=True))
+
+    assert read(originals_only=True) == [(0, b""), (1, b"")]
+    assert read(label=1) == [(1, b""), (1, b"gsm"), (1, b"noise")]
+    assert read(label=0, originals_only=True) == [(0, b"")]
