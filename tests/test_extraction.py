@@ -280,12 +280,30 @@ def test_vocoded_copies_of_bona_fide_training_clips_are_fake_examples_of_the_sam
     assert set(read_split(str(tmp_path / "a"), "eval")[examples.ATTACK].astype(str)) <= {""}
 
 
+def test_a_clip_whose_vocoded_copy_has_no_signal_is_rejected_by_name(small_layout, tmp_path,
+                                                                     monkeypatch):
+    from spoofdetect import augment
+
+    def silent_below_325_hz(samples: np.ndarray, rate: int, rng: object) -> np.ndarray:
+        """A stand-in vocoder that loses the 300 Hz tone (real_0) and keeps the 350 Hz one."""
+        peak_hz = np.argmax(np.abs(np.fft.rfft(samples))) * rate / samples.size
+        return 0 * samples if peak_hz < 325 else samples
+
+    monkeypatch.setitem(augment.VOCODERS, "world", silent_below_325_hz)
+    summary = extract(small_layout, str(tmp_path / "a"),
+                      dataclasses.replace(CONFIG, vocoded=1))
+    assert [item["path"] for item in summary.rejected] == ["train/real/real_0.wav"]
+    assert summary.counts["train"]["real"] == {"clips": 1, "examples": 1}
+    assert {item["reason"] for item in summary.rejected} == {
+        "the vocoder world left no signal of the clip"}
+
+
 def test_unknown_augmentation_or_vocoder_is_a_config_error_naming_the_valid_ones():
     with pytest.raises(UserError, match=r"features\.augment_families: wah; the valid ones "
                                         r"are rawboost_convolutive, "):
         FeatureConfig(augment=1, augment_families=("wah",)).validate()
     with pytest.raises(UserError, match=r"features\.vocoders: straight; the valid ones are "
-                                        r"world\."):
+                                        r"world, world_coded\."):
         FeatureConfig(vocoded=1, vocoders=("straight",)).validate()
     # Names are checked only where they are used.
     FeatureConfig(augment=0, vocoded=0, vocoders=("straight",)).validate()
