@@ -151,8 +151,9 @@ class FeatureConfig:
     # Extra fake examples: copies of each bona fide training clip resynthesised through a
     # vocoder drawn from `vocoders` (spoofdetect/augment.py), labelled fake with the attack
     # 'vocoded-<vocoder>', each then through a waveform augmentation as often as the clips'
-    # own examples are (augment of every augment + 1), seeded like the augmented copies.
-    # 0: none.
+    # own examples are (augment times in augment + 1), seeded like the augmented copies.
+    # 0 (none) by measurement: worse on the cross and room sets at each of three seeds
+    # (docs/generalisation.md, "Vocoded copies of the bona fide clips").
     vocoded: int = 0
     vocoders: tuple[str, ...] = ("world",)
     # Protocol files listing the clips (spoofdetect/protocol.py) instead of the folder layout,
