@@ -206,9 +206,8 @@ class MappedSets:
         if seconds not in self.clips:
             self.clips[seconds] = {name: load_split(root, split, seconds)
                                    for name, (root, split) in self.sets.items()}
-        # The augmentation settings change only training copies, which no test set has.
-        front_end = dataclasses.replace(features, augment=0, augment_families=(),
-                                        augment_seed=0)
+        # The seeds' configs differ only in the training copies, which no test set has.
+        front_end = features.without_training_copies
         if front_end not in self.mapped:
             self.mapped[front_end] = {
                 name: (segment_maps(features, waveforms), is_spoof, attacks)

@@ -309,8 +309,9 @@ def protocol_scores(scorer: Scorer, root: str, split: str | None = None) -> metr
 def variant_settings(variant: Variant, seed: int, config: str | None) -> list[str]:
     """The pipeline settings of the study's run of `variant` at `seed`."""
     overrides = list(variant.overrides)
-    if load_config(None, study_settings(config, overrides)).features.augment:
-        # The seed draws the augmented copies too, so the spread over seeds includes theirs.
+    features = load_config(None, study_settings(config, overrides)).features
+    if features.augment or features.vocoded:
+        # The seed draws the training copies too, so the spread over seeds includes theirs.
         # Only then: without copies it changes no feature, yet it would change the
         # FeatureExtractor's cache key and so retrain a stage 1 the other variants share.
         overrides.append(f"features.augment_seed={seed}")

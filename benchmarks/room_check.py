@@ -42,11 +42,9 @@ from quality import (
     test_set_tables,
 )
 
-# How each of fusion_probe.fused_rules' rules is named after its variant; the sum is the
-# model's own score, so it takes the variant's name alone.
-RULE_NAMES = {"system 1": "system 1 alone", "system 2": "system 2 alone",
-              "system 3": "system 3 alone", "sum": "",
-              "min": "min rule"}
+# How each of fusion_probe.fused_rules' rules is named after its variant (each system:
+# "system N alone"); the sum is the model's own score, so it takes the variant's name alone.
+RULE_NAMES = {"sum": "", "min": "min rule"}
 
 
 def test_sets(args: argparse.Namespace) -> dict[str, tuple[str, str | None]]:
@@ -64,7 +62,7 @@ def check_variant(args: argparse.Namespace, name: str, seed: int,
             is not None):
         numbers = split_fused_seed(model_dir(args.workdir, args.config, name, seed),
                                    mapped.of(fused_features(name, seed, args.config)))
-        return {f"{name} {RULE_NAMES[rule]}".strip(): result
+        return {f"{name} {RULE_NAMES.get(rule, f'{rule} alone')}".strip(): result
                 for rule, result in numbers.items()}
     scored = system_scores(args, name, seed, test_sets(args))
     return {name: {test_set: study_numbers(scores) for test_set, scores in scored.items()}}

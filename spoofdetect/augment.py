@@ -255,12 +255,17 @@ def copy_rng(relative_path: str, copy: int, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, copy, digest])
 
 
+def _finite_at_length(out: np.ndarray, length: int) -> np.ndarray:
+    """A transform's output as float64, at the clip's length, with no NaN or infinity."""
+    return np.nan_to_num(_at_length(np.asarray(out, np.float64), length), nan=0.0,
+                         posinf=0.0, neginf=0.0)
+
+
 def augment(samples: np.ndarray, sample_rate: int, families: tuple[str, ...],
             rng: np.random.Generator) -> tuple[str, np.ndarray]:
     """One copy of `samples`: (the family drawn, its output), finite, same length, peak <= 1."""
     name = families[int(rng.integers(len(families)))]
-    out = np.asarray(AUGMENTATIONS[name](samples, sample_rate, rng), np.float64)
-    out = np.nan_to_num(_at_length(out, samples.size), nan=0.0, posinf=0.0, neginf=0.0)
+    out = _finite_at_length(AUGMENTATIONS[name](samples, sample_rate, rng), samples.size)
     if np.sqrt(np.mean(out ** 2)) < _LOST_SIGNAL * np.sqrt(np.mean(samples ** 2)):
         return "none", _peak_limited(samples)
     return name, _peak_limited(out)
@@ -303,16 +308,21 @@ def world_coded(samples: np.ndarray, sample_rate: int, rng: np.random.Generator
 VOCODERS: dict[str, Transform] = {"world": world, "world_coded": world_coded}
 
 
-def vocode(samples: np.ndarray, sample_rate: int, vocoders: tuple[str, ...],
-           rng: np.random.Generator) -> tuple[str, np.ndarray | None]:
-    """One vocoded copy of `samples`: (the vocoder drawn, its output at the clip's length and
-    RMS level, peak <= 1), or (the vocoder, None) when its output has no signal to scale."""
-    name = vocoders[int(rng.integers(len(vocoders)))]
-    out = np.nan_to_num(_at_length(np.asarray(VOCODERS[name](samples, sample_rate, rng),
-                                              np.float64), samples.size),
-                        nan=0.0, posinf=0.0, neginf=0.0)
+def vocoded_copy(samples: np.ndarray, sample_rate: int, vocoders: tuple[str, ...],
+                 families: tuple[str, ...], augment_copies: int, rng: np.random.Generator
+                 ) -> tuple[str, str, np.ndarray | None]:
+    """One vocoded copy of `samples`: (the vocoder drawn, the augmentation it then went
+    through or '', the copy at the clip's length and RMS level, peak <= 1), or None for the
+    copy when the vocoder's output has no signal to scale. The copy is augmented as often as
+    a clip's own examples are with `augment_copies` augmented copies (augment_copies times in
+    augment_copies + 1), so that being augmented says nothing of the label."""
+    vocoder = vocoders[int(rng.integers(len(vocoders)))]
+    out = _finite_at_length(VOCODERS[vocoder](samples, sample_rate, rng), samples.size)
     level = np.sqrt(np.mean(out ** 2))
     if level == 0.0:
-        return name, None
+        return vocoder, "", None
     # The clip's own level: a vocoder's gain would otherwise be a cue no attack shares.
-    return name, _peak_limited(out * (np.sqrt(np.mean(samples.astype(np.float64) ** 2)) / level))
+    out = _peak_limited(out * (np.sqrt(np.mean(samples.astype(np.float64) ** 2)) / level))
+    if rng.random() < augment_copies / (augment_copies + 1):
+        return vocoder, *augment(out, sample_rate, families, rng)
+    return vocoder, "", out

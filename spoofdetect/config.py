@@ -198,6 +198,14 @@ class FeatureConfig:
             lfcc_gmm=False)
 
     @property
+    def without_training_copies(self) -> FeatureConfig:
+        """These settings without those that only make the training split's extra copies
+        (augmented and vocoded): what decides a clip's maps, which two configs equal here
+        compute alike."""
+        return dataclasses.replace(self, augment=0, augment_families=(), augment_seed=0,
+                                   vocoded=0, vocoders=())
+
+    @property
     def fused_maps(self) -> dict[str, FeatureConfig]:
         """The fused systems' maps after the first: where each is stored -> its features."""
         maps = dict(zip(FUSED_MAPS, (self.fusion_features, self.lfcc_features), strict=True))

@@ -68,6 +68,14 @@ def split_folder(output_dir: str, split: str) -> str:
     return FileSystems.join(output_dir, f"Split-{split}")
 
 
+def training_copies(source: ClipSource, config: FeatureConfig) -> tuple[int, int]:
+    """(augmented, vocoded) copies the feature job makes of `source`: training clips only,
+    vocoded copies of bona fide ones only."""
+    if source.split != "train":
+        return 0, 0
+    return config.augment, config.vocoded if source.label == "real" else 0
+
+
 def chunked(sources: list[ClipSource], size: int) -> list[list[ClipSource]]:
     return [sources[start:start + size] for start in range(0, len(sources), size)]
 
@@ -204,35 +212,31 @@ class ExtractChunk(beam.DoFn):
         decoded, windows = audio_segments(data, config)
         segments = [Segment(source, index, samples, decoded.original_sample_rate,
                             decoded.duration_seconds) for index, samples in enumerate(windows)]
-        if source.split != "train" or not (config.augment or config.vocoded):
+        augmented, vocoded = training_copies(source, config)
+        if not augmented + vocoded:
             return segments
-        # SciPy (0.5 s to import) only where augmentation is on.
-        from spoofdetect.augment import augment, copy_rng, vocode
+        # SciPy (0.5 s to import) and WORLD only where training copies are made.
+        from spoofdetect.augment import augment, copy_rng, vocoded_copy
 
-        for copy in range(1, config.augment + 1):
+        def copy_segments(copy_source: ClipSource, samples: np.ndarray, augmentation: str,
+                          copy: int) -> list[Segment]:
+            return [Segment(copy_source, index, window, decoded.original_sample_rate,
+                            decoded.duration_seconds, augmentation, copy)
+                    for index, window in enumerate(segment_waveform(samples, config))]
+
+        for copy in range(1, augmented + 1):
             name, samples = augment(decoded.samples, config.sample_rate,
                                     config.augment_families,
                                     copy_rng(source.relative_path, copy, config.augment_seed))
-            segments += [Segment(source, index, window, decoded.original_sample_rate,
-                                 decoded.duration_seconds, name, copy)
-                         for index, window in enumerate(segment_waveform(samples, config))]
-        if source.label != "real":
-            return segments
-        for copy in range(config.augment + 1, config.augment + config.vocoded + 1):
-            rng = copy_rng(source.relative_path, copy, config.augment_seed)
-            vocoder, vocoded = vocode(decoded.samples, config.sample_rate, config.vocoders, rng)
-            if vocoded is None:
+            segments += copy_segments(source, samples, name, copy)
+        for copy in range(augmented + 1, augmented + vocoded + 1):
+            vocoder, name, samples = vocoded_copy(
+                decoded.samples, config.sample_rate, config.vocoders, config.augment_families,
+                config.augment, copy_rng(source.relative_path, copy, config.augment_seed))
+            if samples is None:
                 raise AudioRejected(f"the vocoder {vocoder} left no signal of the clip")
-            name = ""
-            # Augmented as often as the clips' own examples are, so that being augmented
-            # says nothing of the label.
-            if rng.random() < config.augment / (config.augment + 1):
-                name, vocoded = augment(vocoded, config.sample_rate, config.augment_families,
-                                        rng)
             fake = dataclasses.replace(source, label="fake", attack=f"vocoded-{vocoder}")
-            segments += [Segment(fake, index, window, decoded.original_sample_rate,
-                                 decoded.duration_seconds, name, copy)
-                         for index, window in enumerate(segment_waveform(vocoded, config))]
+            segments += copy_segments(fake, samples, name, copy)
         return segments
 
 
@@ -379,8 +383,7 @@ def check_free_space(output_dir: str, sources: list[ClipSource], config: Feature
     existing = os.path.abspath(output_dir)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    examples = sum(1 + (config.augment + (config.vocoded if source.label == "real" else 0)
-                        if source.split == "train" else 0) for source in sources)
+    examples = sum(1 + sum(training_copies(source, config)) for source in sources)
     example_bytes = map_bytes(config)
     needed = examples * example_bytes
     free = shutil.disk_usage(existing).free

@@ -175,8 +175,10 @@ def pitch_hz(samples: np.ndarray) -> float:
 def test_a_vocoded_copy_keeps_the_clips_pitch_length_and_level_but_not_its_waveform(name):
     clip = speech_like()
     for seed in range(3):
-        drawn, out = augment.vocode(clip, RATE, (name,), augment.copy_rng("a.wav", 3, seed))
-        assert drawn == name and out.dtype == np.float32 and out.shape == clip.shape
+        drawn, augmentation, out = augment.vocoded_copy(
+            clip, RATE, (name,), (), 0, augment.copy_rng("a.wav", 3, seed))
+        assert drawn == name and augmentation == ""
+        assert out.dtype == np.float32 and out.shape == clip.shape
         assert np.isfinite(out).all() and np.max(np.abs(out)) <= 1.0
         np.testing.assert_allclose(np.sqrt(np.mean(out.astype(np.float64) ** 2)),
                                    np.sqrt(np.mean(clip.astype(np.float64) ** 2)), rtol=1e-3)
@@ -191,7 +193,8 @@ def test_world_is_copy_synthesis_and_world_coded_draws_an_envelope_order():
     clip = speech_like(1.0)
 
     def copies(name: str) -> list[np.ndarray]:
-        return [augment.vocode(clip, RATE, (name,), augment.copy_rng("a.wav", 3, seed))[1]
+        return [augment.vocoded_copy(clip, RATE, (name,), (), 0,
+                                     augment.copy_rng("a.wav", 3, seed))[2]
                 for seed in range(8)]
 
     plain, coded = copies("world"), copies("world_coded")
@@ -202,23 +205,32 @@ def test_world_is_copy_synthesis_and_world_coded_draws_an_envelope_order():
     assert 2 <= len(distinct) <= len(augment.WORLD_CODED_ORDERS)
     assert plain[0].tobytes() not in distinct
     # A 24th-order cepstrum smooths the envelope more than a 60th: its copy moves further.
-    lowest = augment.world_coded(clip, RATE, FixedDraw(augment.WORLD_CODED_ORDERS.index(24)))
-    highest = augment.world_coded(clip, RATE, FixedDraw(augment.WORLD_CODED_ORDERS.index(60)))
+    def drawing(order: int) -> np.random.Generator:
+        """A generator whose first draw picks `order` from WORLD_CODED_ORDERS."""
+        index = augment.WORLD_CODED_ORDERS.index(order)
+        seed = next(seed for seed in range(100)
+                    if np.random.default_rng(seed).integers(len(augment.WORLD_CODED_ORDERS))
+                    == index)
+        return np.random.default_rng(seed)
+
+    lowest = augment.world_coded(clip, RATE, drawing(24))
+    highest = augment.world_coded(clip, RATE, drawing(60))
     full = augment.world(clip, RATE, np.random.default_rng(0))
     assert np.mean((lowest - full) ** 2) > np.mean((highest - full) ** 2)
 
 
-class FixedDraw:
-    """A generator whose integers() is always `value`."""
-
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def integers(self, *args: object) -> int:
-        return self.value
+def test_vocoded_copies_are_augmented_as_often_as_the_clips_own_examples():
+    clip = speech_like(0.5)
+    for augment_copies, expected in ((2, 2 / 3), (0, 0.0)):
+        names = [augment.vocoded_copy(clip, RATE, ("world",), ("gain", "noise"), augment_copies,
+                                      augment.copy_rng(f"{index}.wav", 3, 0))[1]
+                 for index in range(150)]
+        assert set(names) <= {"", "gain", "noise"}
+        assert abs(np.mean([name != "" for name in names]) - expected) < 0.1
 
 
 def test_a_vocoder_that_returns_no_signal_gives_no_copy(monkeypatch):
     monkeypatch.setitem(augment.VOCODERS, "mute", lambda samples, rate, rng: 0 * samples)
-    name, out = augment.vocode(speech_like(), RATE, ("mute",), augment.copy_rng("a.wav", 1, 0))
+    name, _, out = augment.vocoded_copy(speech_like(), RATE, ("mute",), ("gain",), 2,
+                                        augment.copy_rng("a.wav", 1, 0))
     assert name == "mute" and out is None

@@ -181,3 +181,12 @@ def test_the_studies_default_variant_is_the_default_config(monkeypatch):
     studied, default = load_config(None, study_settings(None, list(DEFAULT))), load_config(None)
     for section in ("features", "gan", "classifier"):
         assert getattr(studied, section) == getattr(default, section), section
+
+
+def test_settings_of_training_copies_alone_do_not_change_what_decides_the_maps():
+    plain = FeatureConfig()
+    copies = FeatureConfig(augment=3, augment_seed=7, augment_families=("gain",), vocoded=1,
+                           vocoders=("world_coded",))
+    assert copies != plain
+    assert copies.without_training_copies == plain.without_training_copies
+    assert FeatureConfig(n_mels=40).without_training_copies != plain.without_training_copies
