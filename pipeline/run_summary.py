@@ -103,7 +103,11 @@ def kept_weights(summary: dict[str, Any]) -> str:
     """Which weights a `summarise` record kept, in words (records from before head_solver
     existed were Adam's)."""
     if summary.get("head_solver") == "lbfgs":
-        return f"the loss's minimum (L-BFGS, {summary['solver_iterations']} iterations)"
+        ignored = (f", ignoring {summary['nuisance_directions']} directions that carry "
+                   f"{100 * summary['nuisance_energy_share']:.0f} % of what augmentation "
+                   "changes" if summary.get("nuisance_directions") else "")
+        return (f"the loss's minimum (L-BFGS, {summary['solver_iterations']} iterations"
+                f"{ignored})")
     return (f"epoch {summary['best_epoch']}/{summary['epochs_run']} (kept by dev "
             f"{summary.get('selection', 'auc')})")
 

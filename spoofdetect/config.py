@@ -438,6 +438,14 @@ class ClassifierConfig:
     # fine-tune the whole network); the settings below that drive epochs (learning rate to
     # selection) then do not apply.
     head_solver: str = "lbfgs"
+    # The lbfgs head ignores this many directions of its read-out (as the head sees it,
+    # standardised for a block read-out): those along
+    # which the training split's augmented copies differ most from their own clips (the
+    # nuisance attribute projection of speaker verification, with augmentation as the
+    # nuisance; spoofdetect/finetune.py), so that its score does not move when a clip's
+    # channel moves along them. Needs features.augment > 0. 0 (off) until measured better:
+    # docs/generalisation.md, "Ignoring what augmentation changes".
+    nuisance_directions: int = 0
     learning_rate: float = 1e-3
     batch_size: int = 32
     epochs: int = 30
@@ -465,8 +473,11 @@ class ClassifierConfig:
         if self.read_out not in READ_OUTS:
             raise UserError(f"classifier.read_out is {self.read_out!r}; use one of "
                             f"{', '.join(READ_OUTS)}.")
-        _at_least_zero(self, "classifier", "head_l2")
+        _at_least_zero(self, "classifier", "head_l2", "nuisance_directions")
         self.masking.validate("classifier.masking")
+        if self.nuisance_directions and self.head_solver != "lbfgs":
+            raise UserError("classifier.nuisance_directions is fitted by the lbfgs head: set "
+                            "classifier.head_solver='lbfgs', or nuisance_directions=0.")
         if self.head_solver not in HEAD_SOLVERS:
             raise UserError(f"classifier.head_solver is {self.head_solver!r}; use one of "
                             f"{', '.join(HEAD_SOLVERS)}.")
@@ -585,6 +596,10 @@ class PipelineConfig:
         self.features.validate()
         self.gan.validate()
         self.classifier.validate()
+        if self.classifier.nuisance_directions and not self.features.augment:
+            raise UserError("classifier.nuisance_directions learns what augmentation changes "
+                            "from the augmented copies: set features.augment > 0, or "
+                            "classifier.nuisance_directions=0.")
         self.evaluation.validate()
         self.kubeflow.validate()
 

@@ -16,6 +16,7 @@ from absl import logging
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.extmath import randomized_svd
 
 from spoofdetect import examples, metrics
 from spoofdetect.calibration import Calibration, fit_calibration
@@ -159,6 +160,53 @@ def solve_head(read_out: np.ndarray, is_spoof: np.ndarray, head_l2: float,
     return solver.coef_[0], float(solver.intercept_[0]), int(solver.n_iter_[0])
 
 
+def copy_pairs(clip_ids: list[str], segment_index: np.ndarray, augmentation: list[str],
+               is_spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of augmented copies, rows of their clips' own examples): each augmented copy
+    paired with the example of the same clip and segment that is not a copy. A copy of the
+    other class than its clip (a vocoded copy, which is the spoof) is left out: what it
+    changes is what the head should see."""
+    own = {(clip_id, int(index)): row for row, (clip_id, index, name) in enumerate(
+        zip(clip_ids, segment_index, augmentation, strict=True)) if not name}
+    copies, originals = [], []
+    for row, (clip_id, index, name) in enumerate(zip(clip_ids, segment_index, augmentation,
+                                                     strict=True)):
+        original = own.get((clip_id.rpartition("~")[0], int(index))) if name else None
+        if original is not None and is_spoof[original] == is_spoof[row]:
+            copies.append(row)
+            originals.append(original)
+    return np.asarray(copies, int), np.asarray(originals, int)
+
+
+def nuisance_directions(read_out: np.ndarray, copies: np.ndarray, originals: np.ndarray,
+                        count: int) -> tuple[np.ndarray, float]:
+    """([count, width] orthonormal rows, the share of the differences' energy they carry):
+    the directions along which `read_out`'s augmented copies differ most from their clips'
+    rows (the top right singular vectors of the differences, by a randomized SVD with a
+    fixed seed, so the same read-out gives the same directions; float32, which halves the
+    differences' memory)."""
+    if count >= min(len(copies), read_out.shape[1]):
+        raise UserError(f"classifier.nuisance_directions is {count}, but the training split "
+                        f"has {len(copies)} augmented copies paired with their clips and a "
+                        f"read-out of {read_out.shape[1]} values: use fewer directions than "
+                        "either.")
+    differences = (read_out[copies] - read_out[originals]).astype(np.float32)
+    _, singular, directions = randomized_svd(differences, count, random_state=0)
+    share = float(np.sum(singular.astype(np.float64) ** 2)
+                  / np.sum(differences.astype(np.float64) ** 2))
+    # Orthonormal to float64's precision (the SVD's are to float32's), so that projecting
+    # the head's kernel leaves nothing along them.
+    return np.linalg.qr(directions.astype(np.float64).T)[0].T, share
+
+
+def project_out(values: np.ndarray, directions: np.ndarray) -> None:
+    """Removes from each row of `values` (in place, a slice at a time) its components along
+    the orthonormal `directions`."""
+    for start in range(0, len(values), 1024):
+        rows = values[start:start + 1024]
+        rows -= (rows @ directions.T) @ directions
+
+
 def head_metrics(logit: np.ndarray, is_spoof: np.ndarray, sample_weight: np.ndarray,
                  kernel: np.ndarray, head_l2: float) -> dict[str, float]:
     """The loss (weighted mean log-loss + head_l2 |w|^2, as Keras reports it), accuracy and
@@ -185,6 +233,9 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
                            else model.get_layer(CLASSIFIER_LOGIT).input)
     values = np.empty((num_examples, read_out.output.shape[-1]), np.float64)
     is_spoof = np.empty(num_examples, bool)
+    segment_index = np.empty(num_examples, np.int64)
+    clip_ids: list[str] = []
+    augmentation: list[str] = []
     filled = 0
     logging.info("Stage 2: reading the frozen critic's read-out of %d training examples "
                  "(%d values each) for the head's L-BFGS fit", num_examples, values.shape[1])
@@ -196,6 +247,9 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
         values[filled:filled + len(batch_values)] = batch_values
         is_spoof[filled:filled + len(batch_values)] = (batch[examples.LABEL].numpy()
                                                        == LABELS["fake"])
+        segment_index[filled:filled + len(batch_values)] = batch[examples.SEGMENT_INDEX].numpy()
+        clip_ids += [value.decode() for value in batch[examples.CLIP_ID].numpy()]
+        augmentation += [value.decode() for value in batch[examples.AUGMENTATION].numpy()]
         filled += len(batch_values)
     if filled != num_examples:
         raise ValueError(f"The train split gave {filled} examples, not the {num_examples} "
@@ -205,8 +259,24 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
         for start in range(0, num_examples, 1024):  # the layer itself, a slice at a time
             values[start:start + 1024] = normalisation(
                 values[start:start + 1024].astype(np.float32)).numpy()
+    nuisance: dict[str, float] = {}
+    if config.nuisance_directions:
+        directions, share = nuisance_directions(
+            values, *copy_pairs(clip_ids, segment_index, augmentation, is_spoof),
+            config.nuisance_directions)
+        project_out(values, directions)
+        nuisance = {"nuisance_directions": len(directions), "nuisance_energy_share": share}
+        logging.info("Stage 2: the head ignores %d directions of the read-out, %.1f %% of "
+                     "what augmentation changes in it", len(directions), 100 * share)
     sample_weight = np.where(is_spoof, weights[LABELS["fake"]], weights[LABELS["real"]])
     kernel, bias, iterations = solve_head(values, is_spoof, config.head_l2, sample_weight)
+    if nuisance:
+        # The minimum has no component along the directions (the projected read-out has
+        # none, and any would only add to the penalty); projecting the kernel makes that
+        # exact, so the exported head, which reads the read-out unprojected, ignores them.
+        kernel = kernel[None, :].copy()
+        project_out(kernel, directions)
+        kernel = kernel[0]
     model.get_layer(CLASSIFIER_LOGIT).set_weights(
         [kernel[:, None].astype(np.float32), np.array([bias], np.float32)])
     # Dev read once: its scores (log-odds of bona fide) give every dev metric.
@@ -215,7 +285,7 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
                               config.head_l2),
                **{f"val_{name}": value for name, value in head_metrics(
                    -score, dev_spoof, np.ones(len(score)), kernel, config.head_l2).items()},
-               "solver_iterations": iterations}
+               "solver_iterations": iterations, **nuisance}
     history["val_eer"], history["val_worst_attack_eer"] = dev_error_rates(score, dev_spoof,
                                                                           attack)
     logging.info("Stage 2: the head's loss minimum in %d L-BFGS iterations: train loss %.4f, "
@@ -322,5 +392,8 @@ def summarise(history: dict[str, list[float]], config: ClassifierConfig) -> dict
                "best_dev_worst_attack_eer": history["val_worst_attack_eer"][best]}
     if config.head_solver == "lbfgs":
         summary["solver_iterations"] = int(history["solver_iterations"][0])
+    if "nuisance_directions" in history:
+        summary["nuisance_directions"] = int(history["nuisance_directions"][0])
+        summary["nuisance_energy_share"] = history["nuisance_energy_share"][0]
     return summary
 

@@ -18,7 +18,15 @@ from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
 from spoofdetect.evaluation import score_examples
 from spoofdetect.export import SIGNATURES, export_serving_model
-from spoofdetect.finetune import class_weights, solve_head, summarise, train_classifier
+from spoofdetect.finetune import (
+    class_weights,
+    copy_pairs,
+    nuisance_directions,
+    project_out,
+    solve_head,
+    summarise,
+    train_classifier,
+)
 from spoofdetect.metrics import equal_error_rate
 from spoofdetect.models import (
     CLASSIFIER_LOGIT,
@@ -308,3 +316,100 @@ def test_kept_weights_of_an_adam_record_names_the_epoch():
     summary = {"epochs_run": 8, "best_epoch": 3, "selection": "eer"}
     assert kept_weights(summary) == "epoch 3/8 (kept by dev eer)"
     assert kept_weights({**summary, "head_solver": "adam"}) == "epoch 3/8 (kept by dev eer)"
+
+
+def test_copy_pairs_pair_each_augmented_copy_with_its_own_segment_of_the_same_class():
+    clip_ids = ["a~b", "a~b~1", "a~b~2", "c", "c", "c~1", "c~1", "a~b~3", "d~1"]
+    segment_index = np.array([0, 0, 0, 0, 1, 0, 1, 0, 0])
+    augmentation = ["", "gain", "noise", "", "", "mu_law", "mu_law", "gain", "gain"]
+    # a~b~3 is a vocoded copy (fake) of a bona fide clip: its difference is the spoof. d~1
+    # has no clip of its own among the examples.
+    is_spoof = np.array([False, False, False, True, True, True, True, True, False])
+    copies, originals = copy_pairs(clip_ids, segment_index, augmentation, is_spoof)
+    assert copies.tolist() == [1, 2, 5, 6]
+    assert originals.tolist() == [0, 0, 3, 4]
+
+
+def test_nuisance_directions_are_what_augmentation_changes_and_the_head_ignores_them():
+    rng = np.random.default_rng(0)
+    clips, width = 200, 12
+    is_spoof = np.arange(clips) % 2 == 1
+    originals = rng.normal(0, 0.1, (clips, width))
+    originals[:, 0] += np.where(is_spoof, 1.0, -1.0)  # the spoof's trace
+    # Augmentation moves copies along dimensions 1 and 2, and, in this training split, moves
+    # the spoofs' copies further along 1: a head that reads 1 learns the augmentation.
+    shift = rng.normal(0, 3.0, (clips, 2)) + np.where(is_spoof, 2.0, 0.0)[:, None] * [1, 0]
+    copies = originals + rng.normal(0, 0.1, (clips, width))
+    copies[:, 1:3] += shift
+    values = np.concatenate([originals, copies])
+    pairs = np.arange(clips, 2 * clips), np.arange(clips)
+    directions, share = nuisance_directions(values, *pairs, 2)
+    # Orthonormal, spanning dimensions 1 and 2, with most of the differences' energy.
+    np.testing.assert_allclose(directions @ directions.T, np.eye(2), atol=1e-8)
+    assert np.linalg.norm(directions[:, 1:3], axis=1) == pytest.approx([1, 1], abs=1e-2)
+    assert 0.95 < share <= 1.0
+    labels = np.concatenate([is_spoof, is_spoof])
+    plain, _, _ = solve_head(values, labels, 0.01)
+    assert abs(plain[1]) > 0.05  # without the projection the head reads the augmentation
+    projected = values.copy()
+    project_out(projected, directions)
+    np.testing.assert_allclose(projected @ directions.T, 0, atol=1e-9)
+    blind, _, _ = solve_head(projected, labels, 0.01)
+    assert np.abs(directions @ blind).max() < 1e-3 and abs(blind[0]) > 1.0
+    with pytest.raises(UserError, match="200 augmented copies paired with their clips"):
+        nuisance_directions(values, *pairs, 200)
+
+
+@pytest.fixture(scope="module")
+def augmented_examples(demo_root, tmp_path_factory):
+    """The demo dataset's Examples with two augmented copies of each training clip and a
+    vocoded copy of each bona fide one."""
+    import dataclasses
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from spoofdetect.extraction import run_extraction
+
+    output = str(tmp_path_factory.mktemp("augmented_examples"))
+    run_extraction(beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])),
+                   demo_root, output, dataclasses.replace(
+                       FEATURES, augment=2, augment_families=("gain", "mu_law", "noise"),
+                       vocoded=1), show_progress=False)
+    return output
+
+
+def test_lbfgs_head_with_nuisance_directions_ignores_them(augmented_examples, tmp_path):
+    train_files = split_files(augmented_examples, "train")
+    heads, summaries = {}, {}
+    for count in (0, 3):
+        keras.utils.set_random_seed(0)  # the same random critic for both
+        config = ClassifierConfig(head_solver="lbfgs", head_l2=0.01, from_scratch=True,
+                                  nuisance_directions=count)
+        model, history = train_classifier(train_files, split_files(augmented_examples, "dev"),
+                                          FEATURES, config, GAN, None,
+                                          str(tmp_path / f"run{count}"))
+        heads[count] = model.get_layer(CLASSIFIER_LOGIT).get_weights()[0][:, 0]
+        summaries[count] = summarise(history, config)
+    # The directions, found again from the model's own standardised read-out.
+    read_out = keras.Model(model.input, model.get_layer(CLASSIFIER_LOGIT).input)
+    batches = list(example_dataset(train_files, FEATURES, 64))
+    values = np.concatenate([read_out(batch[examples.LOG_MEL]).numpy() for batch in batches]
+                            ).astype(np.float64)
+
+    def strings(key: str) -> list[str]:
+        return [value.decode() for batch in batches for value in batch[key].numpy()]
+
+    pairs = copy_pairs(strings(examples.CLIP_ID),
+                       np.concatenate([batch[examples.SEGMENT_INDEX] for batch in batches]),
+                       strings(examples.AUGMENTATION),
+                       np.concatenate([batch[examples.LABEL] for batch in batches]) == 1)
+    assert len(pairs[0]) == 16  # 8 training clips x 2 copies; the 4 vocoded ones are not
+    directions, share = nuisance_directions(values, *pairs, 3)
+    assert np.abs(directions @ heads[3]).max() < 1e-6 * np.abs(heads[3]).max()
+    assert np.abs(directions @ heads[0]).max() > 1e-2 * np.abs(heads[0]).max()
+    assert summaries[3]["nuisance_directions"] == 3
+    assert summaries[3]["nuisance_energy_share"] == pytest.approx(share, rel=1e-6)
+    assert "nuisance_directions" not in summaries[0]
+    assert kept_weights(summaries[3]).endswith(
+        f"ignoring 3 directions that carry {100 * share:.0f} % of what augmentation changes)")

@@ -128,6 +128,11 @@ def test_json_round_trip_for_components():
     (["classifier.masking.freq_masks=-1"], "classifier.masking.freq_masks must not be"),
     (["gan.masking=2"], "gan.masking is a section of settings"),
     (["features.augment=1", "features.augment_families=[]"], "none given"),
+    (["classifier.nuisance_directions=-1"], "nuisance_directions must not be negative"),
+    (["classifier.nuisance_directions=8", "classifier.head_solver=adam"],
+     "nuisance_directions is fitted by the lbfgs head"),
+    (["classifier.nuisance_directions=8", "features.augment=0"],
+     "learns what augmentation changes from the augmented copies: set features.augment > 0"),
 ])
 def test_bad_values_are_user_errors(overrides, message):
     with pytest.raises(UserError, match=message):
@@ -165,7 +170,8 @@ def test_the_seed_preset_pins_the_seed_recipe():
     assert {"front_end", "n_mels", "n_fft", "hop_length", "extra_windows", "phase",
             "phase_windows", "augment"} <= set(pinned["features"])
     assert {"critic_head", "critic_data", "masking"} <= set(pinned["gan"])
-    assert {*HEAD_SETTINGS, "selection", "calibrate"} <= set(pinned["classifier"])
+    assert {*HEAD_SETTINGS, "selection", "calibrate", "nuisance_directions"} <= set(
+        pinned["classifier"])
 
 
 def test_the_studies_default_variant_is_the_default_config(monkeypatch):
