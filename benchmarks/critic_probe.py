@@ -39,6 +39,7 @@ from quality import (
     kept_per_seed,
     load_split,
     probe_arguments,
+    rows_over_seeds,
     study_command,
     study_settings,
     summarise,
@@ -122,10 +123,7 @@ def main() -> None:
         lambda seed: probe_seed(args.dataset, args.cross,
                                 stage1_critic_dir(args.workdir, args.config, seed), seed,
                                 settings.features, settings.gan))
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for result in results.values():
-        for name, numbers in result.items():
-            rows.setdefault(name, []).append(numbers)
+    rows = rows_over_seeds(results)
     lines = ["# What stage 1 learnt: a linear probe on the critic's block statistics", "",
              f"Measured with `{study_command('critic_probe.py')}` on "
              f"{time.strftime('%Y-%m-%d')}. EER in %; mean ± standard deviation over seeds "

@@ -40,6 +40,7 @@ from quality import (
     dataset_arguments,
     kept_per_seed,
     load_split,
+    rows_over_seeds,
     study_command,
     study_numbers,
     summarise,
@@ -138,10 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     results = kept_per_seed(os.path.join(args.output, "nuisance_probe_runs"), args.seeds,
                             lambda seed: probe_seed(args, seed))
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for result in results.values():
-        for name, numbers in result.items():
-            rows.setdefault(name, []).append(numbers)
+    rows = rows_over_seeds(results)
     lines = ["# Ignoring what augmentation changes: a probe of the default's head", "",
              f"Measured with `{study_command('nuisance_probe.py')}` on "
              f"{time.strftime('%Y-%m-%d')}. EER in %; mean ± standard deviation over seeds "

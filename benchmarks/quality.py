@@ -171,6 +171,17 @@ def kept_per_seed(runs_dir: str, seeds: list[int], compute: Callable[[int], Any]
     return results
 
 
+def rows_over_seeds(results: dict[int, dict[str, dict[str, Any]]]
+                    ) -> dict[str, list[dict[str, Any]]]:
+    """A probe's kept seeds (seed -> row name -> numbers) as row name -> each seed's
+    numbers, in the seeds' order."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for result in results.values():
+        for name, numbers in result.items():
+            rows.setdefault(name, []).append(numbers)
+    return rows
+
+
 def study_command(script: str, results: dict[str, list[dict[str, Any]]] | None = None) -> str:
     """The command line that makes a table: the study's own, without --table-only (which only
     rewrites it) and without --only (which picks what runs now, not what the table shows);
