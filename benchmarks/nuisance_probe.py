@@ -115,9 +115,7 @@ def probe_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, Any]]
             project_out(projected, directions)
         kernel, bias, _ = solve_head(projected, is_spoof, head_l2, sample_weight)
         if count:
-            kernel = kernel[None, :].copy()
-            project_out(kernel, directions)
-            kernel = kernel[0]
+            project_out(kernel[None, :], directions)
         rows[f"{count} nuisance directions"] = {
             **measured(lambda values, kernel=kernel, bias=bias: -(values @ kernel + bias)),
             "energy_share": share}

@@ -200,8 +200,8 @@ def nuisance_directions(read_out: np.ndarray, copies: np.ndarray, originals: np.
 
 
 def project_out(values: np.ndarray, directions: np.ndarray) -> None:
-    """Removes from each row of `values` (in place, a slice at a time) its components along
-    the orthonormal `directions`."""
+    """Removes from each row of `values` (in place, a slice at a time; `kernel[None, :]`
+    for one vector) its components along the orthonormal `directions`."""
     for start in range(0, len(values), 1024):
         rows = values[start:start + 1024]
         rows -= (rows @ directions.T) @ directions
@@ -274,9 +274,7 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
         # The minimum has no component along the directions (the projected read-out has
         # none, and any would only add to the penalty); projecting the kernel makes that
         # exact, so the exported head, which reads the read-out unprojected, ignores them.
-        kernel = kernel[None, :].copy()
-        project_out(kernel, directions)
-        kernel = kernel[0]
+        project_out(kernel[None, :], directions)
     model.get_layer(CLASSIFIER_LOGIT).set_weights(
         [kernel[:, None].astype(np.float32), np.array([bias], np.float32)])
     # Dev read once: its scores (log-odds of bona fide) give every dev metric.
