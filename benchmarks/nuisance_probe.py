@@ -7,15 +7,17 @@ map, fitted on the train split and two augmented copies of each clip (front_end_
 copies). Rows:
 
 - `N nuisance directions`: the same head blind to the N directions of the read-out along
-  which the copies differ most from their clips (the Trainer's own copy of the fit:
-  spoofdetect.finetune.nuisance_directions and project_out); 0 is the default head.
+  which the copies differ most from their clips (the Trainer's own fit:
+  spoofdetect.finetune.nuisance_directions and solve_head); 0 is the default head.
 - `one-class`: no spoof is learnt at all: minus the Mahalanobis distance of a clip's
   read-out from the training split's bona fide clips (and their copies), in their first
   128 principal components with a shrunk covariance (Ledoit-Wolf). An attack never seen
   differs from bona fide speech in ways no training attack shows, which this head could
   catch, if bona fide speech of other speakers did not differ from it as much.
 
-Each is measured on the eval split, the cross set and the room set. A probe of one system
+Each is measured on the eval split, the cross set and the room set. For each number of
+directions it prints the head fit's CPU time (directions, projection and L-BFGS) as a ratio
+to the default head's in the same run: what the option costs the Trainer. A probe of one system
 on random critics is not the detector: benchmarks/GENERALISATION.md and ROOM_CHECK.md
 measure the pipeline's fused models.
 
@@ -33,7 +35,7 @@ from typing import Any
 import keras
 import numpy as np
 from critic_probe import block_statistics
-from front_end_probe import augmented_copies
+from front_end_probe import COPIES, augmented_copies
 from generalisation import variant_config
 from quality import (
     HERE,
@@ -52,8 +54,9 @@ from sklearn.preprocessing import StandardScaler
 
 from spoofdetect import metrics
 from spoofdetect.audio import first_segments
+from spoofdetect.config import PipelineConfig
 from spoofdetect.features import feature_maps
-from spoofdetect.finetune import class_weights, nuisance_directions, project_out, solve_head
+from spoofdetect.finetune import class_weights, nuisance_directions, solve_head
 from spoofdetect.models import build_critic
 
 # The study's name of the default on random critics: its first system is probed.
@@ -62,11 +65,10 @@ DIRECTIONS = (0, 8, 32, 128)
 ONE_CLASS_COMPONENTS = 128
 
 
-def read_outs(args: argparse.Namespace, seed: int
+def read_outs(args: argparse.Namespace, seed: int, settings: PipelineConfig
               ) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
     """Each set's (block-1 statistics, is_spoof, attacks); train's rows are the clips, then
-    each clip's two copies in turn."""
-    settings = variant_config(DEFAULT_TWIN, seed, args.config)
+    each clip's COPIES copies in turn."""
     keras.utils.set_random_seed(seed)
     critic = build_critic(settings.features, settings.gan)
 
@@ -78,7 +80,7 @@ def read_outs(args: argparse.Namespace, seed: int
     train, is_spoof, attacks = load_split(args.dataset, "train", 4.0)
     copies, copies_spoof = augmented_copies(train, is_spoof, seed)
     sets = {"train": (statistics(train + copies), np.concatenate([is_spoof, copies_spoof]),
-                      [*attacks, *np.repeat(attacks, len(copies) // len(train))])}
+                      [*attacks, *np.repeat(attacks, COPIES)])}
     for name, (root, split) in {"eval": (args.dataset, "eval"), "cross": (args.cross, "eval"),
                                 "room": (args.room, "eval")}.items():
         clips, is_spoof, attacks = load_split(root, split, 4.0)
@@ -87,14 +89,15 @@ def read_outs(args: argparse.Namespace, seed: int
 
 
 def probe_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, Any]]:
-    sets = read_outs(args, seed)
-    head_l2 = variant_config(DEFAULT_TWIN, seed, args.config).classifier.head_l2
+    settings = variant_config(DEFAULT_TWIN, seed, args.config)
+    sets = read_outs(args, seed, settings)
+    head_l2 = settings.classifier.head_l2
     train, is_spoof, _ = sets["train"]
     scaler = StandardScaler().fit(train)
     train = scaler.transform(train)
-    clips = len(train) // 3
+    clips = len(train) // (COPIES + 1)
     copies = np.arange(clips, len(train))
-    originals = np.repeat(np.arange(clips), 2)
+    originals = np.repeat(np.arange(clips), COPIES)
     weights = class_weights(int((~is_spoof).sum()), int(is_spoof.sum()))
     sample_weight = np.where(is_spoof, weights[1], weights[0])
 
@@ -108,19 +111,23 @@ def probe_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, Any]]
 
     rows = {}
     for count in DIRECTIONS:
-        projected = train.copy()
-        share = 0.0
-        if count:
-            directions, share = nuisance_directions(train, copies, originals, count)
-            project_out(projected, directions)
-        kernel, bias, _ = solve_head(projected, is_spoof, head_l2, sample_weight)
-        if count:
-            project_out(kernel[None, :], directions)
-        rows[f"{count} nuisance directions"] = {
+        # solve_head projects its read-out in place: a copy, as train serves every count.
+        read_out = train.copy()
+        started = time.process_time()
+        directions, share = (nuisance_directions(read_out, copies, originals, count) if count
+                             else (None, 0.0))
+        kernel, bias, _ = solve_head(read_out, is_spoof, head_l2, sample_weight,
+                                     ignored=directions)
+        fit_seconds = time.process_time() - started
+        row = rows[f"{count} nuisance directions"] = {
             **measured(lambda values, kernel=kernel, bias=bias: -(values @ kernel + bias)),
-            "energy_share": share}
-        print(f"seed {seed}, {count} directions: cross EER "
-              f"{100 * rows[f'{count} nuisance directions']['cross']['eer']:.1f} %", flush=True)
+            "energy_share": share, "fit_cpu_seconds": fit_seconds}
+        # The cost of the option: the whole head fit (directions, projection, L-BFGS) against
+        # the default head's, in the same run.
+        print(f"seed {seed}, {count} directions: cross EER {100 * row['cross']['eer']:.1f} %; "
+              f"head fit {fit_seconds:.1f} s CPU, "
+              f"{fit_seconds / rows['0 nuisance directions']['fit_cpu_seconds']:.2f}x the "
+              "default head's", flush=True)
     bona_fide = PCA(ONE_CLASS_COMPONENTS, random_state=seed).fit(train[~is_spoof])
     shrunk = LedoitWolf().fit(bona_fide.transform(train[~is_spoof]))
     rows["one-class"] = measured(

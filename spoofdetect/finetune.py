@@ -141,12 +141,21 @@ def load_critic(base_model_dir: str) -> keras.Model:
 
 
 def solve_head(read_out: np.ndarray, is_spoof: np.ndarray, head_l2: float,
-               sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
+               sample_weight: np.ndarray | None = None, ignored: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float, int]:
     """(weights, bias, iterations) of the linear head that minimises the Trainer's loss on
     `read_out` (one row per example): the mean of sample_weight x log-loss, plus head_l2
     |w|^2 (the bias not penalised). scikit-learn's L-BFGS minimises C x the summed weighted
     log-loss + |w|^2 / 2, the same up to a factor when C = 1 / (2 head_l2 n). The loss is
-    strictly convex for head_l2 > 0, so the answer is unique."""
+    strictly convex for head_l2 > 0, so the answer is unique.
+
+    With `ignored` (orthonormal rows: `nuisance_directions`), `read_out` is first projected
+    off them, in place (the read-out can be gigabytes), and so are the weights: the minimum
+    has no component along them anyway (the projected rows have none, and any would only
+    add to the penalty); projecting makes that exact, so the head gives the same score to
+    unprojected read-outs that differ only along them."""
+    if ignored is not None:
+        project_out(read_out, ignored)
     solver = LogisticRegression(C=1.0 / (2 * head_l2 * len(read_out)), max_iter=HEAD_ITERATIONS,
                                 tol=1e-6)
     with warnings.catch_warnings():
@@ -157,7 +166,10 @@ def solve_head(read_out: np.ndarray, is_spoof: np.ndarray, head_l2: float,
             raise UserError(f"L-BFGS did not reach the head's minimum in {HEAD_ITERATIONS} "
                             "iterations; raise classifier.head_l2, or use "
                             "classifier.head_solver='adam'.") from error
-    return solver.coef_[0], float(solver.intercept_[0]), int(solver.n_iter_[0])
+    weights = solver.coef_[0]
+    if ignored is not None:
+        project_out(weights[None, :], ignored)
+    return weights, float(solver.intercept_[0]), int(solver.n_iter_[0])
 
 
 def copy_pairs(clip_ids: list[str], segment_index: np.ndarray, augmentation: list[str],
@@ -190,10 +202,15 @@ def nuisance_directions(read_out: np.ndarray, copies: np.ndarray, originals: np.
                         f"has {len(copies)} augmented copies paired with their clips and a "
                         f"read-out of {read_out.shape[1]} values: use fewer directions than "
                         "either.")
-    differences = (read_out[copies] - read_out[originals]).astype(np.float32)
+    # Filled a slice at a time: whole-array arithmetic would hold two float64 temporaries of
+    # the copies' rows, twice the float32 array's size each.
+    differences = np.empty((len(copies), read_out.shape[1]), np.float32)
+    for start in range(0, len(copies), 1024):
+        rows = slice(start, start + 1024)
+        differences[rows] = read_out[copies[rows]] - read_out[originals[rows]]
     _, singular, directions = randomized_svd(differences, count, random_state=0)
     share = float(np.sum(singular.astype(np.float64) ** 2)
-                  / np.sum(differences.astype(np.float64) ** 2))
+                  / np.einsum("ij,ij->", differences, differences, dtype=np.float64))
     # Orthonormal to float64's precision (the SVD's are to float32's), so that projecting
     # the head's kernel leaves nothing along them.
     return np.linalg.qr(directions.astype(np.float64).T)[0].T, share
@@ -260,21 +277,18 @@ def fit_head_lbfgs(model: keras.Model, train: tf.data.Dataset, dev: tf.data.Data
             values[start:start + 1024] = normalisation(
                 values[start:start + 1024].astype(np.float32)).numpy()
     nuisance: dict[str, float] = {}
+    directions = None
     if config.nuisance_directions:
         directions, share = nuisance_directions(
             values, *copy_pairs(clip_ids, segment_index, augmentation, is_spoof),
             config.nuisance_directions)
-        project_out(values, directions)
         nuisance = {"nuisance_directions": len(directions), "nuisance_energy_share": share}
         logging.info("Stage 2: the head ignores %d directions of the read-out, %.1f %% of "
                      "what augmentation changes in it", len(directions), 100 * share)
     sample_weight = np.where(is_spoof, weights[LABELS["fake"]], weights[LABELS["real"]])
-    kernel, bias, iterations = solve_head(values, is_spoof, config.head_l2, sample_weight)
-    if nuisance:
-        # The minimum has no component along the directions (the projected read-out has
-        # none, and any would only add to the penalty); projecting the kernel makes that
-        # exact, so the exported head, which reads the read-out unprojected, ignores them.
-        project_out(kernel[None, :], directions)
+    # values is projected in place: the training metrics below are of what the head saw.
+    kernel, bias, iterations = solve_head(values, is_spoof, config.head_l2, sample_weight,
+                                          ignored=directions)
     model.get_layer(CLASSIFIER_LOGIT).set_weights(
         [kernel[:, None].astype(np.float32), np.array([bias], np.float32)])
     # Dev read once: its scores (log-odds of bona fide) give every dev metric.

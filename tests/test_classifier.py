@@ -352,10 +352,15 @@ def test_nuisance_directions_are_what_augmentation_changes_and_the_head_ignores_
     plain, _, _ = solve_head(values, labels, 0.01)
     assert abs(plain[1]) > 0.05  # without the projection the head reads the augmentation
     projected = values.copy()
-    project_out(projected, directions)
+    blind, _, _ = solve_head(projected, labels, 0.01, ignored=directions)
+    # The read-out is projected in place, and the head scores it as it scores the original.
     np.testing.assert_allclose(projected @ directions.T, 0, atol=1e-9)
-    blind, _, _ = solve_head(projected, labels, 0.01)
     assert np.abs(directions @ blind).max() < 1e-3 and abs(blind[0]) > 1.0
+    np.testing.assert_allclose(values @ blind, projected @ blind, atol=1e-9)
+    alone = values[:3].copy()
+    project_out(alone[:1], directions)  # a slice: only its own rows change
+    np.testing.assert_array_equal(alone[1:], values[1:3])
+    np.testing.assert_allclose(alone[0], projected[0], atol=1e-12)
     with pytest.raises(UserError, match="200 augmented copies paired with their clips"):
         nuisance_directions(values, *pairs, 200)
 
