@@ -37,17 +37,38 @@ def compile_to(path, *extra) -> list[dict]:
     return kubeflow_runner.read_spec(str(path))
 
 
+def setting_names(value: object, prefix: str = "") -> list[str]:
+    """The dotted names of every setting in a parameter's value: JSON objects, also those
+    serialised inside strings (as the config's sections are), opened all the way down."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return []
+    if not isinstance(value, dict):
+        return []
+    return [name for key, item in sorted(value.items())
+            for name in [prefix + key, *setting_names(item, f"{prefix}{key}.")]]
+
+
 def structure(documents: list[dict]) -> dict:
     """What must not change unnoticed: tasks and their wiring, artifact and parameter types,
-    containers (command, image, flags, resources) and the Kubernetes platform section.
-    Config values inside parameters may change without recompiling the example."""
+    the names of the settings each task is given (a setting added to or removed from the
+    config must reach the example), containers (command, image, flags, resources) and the
+    Kubernetes platform section. Config values may change without recompiling the example."""
     spec = documents[0]
     executors = spec["deploymentSpec"]["executors"]
+    tasks = spec["root"]["dag"]["tasks"]
     return {
         "tasks": {name: (task["componentRef"]["name"], sorted(task.get("dependentTasks", [])),
                          sorted(task.get("inputs", {}).get("artifacts", {})),
                          sorted(task.get("inputs", {}).get("parameters", {})))
-                  for name, task in spec["root"]["dag"]["tasks"].items()},
+                  for name, task in tasks.items()},
+        "settings": {name: {parameter: setting_names(value.get("runtimeValue", {})
+                                                     .get("constant"))
+                            for parameter, value in task.get("inputs", {})
+                            .get("parameters", {}).items()}
+                     for name, task in tasks.items()},
         "components": {name: kubeflow_runner.artifact_types(component)
                        for name, component in spec["components"].items()},
         "containers": {label: (e["container"]["command"], e["container"]["image"],
@@ -288,3 +309,23 @@ def test_config_values_reach_the_kubeflow_config():
     assert cluster.kubeflow.gpus == 3 and cluster.pipeline_root == "gs://b/root"
     assert cluster.push_destination == "gs://b/root/serving"
     assert cluster.evaluation.baseline == "serving_dir"
+
+
+def test_a_setting_missing_from_the_committed_example_is_caught(tmp_path):
+    documents = compile_to(tmp_path / "spec.yaml")
+    trainer = documents[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    config = json.loads(trainer["custom_config"]["runtimeValue"]["constant"])
+    assert "classifier.nuisance_directions" in setting_names(config)
+    classifier = json.loads(config["classifier"])
+    del classifier["nuisance_directions"]
+    config["classifier"] = json.dumps(classifier)
+    stale = json.loads(json.dumps(documents))
+    stale[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"][
+        "runtimeValue"]["constant"] = json.dumps(config)
+    assert structure(stale) != structure(documents)
+    # A value alone is not a change of structure.
+    classifier["nuisance_directions"] = 8
+    config["classifier"] = json.dumps(classifier)
+    stale[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"][
+        "runtimeValue"]["constant"] = json.dumps(config)
+    assert structure(stale) == structure(documents)
