@@ -313,19 +313,24 @@ def test_config_values_reach_the_kubeflow_config():
 
 def test_a_setting_missing_from_the_committed_example_is_caught(tmp_path):
     documents = compile_to(tmp_path / "spec.yaml")
-    trainer = documents[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
-    config = json.loads(trainer["custom_config"]["runtimeValue"]["constant"])
+    config = json.loads(trainer_config(documents)["constant"])
     assert "classifier.nuisance_directions" in setting_names(config)
     classifier = json.loads(config["classifier"])
-    del classifier["nuisance_directions"]
-    config["classifier"] = json.dumps(classifier)
-    stale = json.loads(json.dumps(documents))
-    stale[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"][
-        "runtimeValue"]["constant"] = json.dumps(config)
-    assert structure(stale) != structure(documents)
+
+    def with_classifier(settings: dict) -> list[dict]:
+        changed = json.loads(json.dumps(documents))
+        trainer_config(changed)["constant"] = json.dumps({**config,
+                                                         "classifier": json.dumps(settings)})
+        return changed
+
+    missing = {key: value for key, value in classifier.items() if key != "nuisance_directions"}
+    assert structure(with_classifier(missing)) != structure(documents)
     # A value alone is not a change of structure.
-    classifier["nuisance_directions"] = 8
-    config["classifier"] = json.dumps(classifier)
-    stale[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"][
-        "runtimeValue"]["constant"] = json.dumps(config)
-    assert structure(stale) == structure(documents)
+    assert structure(with_classifier({**classifier, "nuisance_directions": 8})) == structure(
+        documents)
+
+
+def trainer_config(documents: list[dict]) -> dict:
+    """The Trainer's custom_config parameter of a compiled spec (its value under 'constant')."""
+    return documents[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"][
+        "custom_config"]["runtimeValue"]
