@@ -89,11 +89,13 @@ def standardised_systems(systems: list[ScoredSystem], dev_scores: list[np.ndarra
 
 def train_fusion(train_files: list[str], dev_files: list[str], features: FeatureConfig,
                  config: ClassifierConfig, gan: GanConfig, first: keras.Model, run_dir: str
-                 ) -> tuple[list[ScoredSystem], dict[str, Any]]:
+                 ) -> tuple[list[ScoredSystem], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
     """Trains the fused systems that `features` turns on beside `first`: the second
     classifier (`config`'s head on a random critic over the fusion map) and LFCC-GMM; then
     maps every system's score as the module's docstring says. Returns the systems, ready to
-    export, and what the Trainer's summary records of the fusion."""
+    export; what the Trainer's summary records of the fusion; and (the fused score, is_spoof)
+    of every dev example, the exported model's dev scores before calibration, which the
+    standardisation has already computed (so calibration need not score dev again)."""
     classifiers = [ScoredSystem(first, features)]
     report: dict[str, Any] = {"systems": ["classifier"]}
     if features.fusion_features is not None:
@@ -126,4 +128,4 @@ def train_fusion(train_files: list[str], dev_files: list[str], features: Feature
         "dev_eer_each": [metrics.equal_error_rate(score[~is_spoof], score[is_spoof])[0]
                          for score, _ in dev],
         "dev_eer": metrics.equal_error_rate(fused[~is_spoof], fused[is_spoof])[0]})
-    return systems, report
+    return systems, report, (fused, is_spoof)

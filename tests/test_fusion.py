@@ -12,7 +12,7 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from spoofdetect import examples
+from spoofdetect import examples, metrics
 from spoofdetect.audio import decode_audio, segment_waveform
 from spoofdetect.calibration import Calibration
 from spoofdetect.components import code_version, keys
@@ -221,3 +221,7 @@ def test_trainer_trains_every_system_and_exports_their_standardised_sum(fused_ex
     fused = calibration.inverse().apply(dev.scores)
     assert fused.mean() == pytest.approx(0.0, abs=1e-4)
     assert fused.std() > 0.1
+    # The calibration was fitted on these same scores, all three systems' (the fusion hands
+    # its dev scores over rather than dev being scored again): its raw Cllr is theirs.
+    assert summary["calibration"]["dev_cllr_raw"] == pytest.approx(
+        metrics.cllr(fused[~dev.is_spoof], fused[dev.is_spoof]), rel=1e-4)
