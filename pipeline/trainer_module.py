@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from spoofdetect.components import keys
@@ -42,15 +43,16 @@ def run_fn(fn_args: FnArgs) -> None:
     summary = summarise(history, config)
     summary[keys.CODE_VERSION_PROPERTY] = running_code_version(custom.get(CODE_VERSION))
     systems = [ScoredSystem(model, features)]
-    dev_scores = None
+    dev_scores: tuple[np.ndarray, np.ndarray] | None = None
     if features.fused_maps:
         systems, summary["fusion"], dev_scores = train_fusion(
             fn_args.train_files, fn_args.eval_files, features, config, gan, model,
             fn_args.model_run_dir)
     calibration = UNCALIBRATED
     if config.calibrate:
-        calibration, summary["calibration"] = fit_dev_calibration(*(
-            dev_scores or fused_scores(systems, fn_args.eval_files, config.batch_size)))
+        if dev_scores is None:  # without fusion nothing has scored dev yet
+            dev_scores = fused_scores(systems, fn_args.eval_files, config.batch_size)
+        calibration, summary["calibration"] = fit_dev_calibration(*dev_scores)
     export_fused_model(systems, fn_args.serving_model_dir, float(custom[MAX_AUDIO_SECONDS]),
                        calibration)
     with open(os.path.join(fn_args.model_run_dir, "summary.json"), "w") as handle:
