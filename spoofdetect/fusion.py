@@ -65,10 +65,16 @@ def fused_scores(systems: list[ScoredSystem], files: list[str], batch_size: int
     """(the exported model's score before calibration, is_spoof) of every example of
     `files`: the sum of the systems' mapped scores."""
     scored = [system_scores(system, files, batch_size) for system in systems]
+    return np.sum([score for score, _ in scored], axis=0), labels_in_one_order(scored)
+
+
+def labels_in_one_order(scored: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The is_spoof of `scored` (each system's (score, is_spoof) of the same files), which
+    must be every system's: scores are summed position by position."""
     for _, is_spoof in scored[1:]:
         if not np.array_equal(is_spoof, scored[0][1]):
             raise ValueError("The fused systems read the examples in different orders.")
-    return np.sum([score for score, _ in scored], axis=0), scored[0][1]
+    return scored[0][1]
 
 
 def standardised_systems(systems: list[ScoredSystem], dev_scores: list[np.ndarray],
@@ -109,7 +115,6 @@ def train_fusion(train_files: list[str], dev_files: list[str], features: Feature
         report["systems"].append("second")
         report["second_system"] = summarise(history, second_config)
     dev = [system_scores(system, dev_files, config.batch_size) for system in classifiers]
-    is_spoof = dev[0][1]
     with_gmm = features.lfcc_features is not None
     systems, fused = standardised_systems(classifiers, [score for score, _ in dev], with_gmm)
     if with_gmm:
@@ -121,6 +126,7 @@ def train_fusion(train_files: list[str], dev_files: list[str], features: Feature
         systems.append(gmm)
         fused = fused + gmm.standardisation.apply(dev[-1][0])
         report["systems"].append("lfcc-gmm")
+    is_spoof = labels_in_one_order(dev)
     report.update({
         "dev_standardisation": [{"scale": system.standardisation.scale,
                                  "offset": system.standardisation.offset}

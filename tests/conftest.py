@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
 import sys
 
@@ -129,6 +130,44 @@ def with_seed_head(classifier):
     seed = load_config(SEED_PRESET).classifier
     return dataclasses.replace(classifier, **{name: getattr(seed, name)
                                               for name in HEAD_SETTINGS})
+
+
+def run_trainer(examples_dir: str, features, classifier, output) -> dict:
+    """The Trainer's run_fn (with the narrow critic of FAST) on `examples_dir`'s train and
+    dev splits; the SavedModel in output/serving, the run in output/run. Returns its
+    summary.json."""
+    from tfx.components.trainer.fn_args_utils import FnArgs
+
+    from spoofdetect.components import code_version
+    from spoofdetect.config import GanConfig, section_to_json
+    from spoofdetect.data import split_files
+    from spoofdetect.pipeline import trainer_module
+
+    trainer_module.run_fn(FnArgs(
+        train_files=split_files(examples_dir, "train"),
+        eval_files=split_files(examples_dir, "dev"),
+        serving_model_dir=str(output / "serving"), model_run_dir=str(output / "run"),
+        custom_config={trainer_module.FEATURES: section_to_json(features),
+                       trainer_module.GAN: section_to_json(GanConfig(critic_widths=(8, 16, 32))),
+                       trainer_module.CLASSIFIER: section_to_json(classifier),
+                       trainer_module.MAX_AUDIO_SECONDS: 600.0,
+                       trainer_module.CODE_VERSION: code_version.current()}))
+    with open(output / "run" / "summary.json") as handle:
+        return json.load(handle)
+
+
+def uncalibrated_dev_scores(examples_dir: str, features, output, summary: dict
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(score with the calibration in `summary` undone, is_spoof) of every dev example, scored
+    by the SavedModel that run_trainer exported to `output`."""
+    from spoofdetect.calibration import Calibration
+    from spoofdetect.data import split_files
+    from spoofdetect.evaluation import score_examples
+
+    dev = score_examples(str(output / "serving"), split_files(examples_dir, "dev"), features, 8)
+    calibration = Calibration(summary["calibration"]["scale"],
+                              summary["calibration"]["offset"])
+    return calibration.inverse().apply(dev.scores), dev.is_spoof
 
 
 # Seconds, not minutes: narrow networks, one epoch of each stage. Limits that any model

@@ -1,26 +1,26 @@
 """Calibration: a logistic-regression map of scores to log-likelihood ratios, fitted on dev,
 exported in the model."""
 
-import json
-
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.components.trainer.fn_args_utils import FnArgs
 
 from spoofdetect import metrics
 from spoofdetect.calibration import Calibration, fit_calibration
-from spoofdetect.components import code_version
-from spoofdetect.config import ClassifierConfig, GanConfig, section_to_json
+from spoofdetect.config import ClassifierConfig, GanConfig
 from spoofdetect.data import split_files
 from spoofdetect.errors import UserError
-from spoofdetect.evaluation import score_examples
 from spoofdetect.export import ScoredSystem, export_serving_model
 from spoofdetect.finetune import fit_dev_calibration
 from spoofdetect.fusion import fused_scores
 from spoofdetect.models import build_critic, classifier_from_critic
-from spoofdetect.pipeline import trainer_module
-from tests.conftest import ONE_SYSTEM, SEED_FEATURES, with_seed_head
+from tests.conftest import (
+    ONE_SYSTEM,
+    SEED_FEATURES,
+    run_trainer,
+    uncalibrated_dev_scores,
+    with_seed_head,
+)
 
 
 def gaussian_scores(mean: float, count: int, seed: int = 0):
@@ -93,22 +93,10 @@ def test_dev_calibration_of_a_trained_model_lowers_dev_cllr(exported, demo_examp
 
 def test_trainer_calibrates_one_system_on_its_own_dev_scores(demo_examples, tmp_path):
     # Without fusion nothing else has scored dev: the Trainer scores it for the calibration.
-    classifier = with_seed_head(ClassifierConfig(from_scratch=True, epochs=1, batch_size=4,
-                                                 calibrate=True))
-    trainer_module.run_fn(FnArgs(
-        train_files=split_files(demo_examples, "train"),
-        eval_files=split_files(demo_examples, "dev"),
-        serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
-        custom_config={trainer_module.FEATURES: section_to_json(ONE_SYSTEM),
-                       trainer_module.GAN: section_to_json(GanConfig(critic_widths=(8, 16, 32))),
-                       trainer_module.CLASSIFIER: section_to_json(classifier),
-                       trainer_module.MAX_AUDIO_SECONDS: 600.0,
-                       trainer_module.CODE_VERSION: code_version.current()}))
-    with open(tmp_path / "run" / "summary.json") as handle:
-        fitted = json.load(handle)["calibration"]
-    dev = score_examples(str(tmp_path / "serving"), split_files(demo_examples, "dev"),
-                         ONE_SYSTEM, 8)
-    raw = Calibration(fitted["scale"], fitted["offset"]).inverse().apply(dev.scores)
-    assert fitted["dev_cllr_raw"] == pytest.approx(
-        metrics.cllr(raw[~dev.is_spoof], raw[dev.is_spoof]), rel=1e-4)
+    summary = run_trainer(demo_examples, ONE_SYSTEM, with_seed_head(ClassifierConfig(
+        from_scratch=True, epochs=1, batch_size=4, calibrate=True)), tmp_path)
+    raw, is_spoof = uncalibrated_dev_scores(demo_examples, ONE_SYSTEM, tmp_path, summary)
+    fitted = summary["calibration"]
+    assert fitted["dev_cllr_raw"] == pytest.approx(metrics.cllr(raw[~is_spoof], raw[is_spoof]),
+                                                   rel=1e-4)
     assert fitted["dev_cllr_calibrated"] <= fitted["dev_cllr_raw"] + 1e-9

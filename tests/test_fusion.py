@@ -2,7 +2,6 @@
 every map in the Examples, the fused SavedModel's signatures, the Trainer's run_fn and the
 evaluator on its output."""
 
-import json
 import os
 
 import apache_beam as beam
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
-from tfx.components.trainer.fn_args_utils import FnArgs
 
 from spoofdetect import examples, metrics
 from spoofdetect.audio import decode_audio, segment_waveform
@@ -22,7 +20,6 @@ from spoofdetect.config import (
     FusionConfig,
     GanConfig,
     load_config,
-    section_to_json,
 )
 from spoofdetect.data import example_dataset, split_files
 from spoofdetect.errors import UserError
@@ -30,10 +27,14 @@ from spoofdetect.evaluation import WrongShapeError, score_examples
 from spoofdetect.export import ScoredSystem, export_fused_model
 from spoofdetect.extraction import run_extraction
 from spoofdetect.features import spectral_features
-from spoofdetect.fusion import FUSION_RUN_DIR, dev_standardisation, standardised_systems
+from spoofdetect.fusion import (
+    FUSION_RUN_DIR,
+    dev_standardisation,
+    labels_in_one_order,
+    standardised_systems,
+)
 from spoofdetect.models import build_critic, classifier_from_critic, logit_model
-from spoofdetect.pipeline import trainer_module
-from tests.conftest import ONE_SYSTEM, SEED_PRESET
+from tests.conftest import ONE_SYSTEM, SEED_PRESET, run_trainer, uncalibrated_dev_scores
 
 # The fused map narrowed to keep the tests quick: 40 mel bands of a 25 ms window and their
 # group delay every 10 ms (80 x 401), beside the default's 160 x 126; and LFCC-GMM's map.
@@ -192,19 +193,8 @@ def test_a_model_of_one_map_on_fused_examples_is_a_wrong_shape(exported, fused_e
 
 def test_trainer_trains_every_system_and_exports_their_standardised_sum(fused_examples,
                                                                         tmp_path):
-    classifier = ClassifierConfig(from_scratch=True, batch_size=4, calibrate=True)
-    fn_args = FnArgs(
-        train_files=split_files(fused_examples, "train"),
-        eval_files=split_files(fused_examples, "dev"),
-        serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
-        custom_config={trainer_module.FEATURES: section_to_json(FUSED),
-                       trainer_module.GAN: section_to_json(NARROW),
-                       trainer_module.CLASSIFIER: section_to_json(classifier),
-                       trainer_module.MAX_AUDIO_SECONDS: 600.0,
-                       trainer_module.CODE_VERSION: code_version.current()})
-    trainer_module.run_fn(fn_args)
-    with open(tmp_path / "run" / "summary.json") as handle:
-        summary = json.load(handle)
+    summary = run_trainer(fused_examples, FUSED, ClassifierConfig(
+        from_scratch=True, batch_size=4, calibrate=True), tmp_path)
     assert summary[keys.CODE_VERSION_PROPERTY] == code_version.current()
     # Both heads by the default's solver, the second too.
     for system in (summary, summary["fusion"]["second_system"]):
@@ -214,14 +204,19 @@ def test_trainer_trains_every_system_and_exports_their_standardised_sum(fused_ex
     assert os.path.exists(tmp_path / "run" / FUSION_RUN_DIR / "history.json")
     # On dev, each standardised score has mean 0, so their sum does: undo the calibration
     # of the exported scores and the mean is 0 (it would not be without standardisation).
-    dev = score_examples(str(tmp_path / "serving"), split_files(fused_examples, "dev"),
-                         FUSED, 8)
-    calibration = Calibration(summary["calibration"]["scale"],
-                              summary["calibration"]["offset"])
-    fused = calibration.inverse().apply(dev.scores)
+    fused, is_spoof = uncalibrated_dev_scores(fused_examples, FUSED, tmp_path, summary)
     assert fused.mean() == pytest.approx(0.0, abs=1e-4)
     assert fused.std() > 0.1
-    # The calibration was fitted on these same scores, all three systems' (the fusion hands
-    # its dev scores over rather than dev being scored again): its raw Cllr is theirs.
+    # The calibration was fitted on these same scores, all three systems' sum: its raw Cllr
+    # is theirs.
     assert summary["calibration"]["dev_cllr_raw"] == pytest.approx(
-        metrics.cllr(fused[~dev.is_spoof], fused[dev.is_spoof]), rel=1e-4)
+        metrics.cllr(fused[~is_spoof], fused[is_spoof]), rel=1e-4)
+
+
+def test_systems_that_read_dev_in_different_orders_are_not_summed():
+    labels = np.array([True, False, False])
+    scored = [(np.zeros(3), labels), (np.ones(3), labels.copy())]
+    assert labels_in_one_order(scored) is labels
+    scored.append((np.ones(3), labels[::-1]))
+    with pytest.raises(ValueError, match="different orders"):
+        labels_in_one_order(scored)
